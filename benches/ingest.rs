@@ -1,0 +1,136 @@
+//! Ingest benchmark: a generated health extract of N rows, CSV → lake,
+//! beside DuckDB and DataFusion's own CSV → Parquet on the same file.
+//!
+//!   cargo bench --bench ingest -- --rows 1000000 [--rows 10000000] [--dir /tmp/bench]
+//!
+//! Each tool runs as its own process; peak memory is that process's maximum
+//! resident set (getrusage). DuckDB is the `duckdb` binary on PATH
+//! (`pip install duckdb-cli`); it is skipped with a note when absent.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+struct Measure {
+    seconds: f64,
+    peak_mib: f64,
+}
+
+/// Run a command as a child and measure wall time and its peak RSS.
+fn measure(cmd: &mut Command) -> Option<Measure> {
+    let start = Instant::now();
+    let mut child = cmd.spawn().ok()?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child, with valid pointers to locals.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let seconds = start.elapsed().as_secs_f64();
+    std::mem::forget(child.stdin.take());
+    if waited != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        eprintln!("command failed: {cmd:?}");
+        return None;
+    }
+    Some(Measure {
+        seconds,
+        peak_mib: usage.ru_maxrss as f64 / 1024.0,
+    })
+}
+
+fn file_mib(path: &Path) -> f64 {
+    std::fs::metadata(path)
+        .map(|m| m.len() as f64 / (1024.0 * 1024.0))
+        .unwrap_or(0.0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mut rows_list = Vec::new();
+    let mut dir = std::env::temp_dir().join("safetynet-bench");
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--rows" => {
+                rows_list.push(args[i + 1].parse::<usize>().expect("--rows N"));
+                i += 1;
+            }
+            "--dir" => {
+                dir = PathBuf::from(&args[i + 1]);
+                i += 1;
+            }
+            _ => {} // cargo bench passes --bench
+        }
+        i += 1;
+    }
+    if rows_list.is_empty() {
+        rows_list.push(1_000_000);
+    }
+    let bin = env!("CARGO_BIN_EXE_safetynet");
+    let has_duckdb = Command::new("duckdb")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+
+    println!("| rows | file MiB | tool | seconds | rows/s | peak MiB |");
+    println!("|---:|---:|---|---:|---:|---:|");
+    for rows in rows_list {
+        let data = dir.join(format!("rows{rows}"));
+        let csv = data.join("health.csv");
+        if !csv.exists() {
+            let households = (rows / 14 * 10).clamp(1_000, 200_000);
+            let status = Command::new(bin)
+                .args([
+                    "generate",
+                    "--only",
+                    "health",
+                    "--households",
+                    &households.to_string(),
+                ])
+                .args(["--rows", &format!("health={rows}"), "--seed", "1", "--out"])
+                .arg(&data)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .expect("generate");
+            assert!(status.success());
+        }
+        let mib = file_mib(&csv);
+        let report = |tool: &str, m: Option<Measure>| match m {
+            Some(m) => println!(
+                "| {rows} | {mib:.0} | {tool} | {:.2} | {:.0} | {:.0} |",
+                m.seconds,
+                rows as f64 / m.seconds,
+                m.peak_mib
+            ),
+            None => println!("| {rows} | {mib:.0} | {tool} | failed | | |"),
+        };
+
+        let lake = data.join("lake");
+        let _ = std::fs::remove_dir_all(&lake);
+        let m = measure(
+            Command::new(bin)
+                .args(["ingest", "--lake"])
+                .arg(&lake)
+                .args(["--source", "health"])
+                .arg(&csv)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .env("SAFETYNET_LOG", "warn")
+                .stdout(std::process::Stdio::null()),
+        );
+        report("safetynet ingest (normalise, validate, Delta)", m);
+
+        if has_duckdb {
+            let out = data.join("duckdb.parquet");
+            let sql = format!(
+                "COPY (SELECT * FROM read_csv('{}')) TO '{}' (FORMAT parquet, COMPRESSION zstd)",
+                csv.display(),
+                out.display()
+            );
+            report(
+                "duckdb read_csv → zstd parquet",
+                measure(Command::new("duckdb").args([":memory:", "-c", &sql])),
+            );
+        } else {
+            println!("| {rows} | {mib:.0} | duckdb | not installed (pip install duckdb-cli) | | |");
+        }
+    }
+}

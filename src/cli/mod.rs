@@ -1,0 +1,347 @@
+//! Command-line interface: argument parsing and output only; the work is
+//! done by the library modules.
+
+pub mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::{Pipeline, SourceSchema};
+use crate::ingest::{self, FileOutcome, IngestOptions};
+use crate::lake::Lake;
+use output::Format;
+
+#[derive(Parser)]
+#[command(
+    name = "safetynet",
+    version,
+    about = "Departmental data screening for return-to-poverty monitoring (防止返贫监测部门数据筛查)"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest extracts of one source into the lake (导入部门数据).
+    Ingest {
+        /// Lake location: a directory, or a URL (s3://bucket/prefix, file://…).
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        /// Source name; the schema is schemas/<NAME>.toml unless --schema is given.
+        #[arg(long)]
+        source: String,
+        /// Schema file to use instead of schemas/<SOURCE>.toml.
+        #[arg(long)]
+        schema: Option<PathBuf>,
+        /// Text encoding, overriding the schema: utf-8, gb18030 or gbk.
+        #[arg(long)]
+        encoding: Option<String>,
+        /// Files, directories, globs or URLs (s3://bucket/dir/*.csv).
+        #[arg(required = true)]
+        inputs: Vec<String>,
+    },
+    /// Run SQL against the lake's tables (查询).
+    Sql {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        /// The statement to run.
+        #[arg(short = 'c', long = "command", conflicts_with = "file")]
+        command: Option<String>,
+        /// A file of statements separated by semicolons.
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Write synthetic extracts with ground truth (生成模拟数据).
+    Generate {
+        #[arg(long, default_value_t = 500)]
+        households: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+        /// Write the department extracts in this encoding (utf-8 or gb18030).
+        #[arg(long, default_value = "utf-8")]
+        encoding: String,
+        /// Write this source as XLSX instead of CSV (repeatable).
+        #[arg(long)]
+        xlsx: Vec<String>,
+        /// Row count for one extract, e.g. --rows health=1000000 (repeatable).
+        #[arg(long, value_parser = parse_rows)]
+        rows: Vec<(String, usize)>,
+        /// Write only these department extracts (repeatable); the roster is always written.
+        #[arg(long)]
+        only: Vec<String>,
+    },
+    /// Run a pipeline file: every stage of the job (运行流水线).
+    Run {
+        pipeline: PathBuf,
+        /// Lake location, overriding the pipeline file's.
+        #[arg(long)]
+        lake: Option<String>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SAFETYNET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("safetynet=info,warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_target(false).compact().init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Ingest {
+            lake,
+            source,
+            schema,
+            encoding,
+            inputs,
+        } => {
+            let schema_path =
+                schema.unwrap_or_else(|| PathBuf::from(format!("schemas/{source}.toml")));
+            let schema = SourceSchema::load(&schema_path)?;
+            if schema.name != source {
+                anyhow::bail!(
+                    "--source {source} but {} describes '{}'",
+                    schema_path.display(),
+                    schema.name
+                );
+            }
+            let lake = Lake::open(&lake).await?;
+            let outcomes = ingest_with_progress(
+                &lake,
+                Arc::new(schema),
+                &inputs,
+                &IngestOptions { encoding },
+            )
+            .await?;
+            print_ingest_summary(&outcomes);
+            Ok(exit_code(&outcomes))
+        }
+        Command::Sql {
+            lake,
+            command,
+            file,
+            format,
+        } => {
+            let lake = Lake::open(&lake).await?;
+            let text = match (command, file) {
+                (Some(c), _) => c,
+                (None, Some(f)) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("cannot read {}", f.display()))?,
+                (None, None) => anyhow::bail!("give a statement with -c or a file with -f"),
+            };
+            let ctx = lake.session().await?;
+            for statement in split_statements(&text) {
+                let batches = ctx.sql(&statement).await?.collect().await?;
+                output::print_batches(&batches, format)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Generate {
+            households,
+            seed,
+            out,
+            encoding,
+            xlsx,
+            rows,
+            only,
+        } => {
+            let options = crate::generate::Options {
+                households,
+                seed,
+                encoding,
+                xlsx_sources: xlsx,
+                rows: rows.into_iter().collect(),
+                only,
+            };
+            let summary = crate::generate::write(&out, &options)?;
+            let mut t = output::table(vec!["file 文件", "rows 行数"]);
+            for (file, rows) in summary {
+                t.add_row(vec![file, rows.to_string()]);
+            }
+            println!("{t}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { pipeline, lake } => {
+            let pipeline = Pipeline::load(&pipeline)?;
+            let location = lake.unwrap_or_else(|| pipeline.lake_location());
+            let lake = Lake::open(&location).await?;
+            let mut outcomes = Vec::new();
+            for source in crate::pipeline::ordered_sources(&pipeline) {
+                let schema = pipeline.schema_for(source)?;
+                let inputs: Vec<String> =
+                    source.inputs.iter().map(|i| pipeline.resolve(i)).collect();
+                let options = IngestOptions {
+                    encoding: source.encoding.clone(),
+                };
+                outcomes.extend(
+                    ingest_with_progress(&lake, Arc::new(schema), &inputs, &options).await?,
+                );
+            }
+            print_ingest_summary(&outcomes);
+            crate::pipeline::print_overview(&lake).await?;
+            Ok(exit_code(&outcomes))
+        }
+    }
+}
+
+fn parse_rows(text: &str) -> Result<(String, usize), String> {
+    let (source, n) = text.split_once('=').ok_or("expected SOURCE=N")?;
+    let n = n.parse().map_err(|_| format!("'{n}' is not a row count"))?;
+    Ok((source.to_string(), n))
+}
+
+fn exit_code(outcomes: &[FileOutcome]) -> ExitCode {
+    if outcomes.iter().any(|o| o.result.is_err()) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Split on semicolons outside quotes.
+fn split_statements(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, ';') => {
+                if !current.trim().is_empty() {
+                    out.push(current.trim().to_string());
+                }
+                current.clear();
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    if !current.trim().is_empty() {
+        out.push(current.trim().to_string());
+    }
+    out
+}
+
+/// Ingest with a progress spinner on a terminal (hidden otherwise) and a log
+/// line per file.
+async fn ingest_with_progress(
+    lake: &Lake,
+    schema: Arc<SourceSchema>,
+    inputs: &[String],
+    options: &IngestOptions,
+) -> Result<Vec<FileOutcome>> {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix} {human_pos} rows ({per_sec}) {elapsed}")
+            .expect("static template"),
+    );
+    let source = schema.name.clone();
+    let on_file = |name: &str| {
+        tracing::info!(source = %source, file = %name, "ingesting");
+        bar.set_prefix(name.to_string());
+        bar.set_position(0);
+    };
+    let progress = |rows: u64| bar.set_position(rows);
+    let outcomes = ingest::ingest_source(lake, schema, inputs, options, &on_file, &progress).await;
+    bar.finish_and_clear();
+    outcomes
+}
+
+fn print_ingest_summary(outcomes: &[FileOutcome]) {
+    let mut t = output::table(vec![
+        "file 文件",
+        "read 读取",
+        "staged 入库",
+        "quarantined 隔离",
+        "seconds 秒",
+        "outcome 结果",
+    ]);
+    for o in outcomes {
+        match &o.result {
+            Ok(r) => t.add_row(vec![
+                r.file.clone(),
+                r.rows_read.to_string(),
+                r.rows_staged.to_string(),
+                r.rows_quarantined.to_string(),
+                format!("{:.2}", r.seconds),
+                r.outcome.clone(),
+            ]),
+            Err(e) => t.add_row(vec![
+                o.file.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                format!("refused 拒绝: {e:#}"),
+            ]),
+        };
+    }
+    println!("{t}");
+    for o in outcomes {
+        if let Err(e) = &o.result {
+            eprintln!("error: {e:#}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_statements;
+
+    #[test]
+    fn statements_split_outside_quotes() {
+        assert_eq!(
+            split_statements("select 1; select ';' ;"),
+            vec!["select 1", "select ';'"]
+        );
+    }
+}

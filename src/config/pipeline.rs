@@ -1,0 +1,113 @@
+//! Pipeline files (`pipelines/*.toml`): one whole job — where the lake is,
+//! which sources to ingest from where, and (as later stages land) linkage,
+//! rules, delivery and schedule. Relative paths are relative to the
+//! pipeline file's own directory, so a job runs the same from any folder.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use super::schema::SourceSchema;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Lake location: a path (relative to this file) or a URL.
+    pub lake: String,
+    /// Cron expressions, Asia/Shanghai time (used by `serve`).
+    #[serde(default)]
+    pub schedule: Vec<String>,
+    #[serde(rename = "source", default)]
+    pub sources: Vec<PipelineSource>,
+    /// Directory of the pipeline file; filled in by [`Pipeline::load`].
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSource {
+    /// Source name; the schema defaults to `../schemas/<name>.toml`.
+    pub name: String,
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Paths, globs, directories or URLs where this source's extracts land.
+    pub inputs: Vec<String>,
+    #[serde(default)]
+    pub encoding: Option<String>,
+}
+
+/// Remove `.` and `dir/..` pairs without touching the file system, so
+/// messages show `sample_data/x.csv` rather than `pipelines/../sample_data/x.csv`.
+fn tidy(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+impl Pipeline {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read pipeline file {}", path.display()))?;
+        let mut pipeline: Pipeline = toml::from_str(&text)
+            .with_context(|| format!("in pipeline file {}", path.display()))?;
+        pipeline.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        if pipeline.sources.is_empty() {
+            bail!("{}: the pipeline lists no [[source]]", path.display());
+        }
+        Ok(pipeline)
+    }
+
+    /// A path or URL from the file, resolved against the file's directory.
+    pub fn resolve(&self, location: &str) -> String {
+        if location.contains("://") || Path::new(location).is_absolute() {
+            location.to_string()
+        } else {
+            tidy(&self.base_dir.join(location))
+                .to_string_lossy()
+                .into_owned()
+        }
+    }
+
+    pub fn lake_location(&self) -> String {
+        self.resolve(&self.lake)
+    }
+
+    /// The schema of one pipeline source.
+    pub fn schema_for(&self, source: &PipelineSource) -> Result<SourceSchema> {
+        let path = match &source.schema {
+            Some(p) => PathBuf::from(self.resolve(p)),
+            None => tidy(
+                &self
+                    .base_dir
+                    .join("../schemas")
+                    .join(format!("{}.toml", source.name)),
+            ),
+        };
+        let schema = SourceSchema::load(&path)?;
+        if schema.name != source.name {
+            bail!(
+                "source '{}' uses schema {} whose name is '{}'",
+                source.name,
+                path.display(),
+                schema.name
+            );
+        }
+        Ok(schema)
+    }
+}

@@ -1,0 +1,84 @@
+//! Text clean-up shared by every field: NFKC folds full-width letters and
+//! digits to their ASCII forms; surrounding whitespace is dropped.
+
+use std::borrow::Cow;
+
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
+
+/// NFKC fold, skipped for text that is already in NFKC (all ASCII text and
+/// most Chinese text), which is nearly every value.
+pub fn nfkc(raw: &str) -> Cow<'_, str> {
+    if raw.is_ascii() || is_nfkc_quick(raw.chars()) == IsNormalized::Yes {
+        Cow::Borrowed(raw)
+    } else {
+        Cow::Owned(raw.nfkc().collect())
+    }
+}
+
+/// NFKC-normalise and trim. Inner whitespace runs collapse to one space.
+pub fn normalise_text(raw: &str) -> String {
+    let folded = nfkc(raw);
+    let trimmed = folded.trim();
+    if !trimmed.contains(char::is_whitespace) {
+        return trimmed.to_string();
+    }
+    let mut out = String::with_capacity(folded.len());
+    for word in folded.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+/// A person's name: as [`normalise_text`], and for names written in Chinese
+/// characters the stray spaces clerks type between characters are removed
+/// ("王 伟" → "王伟"). Latin-script names keep single spaces between words.
+pub fn normalise_name(raw: &str) -> String {
+    let text = normalise_text(raw);
+    if text.chars().any(is_cjk) {
+        text.chars().filter(|c| !c.is_whitespace()).collect()
+    } else {
+        text
+    }
+}
+
+/// True for characters of the CJK Unified Ideographs blocks used in names.
+pub fn is_cjk(c: char) -> bool {
+    matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
+}
+
+/// True when the text is empty after normalisation, or one of the
+/// placeholders exports use for "no value".
+pub fn is_blank(text: &str) -> bool {
+    matches!(
+        text,
+        "" | "-" | "--" | "/" | "无" | "空" | "NULL" | "null" | "NaN" | "N/A" | "n/a"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_full_width_and_trims() {
+        assert_eq!(normalise_text("  ５２２３ＡＢ　 "), "5223AB");
+        assert_eq!(normalise_text("a \t b"), "a b");
+    }
+
+    #[test]
+    fn names_lose_inner_spaces_only_in_chinese() {
+        assert_eq!(normalise_name(" 王 伟 "), "王伟");
+        assert_eq!(normalise_name("John   Smith"), "John Smith");
+        assert_eq!(normalise_name("买买提·艾力"), "买买提·艾力");
+    }
+
+    #[test]
+    fn placeholders_are_blank() {
+        assert!(is_blank(""));
+        assert!(is_blank("无"));
+        assert!(!is_blank("0"));
+    }
+}

@@ -1,0 +1,118 @@
+//! Registering the lake's tables in one DataFusion session.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use datafusion::catalog::TableProvider;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{JoinType, SessionConfig, SessionContext, col, lit};
+use deltalake::delta_datafusion::planner::DeltaPlanner;
+use futures::future::try_join_all;
+
+use super::Lake;
+use super::tables::BATCHES;
+
+/// Memory DataFusion may use before it spills to disk. Override with
+/// SAFETYNET_MEMORY_LIMIT_MB.
+fn memory_limit_bytes() -> usize {
+    std::env::var("SAFETYNET_MEMORY_LIMIT_MB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(4096)
+        * 1024
+        * 1024
+}
+
+/// Directories under the root that hold a `_delta_log`.
+pub async fn table_names(lake: &Lake) -> Result<Vec<String>> {
+    let listing = lake
+        .store
+        .list_with_delimiter(Some(&lake.prefix))
+        .await
+        .with_context(|| format!("cannot list lake {}", lake.root))?;
+    let checks = listing.common_prefixes.iter().map(|dir| async move {
+        let name = dir.filename().unwrap_or_default().to_string();
+        Ok::<_, anyhow::Error>(lake.table_exists(&name).await?.then_some(name))
+    });
+    let mut names: Vec<String> = try_join_all(checks).await?.into_iter().flatten().collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The session every command uses.
+pub async fn session(lake: &Lake) -> Result<SessionContext> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(memory_limit_bytes(), 1.0)
+        .build_arc()?;
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+    // delta-rs's planner lets a query's plan be the input of a Delta write.
+    let state = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_query_planner(DeltaPlanner::new())
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+
+    let names = table_names(lake).await?;
+    let batches = match lake.table(BATCHES).await? {
+        Some(table) => {
+            table.update_datafusion_session(&ctx.state())?;
+            Some(table.table_provider().await?)
+        }
+        None => None,
+    };
+    for name in names {
+        let Some(table) = lake.table(&name).await? else {
+            continue;
+        };
+        table.update_datafusion_session(&ctx.state())?;
+        let provider = table.table_provider().await?;
+        let provider = match batch_source(&name) {
+            Some(source) => committed_view(&ctx, provider, batches.clone(), source)?,
+            None => provider,
+        };
+        ctx.register_table(name.as_str(), provider)
+            .with_context(|| format!("cannot register table {name}"))?;
+    }
+    Ok(ctx)
+}
+
+/// For `staged_x` / `quarantine_x`, the source `x` whose batches gate them.
+fn batch_source(table: &str) -> Option<&str> {
+    table
+        .strip_prefix("staged_")
+        .or_else(|| table.strip_prefix("quarantine_"))
+}
+
+/// `table` restricted to rows whose batch has a row in `batches`: rows of a
+/// batch whose ingest was interrupted stay invisible until a later run
+/// replaces them and commits the batch.
+pub fn committed_view(
+    ctx: &SessionContext,
+    table: Arc<dyn TableProvider>,
+    batches: Option<Arc<dyn TableProvider>>,
+    source: &str,
+) -> Result<Arc<dyn TableProvider>> {
+    let rows = ctx.read_table(table)?;
+    let view = match batches {
+        Some(batches) => {
+            let committed = ctx
+                .read_table(batches)?
+                .filter(col("source").eq(lit(source)))?
+                .select(vec![col("batch_id").alias("committed_batch_id")])?;
+            rows.join(
+                committed,
+                JoinType::LeftSemi,
+                &["batch_id"],
+                &["committed_batch_id"],
+                None,
+            )?
+        }
+        None => rows.filter(lit(false))?,
+    };
+    Ok(view.into_view())
+}

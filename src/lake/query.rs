@@ -1,0 +1,37 @@
+//! Small helpers for reading query results whatever string encoding the
+//! scan produced (Delta scans give Utf8View, literals Utf8).
+
+use anyhow::Result;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::prelude::SessionContext;
+
+/// A column as optional strings.
+pub fn strings_of(array: &ArrayRef) -> Result<Vec<Option<String>>> {
+    let utf8 = cast(array, &DataType::Utf8)?;
+    let column = utf8.as_string::<i32>();
+    Ok((0..column.len())
+        .map(|i| column.is_valid(i).then(|| column.value(i).to_string()))
+        .collect())
+}
+
+/// Rows of the first column of `sql`, as strings (nulls as None).
+pub async fn first_column(ctx: &SessionContext, sql: &str) -> Result<Vec<Option<String>>> {
+    let mut out = Vec::new();
+    for batch in ctx.sql(sql).await?.collect().await? {
+        out.extend(strings_of(batch.column(0))?);
+    }
+    Ok(out)
+}
+
+/// The single integer `sql` returns (0 for no rows).
+pub async fn scalar_i64(ctx: &SessionContext, sql: &str) -> Result<i64> {
+    for batch in ctx.sql(sql).await?.collect().await? {
+        if batch.num_rows() > 0 {
+            let column = cast(batch.column(0), &DataType::Int64)?;
+            return Ok(column.as_primitive::<Int64Type>().value(0));
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,57 @@
+//! Names and schemas of the lake's bookkeeping tables. These names are a
+//! contract with later stages and analysts.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+pub const BATCHES: &str = "batches";
+pub const ROSTER_PERSON: &str = "roster_person";
+pub const ROSTER_HOUSEHOLD: &str = "roster_household";
+pub const ROSTER_SOURCE: &str = "roster";
+
+pub fn staged(source: &str) -> String {
+    format!("staged_{source}")
+}
+
+pub fn quarantine(source: &str) -> String {
+    format!("quarantine_{source}")
+}
+
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// One row per committed ingest batch (one input file of one source). The row
+/// is written last, so its presence is what makes the batch's staged and
+/// quarantined rows visible.
+pub fn batches_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("batch_id", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("file_name", DataType::Utf8, false),
+        Field::new("file_sha256", DataType::Utf8, false),
+        Field::new("file_bytes", DataType::Int64, false),
+        Field::new("raw_path", DataType::Utf8, false),
+        Field::new("format", DataType::Utf8, false),
+        Field::new("encoding", DataType::Utf8, false),
+        Field::new("rows_read", DataType::Int64, false),
+        Field::new("rows_staged", DataType::Int64, false),
+        Field::new("rows_quarantined", DataType::Int64, false),
+        Field::new("unmapped_headers", DataType::Utf8, true),
+        Field::new("started_at", timestamp_type(), false),
+        Field::new("finished_at", timestamp_type(), false),
+    ]))
+}
+
+/// Rows that could not be staged, with where they came from and why.
+pub fn quarantine_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("batch_id", DataType::Utf8, false),
+        Field::new("source_file", DataType::Utf8, false),
+        Field::new("line", DataType::Int64, false),
+        Field::new("raw_text", DataType::Utf8, false),
+        Field::new("reasons", DataType::Utf8, false),
+        Field::new("failed_fields", DataType::Utf8, false),
+    ]))
+}

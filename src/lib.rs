@@ -1,0 +1,19 @@
+//! safetynet: departmental data screening for return-to-poverty monitoring.
+//!
+//! Stages, each reading and writing lake tables only:
+//! - [`ingest`]: extracts and the roster into `staged_*`, `quarantine_*`,
+//!   `batches`, `roster_person`, `roster_household`;
+//! - [`generate`]: synthetic extracts with ground truth, for tests and benchmarks.
+//!
+//! [`identity`] holds the pure rules for ID numbers, names, dates and
+//! amounts; [`config`] the files a data office edits; [`lake`] the Delta
+//! tables and the one DataFusion session.
+
+pub mod cli;
+pub mod config;
+pub mod failpoint;
+pub mod generate;
+pub mod identity;
+pub mod ingest;
+pub mod lake;
+pub mod pipeline;

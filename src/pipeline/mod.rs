@@ -1,0 +1,61 @@
+//! Running a pipeline file. Today the job is the ingest stage for every
+//! source (roster first, so the roster tables exist before anything links
+//! to them) and an overview of the lake; linking, warnings and delivery
+//! join here as they are built.
+
+use anyhow::Result;
+
+use crate::cli::output;
+use crate::config::Pipeline;
+use crate::config::pipeline::PipelineSource;
+use crate::lake::Lake;
+use crate::lake::query::{scalar_i64, strings_of};
+use crate::lake::tables::ROSTER_SOURCE;
+
+/// Sources in run order: the roster first, the rest as listed.
+pub fn ordered_sources(pipeline: &Pipeline) -> Vec<&PipelineSource> {
+    let mut sources: Vec<&PipelineSource> = pipeline.sources.iter().collect();
+    sources.sort_by_key(|s| s.name != ROSTER_SOURCE);
+    sources
+}
+
+/// Print what the lake holds: rows per table, and the most common
+/// quarantine reasons so a clerk sees at once what to fix.
+pub async fn print_overview(lake: &Lake) -> Result<()> {
+    let ctx = lake.session().await?;
+    let mut t = output::table(vec!["table 表", "rows 行数"]);
+    for name in lake.table_names().await? {
+        if ctx.table_exist(name.as_str())? {
+            let n = scalar_i64(&ctx, &format!("SELECT count(*) FROM {name}")).await?;
+            t.add_row(vec![name, n.to_string()]);
+        }
+    }
+    println!("lake 数据湖: {}\n{t}", lake.root());
+
+    let mut reasons = output::table(vec!["table 表", "reason 隔离原因", "rows 行数"]);
+    let mut any = false;
+    for name in lake.table_names().await? {
+        if !name.starts_with("quarantine_") || !ctx.table_exist(name.as_str())? {
+            continue;
+        }
+        let sql = format!(
+            "SELECT reasons, count(*) AS n FROM {name} GROUP BY reasons ORDER BY n DESC, reasons LIMIT 5"
+        );
+        for batch in ctx.sql(&sql).await?.collect().await? {
+            let texts = strings_of(batch.column(0))?;
+            let counts = strings_of(batch.column(1))?;
+            for (text, n) in texts.into_iter().zip(counts) {
+                any = true;
+                let mut text = text.unwrap_or_default();
+                if text.chars().count() > 90 {
+                    text = text.chars().take(90).collect::<String>() + "…";
+                }
+                reasons.add_row(vec![name.clone(), text, n.unwrap_or_default()]);
+            }
+        }
+    }
+    if any {
+        println!("{reasons}");
+    }
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! Shared helpers for the integration tests: they drive the real binary
+//! against a real lake in a temporary directory.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_safetynet"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd.env("SAFETYNET_LOG", "safetynet=warn");
+    cmd
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Run and return output, whatever the exit status.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("the safetynet binary runs")
+}
+
+/// Run and insist on success.
+pub fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "command failed: {:?}\nstdout:\n{}\nstderr:\n{}",
+        cmd,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn generate(dir: &Path, households: usize, extra: &[&str]) {
+    ok(bin()
+        .args([
+            "generate",
+            "--households",
+            &households.to_string(),
+            "--seed",
+            "7",
+            "--out",
+        ])
+        .arg(dir)
+        .args(extra));
+}
+
+pub fn ingest(lake: &str, source: &str, inputs: &[&Path]) -> Output {
+    let mut cmd = bin();
+    cmd.args(["ingest", "--lake", lake, "--source", source])
+        .args(inputs);
+    run(&mut cmd)
+}
+
+pub fn ingest_ok(lake: &str, source: &str, inputs: &[&Path]) -> String {
+    let out = ingest(lake, source, inputs);
+    assert!(
+        out.status.success(),
+        "ingest {source} failed\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Query the lake through the CLI; rows as strings (header dropped).
+pub fn sql_with(cmd: &mut Command, lake: &str, query: &str) -> Vec<Vec<String>> {
+    let out = ok(cmd.args(["sql", "--lake", lake, "--format", "csv", "-c", query]));
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(out.as_bytes());
+    reader
+        .records()
+        .map(|r| r.expect("csv output").iter().map(str::to_string).collect())
+        .collect()
+}
+
+pub fn sql(lake: &str, query: &str) -> Vec<Vec<String>> {
+    sql_with(&mut bin(), lake, query)
+}
+
+pub fn count(lake: &str, query: &str) -> i64 {
+    sql(lake, query)[0][0].parse().expect("a count")
+}
+
+/// Data rows of a CSV file (header excluded).
+pub fn csv_rows(path: &Path) -> usize {
+    csv::Reader::from_path(path).expect("csv").records().count()
+}
+
+pub fn lake_dir(tmp: &tempfile::TempDir) -> String {
+    tmp.path().join("lake").to_string_lossy().into_owned()
+}

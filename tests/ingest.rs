@@ -1,0 +1,424 @@
+//! Ingest end to end: the real binary, real Delta tables in a temp dir.
+
+mod common;
+
+use common::*;
+
+/// Every source of a generated data set is ingested with counts conserved,
+/// the roster is split, and re-ingesting is a reported no-op.
+#[test]
+fn generated_sources_ingest_with_counts_conserved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    generate(&data, 300, &[]);
+    let lake = lake_dir(&tmp);
+
+    ingest_ok(&lake, "roster", &[&data.join("roster.csv")]);
+    for source in ["civil_affairs", "health", "education", "social_insurance"] {
+        let file = data.join(format!("{source}.csv"));
+        ingest_ok(&lake, source, &[&file]);
+        let rows = csv_rows(&file) as i64;
+        let staged = count(&lake, &format!("SELECT count(*) FROM staged_{source}"));
+        let quarantined = count(&lake, &format!("SELECT count(*) FROM quarantine_{source}"));
+        assert_eq!(staged + quarantined, rows, "{source}");
+        // Generated rows are well-formed: nothing should be quarantined.
+        assert_eq!(quarantined, 0, "{source}");
+        let batch = sql(
+            &lake,
+            &format!(
+                "SELECT rows_read, rows_staged, rows_quarantined, file_sha256 FROM batches WHERE source = '{source}'"
+            ),
+        );
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch[0][0], rows.to_string());
+        assert_eq!(batch[0][3].len(), 64);
+    }
+
+    let members = csv_rows(&data.join("roster.csv")) as i64;
+    assert_eq!(count(&lake, "SELECT count(*) FROM roster_person"), members);
+    assert_eq!(count(&lake, "SELECT count(*) FROM roster_household"), 300);
+    assert_eq!(
+        count(&lake, "SELECT count(DISTINCT person_id) FROM roster_person"),
+        members
+    );
+    assert_eq!(
+        count(
+            &lake,
+            "SELECT count(*) FROM roster_person p JOIN roster_household h USING (household_id)"
+        ),
+        members
+    );
+    // Region codes are derived from the village code.
+    let codes = sql(
+        &lake,
+        "SELECT county_code, township_code, village_code FROM roster_household LIMIT 1",
+    );
+    assert_eq!(codes[0][0].len(), 6);
+    assert!(codes[0][2].starts_with(&codes[0][1]) && codes[0][1].starts_with(&codes[0][0]));
+
+    // Re-ingest: a no-op, reported as such, nothing duplicated.
+    let persons_before = sql(
+        &lake,
+        "SELECT person_id FROM roster_person ORDER BY person_id",
+    );
+    let out = ingest_ok(&lake, "health", &[&data.join("health.csv")]);
+    assert!(out.contains("already ingested"), "{out}");
+    ingest_ok(&lake, "roster", &[&data.join("roster.csv")]);
+    assert_eq!(count(&lake, "SELECT count(*) FROM batches"), 5);
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM staged_health"),
+        csv_rows(&data.join("health.csv")) as i64
+    );
+    assert_eq!(
+        sql(
+            &lake,
+            "SELECT person_id FROM roster_person ORDER BY person_id"
+        ),
+        persons_before
+    );
+}
+
+/// Dirty identifiers are normalised with the original kept beside them.
+#[test]
+fn identifiers_are_normalised_and_originals_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("health.csv");
+    std::fs::write(
+        &file,
+        "结算流水号,姓名,证件号码,结算日期,个人自付\n\
+         S1, 王 伟 ,１１０１０５１９４９１２３１００２ｘ,2026年8月14日,\"1,234.50元\"\n\
+         S2,李丽,110105491231002,20260814,12\n\
+         S3,张三,11010519491231002X12,2026/8/14,0\n\
+         S4,赵四,110105194912310021,46248,5\n",
+    )
+    .unwrap();
+    let lake = lake_dir(&tmp);
+    ingest_ok(&lake, "health", &[&file]);
+    let rows = sql(
+        &lake,
+        "SELECT settlement_id, name, id_number, id_number_valid, id_number_raw, CAST(settlement_date AS VARCHAR), CAST(self_paid AS VARCHAR) \
+         FROM staged_health ORDER BY settlement_id",
+    );
+    assert_eq!(rows[0][1], "王伟");
+    assert_eq!(rows[0][2], "11010519491231002X");
+    assert_eq!(rows[0][3], "true");
+    assert_eq!(rows[0][4], "１１０１０５１９４９１２３１００２ｘ");
+    assert_eq!(rows[0][6], "1234.50");
+    assert_eq!(rows[1][2], "11010519491231002X"); // 15 → 18
+    assert_eq!(rows[2][2], "11010519491231002X"); // certificate suffix cut
+    assert_eq!(rows[3][3], "false"); // kept, flagged invalid
+    for row in &rows {
+        assert_eq!(row[5], "2026-08-14", "{row:?}");
+    }
+}
+
+/// GB18030 files are detected and decode to the same text as UTF-8 ones.
+#[test]
+fn gb18030_and_xlsx_read_like_utf8_csv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let utf8 = tmp.path().join("utf8");
+    let gbk = tmp.path().join("gbk");
+    generate(&utf8, 60, &[]);
+    generate(&gbk, 60, &["--encoding", "gb18030", "--xlsx", "education"]);
+    let raw = std::fs::read(gbk.join("health.csv")).unwrap();
+    assert!(
+        std::str::from_utf8(&raw).is_err(),
+        "the file really is GB18030"
+    );
+
+    let a = lake_dir(&tmp);
+    let b = tmp.path().join("lake_b").to_string_lossy().into_owned();
+    ingest_ok(&a, "health", &[&utf8.join("health.csv")]);
+    ingest_ok(&b, "health", &[&gbk.join("health.csv")]);
+    let q = "SELECT settlement_id, name, diagnosis, CAST(self_paid AS VARCHAR) FROM staged_health ORDER BY settlement_id";
+    assert_eq!(sql(&a, q), sql(&b, q));
+    assert_eq!(sql(&b, "SELECT encoding FROM batches")[0][0], "gb18030");
+
+    ingest_ok(&a, "education", &[&utf8.join("education.csv")]);
+    ingest_ok(&b, "education", &[&gbk.join("education.xlsx")]);
+    let q = "SELECT student_id, name, status, CAST(status_date AS VARCHAR), CAST(birth_date AS VARCHAR) FROM staged_education ORDER BY student_id";
+    let from_csv = sql(&a, q);
+    assert!(!from_csv.is_empty());
+    assert_eq!(from_csv, sql(&b, q));
+    assert_eq!(count(&b, "SELECT count(*) FROM quarantine_education"), 0);
+}
+
+/// JSON Lines and TSV inputs, and a glob that picks both.
+#[test]
+fn json_lines_and_tsv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("a.jsonl"),
+        "{\"结算流水号\":\"J1\",\"姓名\":\"王芳\",\"结算日期\":\"2026-03-01\",\"个人自付\":120.5}\n\
+         \n\
+         {\"结算流水号\":\"J2\",\"姓名\":\"李娜\",\"结算日期\":\"2026-03-02\",\"个人自付\":\"8,000\"}\n\
+         not json\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("b.tsv"),
+        "结算流水号\t姓名\t结算日期\t个人自付\nT1\t张伟\t2026-03-03\t99\n",
+    )
+    .unwrap();
+    let lake = lake_dir(&tmp);
+    let pattern = format!("{}/*.*", dir.display());
+    let out = run(bin().args(["ingest", "--lake", &lake, "--source", "health", &pattern]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        sql(
+            &lake,
+            "SELECT settlement_id, CAST(self_paid AS VARCHAR) FROM staged_health ORDER BY settlement_id"
+        ),
+        vec![
+            vec!["J1".to_string(), "120.50".into()],
+            vec!["J2".into(), "8000.00".into()],
+            vec!["T1".into(), "99.00".into()],
+        ]
+    );
+    let q = sql(
+        &lake,
+        "SELECT line, raw_text, reasons FROM quarantine_health",
+    );
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0][0], "4");
+    assert_eq!(q[0][1], "not json");
+    assert!(q[0][2].contains("JSON"), "{}", q[0][2]);
+}
+
+/// Bad rows go to quarantine with file, line, raw text and a reason per
+/// failing field; good rows of the same file are staged.
+#[test]
+fn broken_rows_are_quarantined_with_reasons() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = repo().join("sample_data/health_broken.csv");
+    let lake = lake_dir(&tmp);
+    ingest_ok(&lake, "health", &[&file]);
+    let read = count(&lake, "SELECT rows_read FROM batches");
+    let staged = count(&lake, "SELECT count(*) FROM staged_health");
+    let quarantined = count(&lake, "SELECT count(*) FROM quarantine_health");
+    assert_eq!(read, staged + quarantined);
+    assert!(
+        staged >= 1 && quarantined >= 5,
+        "staged {staged}, quarantined {quarantined}"
+    );
+    let rows = sql(
+        &lake,
+        "SELECT line, raw_text, reasons, failed_fields, source_file FROM quarantine_health ORDER BY line",
+    );
+    let all = rows
+        .iter()
+        .map(|r| r[2].clone())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for expected in [
+        "结算流水号(settlement_id)",
+        "个人自付(self_paid)",
+        "列数不符",
+        "结算日期(settlement_date)",
+    ] {
+        assert!(
+            all.contains(expected),
+            "no reason mentions {expected}:\n{all}"
+        );
+    }
+    for row in &rows {
+        assert!(row[0].parse::<i64>().unwrap() >= 2);
+        assert!(!row[1].is_empty());
+        assert!(row[4].ends_with("health_broken.csv"));
+    }
+}
+
+/// A missing required column refuses the file before anything is written,
+/// naming the file, the column and the headers found.
+#[test]
+fn missing_required_column_refuses_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("county_export.csv");
+    std::fs::write(&file, "姓名,身份证号,结算日期\n王伟,,2026-01-01\n").unwrap();
+    let lake = lake_dir(&tmp);
+    let out = ingest(&lake, "health", &[&file]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("county_export.csv"), "{err}");
+    assert!(err.contains("结算流水号(settlement_id)"), "{err}");
+    assert!(err.contains("个人自付(self_paid)"), "{err}");
+    assert!(
+        err.contains("headers found: 姓名, 身份证号, 结算日期"),
+        "{err}"
+    );
+    let tables = sql(
+        &lake,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+    );
+    assert!(tables.is_empty(), "nothing written: {tables:?}");
+}
+
+/// Binary files and undeclared non-text encodings are refused clearly.
+#[test]
+fn undecodable_files_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let binary = tmp.path().join("export.csv");
+    std::fs::write(&binary, [0u8, 159, 146, 150, 0, 1, 2, 3, 255, 254, 0]).unwrap();
+    let lake = lake_dir(&tmp);
+    let out = ingest(&lake, "health", &[&binary]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("export.csv") && err.contains("not a text file"),
+        "{err}"
+    );
+
+    let garbage = tmp.path().join("latin.csv");
+    let mut bytes = "结算流水号,个人自付,结算日期\n".as_bytes().to_vec();
+    bytes.extend([0x81, 0x20, 0xFF, 0xFE, 0x80, b'\n']);
+    std::fs::write(&garbage, bytes).unwrap();
+    let out = ingest(&lake, "health", &[&garbage]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot decode"), "{err}");
+
+    let not_xlsx = tmp.path().join("fake.xlsx");
+    std::fs::write(&not_xlsx, "this is not a workbook").unwrap();
+    let out = ingest(&lake, "health", &[&not_xlsx]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fake.xlsx"));
+}
+
+/// The original file is kept byte for byte under raw/.
+#[test]
+fn original_file_is_kept_byte_for_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    generate(&data, 20, &["--encoding", "gb18030"]);
+    let lake = lake_dir(&tmp);
+    ingest_ok(&lake, "civil_affairs", &[&data.join("civil_affairs.csv")]);
+    let raw_path = sql(&lake, "SELECT raw_path FROM batches")[0][0].clone();
+    assert!(raw_path.starts_with("raw/civil_affairs/"), "{raw_path}");
+    let kept = std::fs::read(std::path::Path::new(&lake).join(&raw_path)).unwrap();
+    assert_eq!(kept, std::fs::read(data.join("civil_affairs.csv")).unwrap());
+}
+
+/// A process killed in the middle of a batch leaves nothing visible; the
+/// next run completes the batch with exact counts. Tried at each commit.
+#[test]
+fn crash_mid_batch_then_rerun_gives_exact_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    generate(&data, 80, &[]);
+    let file = repo().join("sample_data/health_broken.csv");
+    let rows = csv_rows(&data.join("health.csv")) as i64;
+    for (i, point) in [
+        "ingest:before-commit",
+        "ingest:after-staged-commit",
+        "ingest:after-quarantine-commit",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let lake = tmp
+            .path()
+            .join(format!("lake{i}"))
+            .to_string_lossy()
+            .into_owned();
+        // A first, complete batch, so the crash happens in a lake with data.
+        ingest_ok(&lake, "health", &[&file]);
+        let before_staged = count(&lake, "SELECT count(*) FROM staged_health");
+        let before_quarantined = count(&lake, "SELECT count(*) FROM quarantine_health");
+
+        let out = run(bin()
+            .env("SAFETYNET_FAILPOINT", point)
+            .args(["ingest", "--lake", &lake, "--source", "health"])
+            .arg(data.join("health.csv")));
+        assert!(
+            !out.status.success(),
+            "{point}: the process should have died"
+        );
+        assert_eq!(
+            count(&lake, "SELECT count(*) FROM staged_health"),
+            before_staged,
+            "{point}"
+        );
+        assert_eq!(
+            count(&lake, "SELECT count(*) FROM quarantine_health"),
+            before_quarantined,
+            "{point}"
+        );
+        assert_eq!(count(&lake, "SELECT count(*) FROM batches"), 1, "{point}");
+
+        ingest_ok(&lake, "health", &[&data.join("health.csv")]);
+        assert_eq!(
+            count(&lake, "SELECT count(*) FROM staged_health"),
+            before_staged + rows,
+            "{point}"
+        );
+        assert_eq!(
+            count(
+                &lake,
+                "SELECT count(*) FROM (SELECT DISTINCT batch_id, line FROM staged_health)"
+            ),
+            before_staged + rows,
+            "{point}: no duplicated rows"
+        );
+        assert_eq!(count(&lake, "SELECT count(*) FROM batches"), 2, "{point}");
+    }
+}
+
+/// Onboarding a county with other headers, column order and encoding is a
+/// schema edit: here a schema file with that county's headers.
+#[test]
+fn other_headers_are_a_schema_edit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("county.csv");
+    let text = "备注,自付金额（元）,就诊流水号,患者姓名,结算时间\n,88,K1,王伟,14/08/2026\n";
+    let (bytes, _, _) = encoding_rs::GB18030.encode(text);
+    std::fs::write(&file, bytes).unwrap();
+    let schema = std::fs::read_to_string(repo().join("schemas/health.toml"))
+        .unwrap()
+        .replace("headers = [\"结算日期\", \"结算时间\"]\ntype = \"date\"", "headers = [\"结算日期\", \"结算时间\"]\ntype = \"date\"\ndate_formats = [\"%d/%m/%Y\"]");
+    let schema_file = tmp.path().join("health_county.toml");
+    std::fs::write(&schema_file, schema).unwrap();
+    let lake = lake_dir(&tmp);
+    ok(bin()
+        .args(["ingest", "--lake", &lake, "--source", "health", "--schema"])
+        .arg(&schema_file)
+        .arg(&file));
+    let rows = sql(
+        &lake,
+        "SELECT settlement_id, name, CAST(settlement_date AS VARCHAR), CAST(self_paid AS VARCHAR) FROM staged_health",
+    );
+    assert_eq!(
+        rows,
+        vec![vec![
+            "K1".to_string(),
+            "王伟".into(),
+            "2026-08-14".into(),
+            "88.00".into()
+        ]]
+    );
+    assert_eq!(
+        sql(&lake, "SELECT unmapped_headers FROM batches")[0][0],
+        "备注"
+    );
+}
+
+/// The main job: the sample pipeline runs end to end, twice.
+#[test]
+fn sample_pipeline_runs_and_reruns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = lake_dir(&tmp);
+    let out = ok(bin().args(["run", "pipelines/sample.toml", "--lake", &lake]));
+    assert!(out.contains("quarantine_health"), "{out}");
+    let staged = count(&lake, "SELECT count(*) FROM staged_health");
+    assert!(staged > 500);
+    assert!(count(&lake, "SELECT count(*) FROM staged_education") > 100);
+    assert!(count(&lake, "SELECT count(*) FROM staged_civil_affairs") > 100);
+    let out = ok(bin().args(["run", "pipelines/sample.toml", "--lake", &lake]));
+    assert!(out.contains("already ingested"), "{out}");
+    assert_eq!(count(&lake, "SELECT count(*) FROM staged_health"), staged);
+}
