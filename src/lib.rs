@@ -3,6 +3,7 @@
 //! Stages, each reading and writing lake tables only:
 //! - [`ingest`]: extracts and the roster into `staged_*`, `quarantine_*`,
 //!   `batches`, `roster_person`, `roster_household`;
+//! - [`link`]: every department record to a roster person (`link_<source>`);
 //! - [`generate`]: synthetic extracts with ground truth, for tests and benchmarks.
 //!
 //! [`identity`] holds the pure rules for ID numbers, names, dates and
@@ -16,4 +17,5 @@ pub mod generate;
 pub mod identity;
 pub mod ingest;
 pub mod lake;
+pub mod link;
 pub mod pipeline;

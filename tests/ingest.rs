@@ -422,3 +422,78 @@ fn sample_pipeline_runs_and_reruns() {
     assert!(out.contains("already ingested"), "{out}");
     assert_eq!(count(&lake, "SELECT count(*) FROM staged_health"), staged);
 }
+
+/// A UTF-8 byte-order mark, a title row above the headers (header_row = 2
+/// in the schema) and a named worksheet.
+#[test]
+fn bom_title_row_and_named_sheet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("titled.csv");
+    std::fs::write(
+        &file,
+        "\u{feff}某县医保结算明细表（2026年10月）,,\n结算流水号,个人自付,结算日期\nB1,10,2026-10-01\n",
+    )
+    .unwrap();
+    let schema = std::fs::read_to_string(repo().join("schemas/health.toml"))
+        .unwrap()
+        .replace(
+            "key = \"settlement_id\"",
+            "key = \"settlement_id\"\nheader_row = 2\nsheet = \"结算\"",
+        );
+    let schema_file = tmp.path().join("health.toml");
+    std::fs::write(&schema_file, schema).unwrap();
+    let lake = lake_dir(&tmp);
+    ok(bin()
+        .args(["ingest", "--lake", &lake, "--source", "health", "--schema"])
+        .arg(&schema_file)
+        .arg(&file));
+    assert_eq!(
+        sql(&lake, "SELECT settlement_id, line FROM staged_health"),
+        vec![vec!["B1".to_string(), "3".into()]]
+    );
+
+    // The same schema asks for worksheet 结算, which a generated workbook lacks.
+    let data = tmp.path().join("data");
+    generate(&data, 10, &["--xlsx", "health"]);
+    let out = run(bin()
+        .args(["ingest", "--lake", &lake, "--source", "health", "--schema"])
+        .arg(&schema_file)
+        .arg(data.join("health.xlsx")));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("worksheet '结算' not found") && err.contains("Sheet1"),
+        "{err}"
+    );
+}
+
+/// `sql` prints JSON and CSV, and a bad statement is a clear error.
+#[test]
+fn sql_formats_and_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = lake_dir(&tmp);
+    ingest_ok(
+        &lake,
+        "health",
+        &[&repo().join("sample_data/health_broken.csv")],
+    );
+    let json = ok(bin().args([
+        "sql",
+        "--lake",
+        &lake,
+        "--format",
+        "json",
+        "-c",
+        "SELECT settlement_id FROM staged_health ORDER BY settlement_id LIMIT 1",
+    ]));
+    assert_eq!(json.trim(), r#"[{"settlement_id":"YB522322BAD000001"}]"#);
+    let out = run(bin().args([
+        "sql",
+        "--lake",
+        &lake,
+        "-c",
+        "SELECT nope FROM staged_health",
+    ]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}

@@ -90,6 +90,35 @@ enum Command {
         #[arg(long)]
         only: Vec<String>,
     },
+    /// Link department records to roster people (关联比对).
+    Link {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        /// Link only this source (default: every ingested department source).
+        #[arg(long)]
+        source: Option<String>,
+        /// Re-estimate the model even when one is stored.
+        #[arg(long)]
+        train: bool,
+        #[arg(long, default_value = "pipelines/linkage.toml")]
+        settings: PathBuf,
+        #[arg(long, default_value = "schemas")]
+        schemas: PathBuf,
+    },
+    /// Measure links against a truth file (评估关联质量).
+    Eval {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        #[arg(long)]
+        source: String,
+        /// CSV: record key, true roster ID number (empty if not on the roster)[, dirt].
+        #[arg(long)]
+        truth: PathBuf,
+        #[arg(long, default_value = "schemas")]
+        schemas: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Run a pipeline file: every stage of the job (运行流水线).
     Run {
         pipeline: PathBuf,
@@ -206,6 +235,106 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 t.add_row(vec![file, rows.to_string()]);
             }
             println!("{t}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Link {
+            lake,
+            source,
+            train,
+            settings,
+            schemas,
+        } => {
+            let lake = Lake::open(&lake).await?;
+            let settings = crate::link::settings::SettingsFile::load(&settings)?;
+            let sources = match source {
+                Some(s) => vec![s],
+                None => crate::link::linkable_sources(&lake, &schemas).await?,
+            };
+            if sources.is_empty() {
+                anyhow::bail!("no department source has been ingested yet");
+            }
+            let mut t = output::table(vec![
+                "source 来源",
+                "records 记录",
+                "pairs 候选对",
+                "linked 关联",
+                "review 待核",
+                "unlinked 未关联",
+                "model 模型",
+                "seconds 秒",
+            ]);
+            for source in sources {
+                tracing::info!(source = %source, "linking");
+                let r =
+                    crate::link::link_source(&lake, &schemas, &settings, &source, train).await?;
+                t.add_row(vec![
+                    r.source,
+                    r.records.to_string(),
+                    r.candidate_pairs.to_string(),
+                    r.linked.to_string(),
+                    r.review.to_string(),
+                    r.unlinked.to_string(),
+                    format!(
+                        "v{}{}",
+                        r.model_version,
+                        if r.trained { " (trained)" } else { "" }
+                    ),
+                    format!("{:.2}", r.seconds),
+                ]);
+            }
+            println!("{t}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval {
+            lake,
+            source,
+            truth,
+            schemas,
+            format,
+        } => {
+            let lake = Lake::open(&lake).await?;
+            let e = crate::link::eval::evaluate(&lake, &schemas, &source, &truth).await?;
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut t = output::table(vec![
+                "method 方法",
+                "links 关联",
+                "correct 正确",
+                "precision 精确率",
+                "recall 召回率",
+                "F1",
+            ]);
+            for (name, s) in [
+                ("safetynet", &e.linker),
+                ("exact ID join 身份证号精确匹配", &e.exact_id_baseline),
+            ] {
+                t.add_row(vec![
+                    name.to_string(),
+                    s.links.to_string(),
+                    s.correct.to_string(),
+                    format!("{:.4}", s.precision),
+                    format!("{:.4}", s.recall),
+                    format!("{:.4}", s.f1),
+                ]);
+            }
+            println!(
+                "{} records, {} true matches, {} in review",
+                e.records, e.linker.true_matches, e.review
+            );
+            println!("{t}");
+            println!(
+                "true matches known only by name and region (no ID, no birth date): {:.2}%",
+                e.name_and_region_only_share * 100.0
+            );
+            if !e.recall_by_dirt.is_empty() {
+                let mut d = output::table(vec!["dirt 脏数据类型", "records 记录", "recall 召回率"]);
+                for (kind, n, recall) in &e.recall_by_dirt {
+                    d.add_row(vec![kind.clone(), n.to_string(), format!("{recall:.4}")]);
+                }
+                println!("{d}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { pipeline, lake } => {

@@ -56,6 +56,7 @@ pub async fn session(lake: &Lake) -> Result<SessionContext> {
         .with_query_planner(DeltaPlanner::new())
         .build();
     let ctx = SessionContext::new_with_state(state);
+    crate::link::udf::register(&ctx);
 
     let names = table_names(lake).await?;
     let batches = match lake.table(BATCHES).await? {

@@ -1,0 +1,194 @@
+//! Measuring links against ground truth: precision, recall and F1, the
+//! exact-ID-join baseline on the same records, recall per kind of dirt,
+//! and the share of true matches known only by name and region.
+//!
+//! The truth file is a CSV with a header: the record key, the true roster
+//! person's ID number (empty when not on the roster) and optionally the
+//! dirt applied (kinds separated by `;`). A record in review counts as not
+//! linked.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::prelude::CsvReadOptions;
+
+use super::link_table;
+use crate::config::{Role, SourceSchema};
+use crate::lake::Lake;
+use crate::lake::query::{scalar_i64, strings_of};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Scores {
+    pub links: i64,
+    pub correct: i64,
+    pub true_matches: i64,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+}
+
+impl Scores {
+    fn new(links: i64, correct: i64, true_matches: i64) -> Self {
+        let precision = if links > 0 {
+            correct as f64 / links as f64
+        } else {
+            0.0
+        };
+        let recall = if true_matches > 0 {
+            correct as f64 / true_matches as f64
+        } else {
+            0.0
+        };
+        let f1 = if precision + recall > 0.0 {
+            2.0 * precision * recall / (precision + recall)
+        } else {
+            0.0
+        };
+        Scores {
+            links,
+            correct,
+            true_matches,
+            precision,
+            recall,
+            f1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Evaluation {
+    pub source: String,
+    pub records: i64,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub linker: Scores,
+    pub review: i64,
+    pub exact_id_baseline: Scores,
+    /// True matches with no ID number and no birth date: a namesake looks
+    /// exactly like them, so this share bounds what any linker can reach.
+    pub name_and_region_only_share: f64,
+    pub recall_by_dirt: Vec<(String, i64, f64)>,
+}
+
+pub async fn evaluate(
+    lake: &Lake,
+    schemas_dir: &Path,
+    source: &str,
+    truth: &Path,
+) -> Result<Evaluation> {
+    let schema = SourceSchema::load(&schemas_dir.join(format!("{source}.toml")))?;
+    let ctx = lake.session().await?;
+    let links = link_table(source);
+    if !ctx.table_exist(links.as_str())? {
+        bail!("no {links} table: run `safetynet link --source {source}` first");
+    }
+    let truth_schema = Schema::new(vec![
+        Field::new("record_key", DataType::Utf8, false),
+        Field::new("true_id_number", DataType::Utf8, true),
+        Field::new("dirt", DataType::Utf8, true),
+    ]);
+    let header = std::fs::read_to_string(truth)
+        .with_context(|| format!("cannot read truth file {}", truth.display()))?;
+    let columns = header.lines().next().unwrap_or_default().split(',').count();
+    let truth_schema = if columns >= 3 {
+        truth_schema
+    } else {
+        Schema::new(truth_schema.fields()[..2].to_vec())
+    };
+    let options = CsvReadOptions::new().has_header(true).schema(&truth_schema);
+    ctx.register_csv("truth", truth.to_string_lossy().as_ref(), options)
+        .await?;
+    let dirt = if columns >= 3 {
+        "t.dirt"
+    } else {
+        "CAST(NULL AS VARCHAR)"
+    };
+
+    let key = &schema.key;
+    let id = schema
+        .field_with_role(Role::IdNumber)
+        .map(|f| f.name.clone());
+    let birth = schema
+        .field_with_role(Role::BirthDate)
+        .map(|f| f.name.clone());
+    ctx.sql(&format!(
+        "CREATE VIEW judged AS
+         SELECT t.record_key, nullif(t.true_id_number, '') AS true_id, {dirt} AS dirt,
+                k.status, p.id_number AS linked_id,
+                {id_col} AS staged_id, {birth_col} AS staged_birth
+         FROM truth t
+         LEFT JOIN {links} k ON CAST(k.\"{key}\" AS VARCHAR) = t.record_key
+         LEFT JOIN roster_person p ON k.person_id = p.person_id
+         LEFT JOIN staged_{source} s ON CAST(s.\"{key}\" AS VARCHAR) = t.record_key",
+        id_col = id
+            .as_ref()
+            .map_or("CAST(NULL AS VARCHAR)".into(), |c| format!("s.{c}")),
+        birth_col = birth
+            .as_ref()
+            .map_or("CAST(NULL AS DATE)".into(), |c| format!("s.{c}")),
+    ))
+    .await?;
+    let n = |sql: &str| {
+        let ctx = ctx.clone();
+        let sql = sql.to_string();
+        async move { scalar_i64(&ctx, &sql).await }
+    };
+    let records = n("SELECT count(*) FROM judged").await?;
+    let true_matches = n("SELECT count(*) FROM judged WHERE true_id IS NOT NULL").await?;
+    let linked = n("SELECT count(*) FROM judged WHERE status = 'linked'").await?;
+    let correct =
+        n("SELECT count(*) FROM judged WHERE status = 'linked' AND linked_id = true_id").await?;
+    let review = n("SELECT count(*) FROM judged WHERE status = 'review'").await?;
+    let linker = Scores::new(linked, correct, true_matches);
+
+    // Baseline: join on the (normalised) ID number; a record matching
+    // several roster rows counts as one link, correct if any is right.
+    let base_links = n("SELECT count(DISTINCT j.record_key) FROM judged j JOIN roster_person p ON j.staged_id = p.id_number").await?;
+    let base_correct = n(
+        "SELECT count(DISTINCT j.record_key) FROM judged j JOIN roster_person p ON j.staged_id = p.id_number WHERE p.id_number = j.true_id",
+    )
+    .await?;
+    let baseline = Scores::new(base_links, base_correct, true_matches);
+
+    let name_only = n("SELECT count(*) FROM judged WHERE true_id IS NOT NULL AND staged_id IS NULL AND staged_birth IS NULL").await?;
+    let mut recall_by_dirt = Vec::new();
+    let sql = "SELECT kind, CAST(count(*) AS VARCHAR), CAST(sum(CASE WHEN status = 'linked' AND linked_id = true_id THEN 1 ELSE 0 END) AS VARCHAR)
+               FROM (SELECT unnest(string_to_array(dirt, ';')) AS kind, status, linked_id, true_id FROM judged
+                     WHERE true_id IS NOT NULL AND dirt IS NOT NULL AND dirt <> '')
+               GROUP BY kind ORDER BY kind";
+    if columns >= 3 {
+        for batch in ctx.sql(sql).await?.collect().await? {
+            let kinds = strings_of(batch.column(0))?;
+            let totals = strings_of(batch.column(1))?;
+            let hits = strings_of(batch.column(2))?;
+            for i in 0..kinds.len() {
+                let total: i64 = totals[i].as_deref().unwrap_or("0").parse().unwrap_or(0);
+                let hit: i64 = hits[i].as_deref().unwrap_or("0").parse().unwrap_or(0);
+                let share = if total > 0 {
+                    hit as f64 / total as f64
+                } else {
+                    0.0
+                };
+                recall_by_dirt.push((kinds[i].clone().unwrap_or_default(), total, share));
+            }
+        }
+    }
+    Ok(Evaluation {
+        source: source.to_string(),
+        records,
+        precision: linker.precision,
+        recall: linker.recall,
+        f1: linker.f1,
+        linker,
+        review,
+        exact_id_baseline: baseline,
+        name_and_region_only_share: if true_matches > 0 {
+            name_only as f64 / true_matches as f64
+        } else {
+            0.0
+        },
+        recall_by_dirt,
+    })
+}

@@ -1,0 +1,126 @@
+//! The two sides of linking as views with standard columns: `l`, the
+//! department records, and `r`, the registry people. Standard columns come
+//! from the schema's roles, so a county's own column names do not matter:
+//! record_key, name, id_number, id_number_raw, id_number_valid, birth_date,
+//! gender, region_code, county_code, name_key, name_pinyin, surname; plus
+//! person_id and household_id on the registry side. Every other column of
+//! the source is kept as it is.
+
+use std::collections::HashSet;
+
+use anyhow::{Result, bail};
+use datafusion::prelude::SessionContext;
+
+use crate::config::{Role, SourceSchema};
+use crate::lake::tables;
+
+const STANDARD: &[&str] = &[
+    "record_key",
+    "person_id",
+    "household_id",
+    "name",
+    "id_number",
+    "id_number_raw",
+    "id_number_valid",
+    "birth_date",
+    "gender",
+    "region_code",
+    "county_code",
+    "name_key",
+    "name_pinyin",
+    "surname",
+];
+
+/// Columns derived from the name, shared by both sides.
+fn name_columns(name: &str) -> String {
+    format!(
+        "sn_name_key({name}) AS name_key, sn_pinyin({name}) AS name_pinyin, substr(sn_name_key({name}), 1, 1) AS surname"
+    )
+}
+
+/// SQL selecting a staged source with the standard columns.
+pub async fn source_view_sql(
+    ctx: &SessionContext,
+    schema: &SourceSchema,
+    registry: bool,
+) -> Result<String> {
+    let table = tables::staged(&schema.name);
+    if !ctx.table_exist(table.as_str())? {
+        bail!(
+            "nothing ingested for source '{}' (no table {table})",
+            schema.name
+        );
+    }
+    let present: HashSet<String> = ctx
+        .table(table.as_str())
+        .await?
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let role = |r: Role| schema.field_with_role(r).map(|f| f.name.clone());
+    let or_null = |c: &Option<String>, cast: &str| {
+        c.clone().unwrap_or_else(|| format!("CAST(NULL AS {cast})"))
+    };
+    let name = or_null(&role(Role::PersonName), "VARCHAR");
+    let id = role(Role::IdNumber);
+    let id_col = or_null(&id, "VARCHAR");
+    let id_raw = id
+        .as_ref()
+        .map_or("CAST(NULL AS VARCHAR)".to_string(), |c| format!("{c}_raw"));
+    let id_valid = id.as_ref().map_or("false".to_string(), |c| {
+        format!("coalesce({c}_valid, false)")
+    });
+    let birth = or_null(&role(Role::BirthDate), "DATE");
+    let gender = or_null(&role(Role::Gender), "VARCHAR");
+    let region = or_null(&role(Role::RegionCode), "VARCHAR");
+    let key = &schema.key;
+    let (person, household) = if registry {
+        (
+            format!("CAST({key} AS VARCHAR)"),
+            "CAST(NULL AS VARCHAR)".to_string(),
+        )
+    } else {
+        (
+            "CAST(NULL AS VARCHAR)".to_string(),
+            "CAST(NULL AS VARCHAR)".to_string(),
+        )
+    };
+    let excluded: Vec<&str> = STANDARD
+        .iter()
+        .copied()
+        .filter(|c| present.contains(*c))
+        .collect();
+    let rest = if excluded.is_empty() {
+        "*".to_string()
+    } else {
+        format!("* EXCLUDE ({})", excluded.join(", "))
+    };
+    Ok(format!(
+        "SELECT CAST({key} AS VARCHAR) AS record_key, {person} AS person_id, {household} AS household_id,
+           {name} AS name, {id_col} AS id_number, {id_raw} AS id_number_raw, {id_valid} AS id_number_valid,
+           CASE WHEN {id_valid} THEN sn_id_birth({id_col}) ELSE coalesce({birth}, sn_id_birth({id_col})) END AS birth_date,
+           CASE WHEN {id_valid} THEN sn_id_gender({id_col}) ELSE coalesce({gender}, sn_id_gender({id_col})) END AS gender,
+           {region} AS region_code, substr({region}, 1, 6) AS county_code,
+           {names},
+           {rest}
+         FROM {table}",
+        names = name_columns(&name),
+    ))
+}
+
+/// SQL selecting the roster as the registry side.
+pub fn roster_view_sql() -> String {
+    format!(
+        "SELECT p.person_id AS record_key, p.person_id, p.household_id, p.name, p.id_number,
+           p.id_number AS id_number_raw, coalesce(p.id_number_valid, false) AS id_number_valid,
+           p.birth_date, p.gender, h.village_code AS region_code, h.county_code,
+           {names},
+           p.member_id, p.relation, h.category
+         FROM {person} p LEFT JOIN {household} h ON p.household_id = h.household_id",
+        names = name_columns("p.name"),
+        person = tables::ROSTER_PERSON,
+        household = tables::ROSTER_HOUSEHOLD,
+    )
+}
