@@ -119,3 +119,116 @@ fn name_and_region_alone_do_not_link() {
     assert_ne!(rows[0][1], "linked", "{rows:?}");
     assert_eq!(rows[1][1], "linked", "{rows:?}");
 }
+
+/// Explanations, and the review loop: exported review rows, clerks'
+/// decisions imported, and the next link run follows them.
+#[test]
+fn explain_and_review_loop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = lake_dir(&tmp);
+    ok(bin().args(["run", "pipelines/sample.toml", "--lake", &lake]));
+    ok(bin().args(["link", "--lake", &lake, "--source", "health"]));
+
+    // Explain a linked record: the waterfall adds up to the match weight.
+    let linked = sql(
+        &lake,
+        "SELECT settlement_id, person_id, match_weight FROM link_health WHERE status = 'linked' ORDER BY settlement_id LIMIT 1",
+    );
+    let out = ok(bin().args([
+        "explain",
+        "--lake",
+        &lake,
+        "--source",
+        "health",
+        "--format",
+        "json",
+        &linked[0][0],
+    ]));
+    let e: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(e["status"], "linked");
+    let best = &e["candidates"][0];
+    assert_eq!(best["person_id"], linked[0][1].as_str());
+    let waterfall = best["waterfall"].as_array().unwrap();
+    assert_eq!(waterfall.len(), 6, "prior and five comparisons");
+    let last = waterfall.last().unwrap()["cumulative"].as_f64().unwrap();
+    assert!(
+        (last - linked[0][2].parse::<f64>().unwrap()).abs() < 1e-3,
+        "{e}"
+    );
+    let text = ok(bin().args([
+        "explain",
+        "--lake",
+        &lake,
+        "--source",
+        "health",
+        &linked[0][0],
+    ]));
+    assert!(
+        text.contains("prior 先验") && text.contains("id_number"),
+        "{text}"
+    );
+    let missing = run(bin().args([
+        "explain",
+        "--lake",
+        &lake,
+        "--source",
+        "health",
+        "NO-SUCH-KEY",
+    ]));
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("NO-SUCH-KEY"));
+
+    // Review: export, decide the first two rows, import, relink.
+    let file = tmp.path().join("review.csv");
+    ok(bin()
+        .args([
+            "review", "export", "--lake", &lake, "--source", "health", "--out",
+        ])
+        .arg(&file));
+    let mut reader = csv::Reader::from_path(&file).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert!(rows.len() >= 2, "the sample has records in review");
+    assert!(headers.iter().any(|h| h == "roster_name"));
+    let decision = headers.iter().position(|h| h == "decision").unwrap();
+    let mut writer = csv::Writer::from_path(&file).unwrap();
+    writer.write_record(&headers).unwrap();
+    for (i, row) in rows.iter().enumerate() {
+        let mut cells: Vec<String> = row.iter().map(str::to_string).collect();
+        cells[decision] = match i {
+            0 => "是".into(),
+            1 => "no_match".into(),
+            _ => String::new(),
+        };
+        writer.write_record(&cells).unwrap();
+    }
+    writer.flush().unwrap();
+    let out = ok(bin().args(["review", "import", "--lake", &lake]).arg(&file));
+    assert!(out.contains("stored 1 match and 1 no-match"), "{out}");
+    ok(bin().args(["link", "--lake", &lake, "--source", "health"]));
+    let (first, second) = (&rows[0], &rows[1]);
+    let status = |key: &str| {
+        sql(&lake, &format!("SELECT status, person_id, review_decision FROM link_health WHERE settlement_id = '{key}'"))[0].clone()
+    };
+    let s = status(&first[1]);
+    assert_eq!(
+        (s[0].as_str(), s[1].as_str(), s[2].as_str()),
+        ("linked", &first[2], "match")
+    );
+    let s = status(&second[1]);
+    assert_ne!(
+        s[1],
+        second[2].to_string(),
+        "the rejected pair is not chosen again"
+    );
+
+    // A bad decision is refused with the line number.
+    std::fs::write(
+        &file,
+        "source,record_key,person_id,decision\nhealth,a,b,maybe\n",
+    )
+    .unwrap();
+    let out = run(bin().args(["review", "import", "--lake", &lake]).arg(&file));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+}

@@ -105,6 +105,29 @@ enum Command {
         #[arg(long, default_value = "schemas")]
         schemas: PathBuf,
     },
+    /// Show why a record linked: candidates and a waterfall of weights (关联解释).
+    Explain {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        #[arg(long)]
+        source: String,
+        /// The record's key (e.g. a settlement number).
+        record_key: String,
+        /// Candidates to show.
+        #[arg(long, default_value_t = 3)]
+        candidates: usize,
+        #[arg(long, default_value = "pipelines/linkage.toml")]
+        settings: PathBuf,
+        #[arg(long, default_value = "schemas")]
+        schemas: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// The clerical review loop (人工复核).
+    Review {
+        #[command(subcommand)]
+        action: ReviewAction,
+    },
     /// Measure links against a truth file (评估关联质量).
     Eval {
         #[arg(long, env = "SAFETYNET_LAKE")]
@@ -125,6 +148,31 @@ enum Command {
         /// Lake location, overriding the pipeline file's.
         #[arg(long)]
         lake: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReviewAction {
+    /// Write the records in the review band, record and candidate side by side.
+    Export {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        /// Only this source (default: every linked source).
+        #[arg(long)]
+        source: Option<String>,
+        /// CSV to write.
+        #[arg(long, default_value = "review.csv")]
+        out: PathBuf,
+        #[arg(long, default_value = "pipelines/linkage.toml")]
+        settings: PathBuf,
+        #[arg(long, default_value = "schemas")]
+        schemas: PathBuf,
+    },
+    /// Store the decisions filled into an exported file.
+    Import {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        file: PathBuf,
     },
 }
 
@@ -285,6 +333,65 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             println!("{t}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Explain {
+            lake,
+            source,
+            record_key,
+            candidates,
+            settings,
+            schemas,
+            format,
+        } => {
+            let lake = Lake::open(&lake).await?;
+            let settings = crate::link::settings::SettingsFile::load(&settings)?;
+            let e = crate::link::explain::explain(
+                &lake,
+                &schemas,
+                &settings,
+                &source,
+                &record_key,
+                candidates,
+            )
+            .await?;
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            print_explanation(&e);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Review { action } => match action {
+            ReviewAction::Export {
+                lake,
+                source,
+                out,
+                settings,
+                schemas,
+            } => {
+                let lake = Lake::open(&lake).await?;
+                let settings = crate::link::settings::SettingsFile::load(&settings)?;
+                let sources = match source {
+                    Some(s) => vec![s],
+                    None => crate::link::linkable_sources(&lake, &schemas).await?,
+                };
+                let n =
+                    crate::link::review::export(&lake, &schemas, &settings, &sources, &out).await?;
+                println!(
+                    "{n} records to review written to {} (fill in 'decision': match/是 or no_match/否)",
+                    out.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            ReviewAction::Import { lake, file } => {
+                let lake = Lake::open(&lake).await?;
+                let r = crate::link::review::import(&lake, &file).await?;
+                println!(
+                    "stored {} match and {} no-match decisions ({} rows left undecided); they apply from the next `safetynet link`",
+                    r.matches, r.non_matches, r.undecided
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+        },
         Command::Eval {
             lake,
             source,
@@ -357,6 +464,67 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             crate::pipeline::print_overview(&lake).await?;
             Ok(exit_code(&outcomes))
         }
+    }
+}
+
+fn print_explanation(e: &crate::link::explain::Explanation) {
+    let value = |m: &std::collections::BTreeMap<String, String>, k: &str| {
+        m.get(k).cloned().unwrap_or_default()
+    };
+    println!(
+        "{} {}: name {} · ID {} · born {} · {} · region {}",
+        e.source,
+        e.record_key,
+        value(&e.record, "name"),
+        value(&e.record, "id_number"),
+        value(&e.record, "birth_date"),
+        value(&e.record, "gender"),
+        value(&e.record, "region_code"),
+    );
+    match (&e.status, &e.linked_person) {
+        (Some(s), Some(p)) => println!("status 状态: {s} → {p} (model v{})", e.model_version),
+        (Some(s), None) => println!("status 状态: {s} (model v{})", e.model_version),
+        _ => println!("not linked yet (model v{})", e.model_version),
+    }
+    if e.candidates.is_empty() {
+        println!("no candidates: no blocking rule pairs this record with anyone on the roster");
+    }
+    for (i, c) in e.candidates.iter().enumerate() {
+        println!(
+            "\ncandidate {} 候选: {} (household {}) — {} · {} · {} · {} · {}",
+            i + 1,
+            c.person_id,
+            c.household_id,
+            value(&c.values, "name"),
+            value(&c.values, "id_number"),
+            value(&c.values, "birth_date"),
+            value(&c.values, "gender"),
+            value(&c.values, "region_code"),
+        );
+        let mut t = output::table(vec![
+            "step 步骤",
+            "level 比对结果",
+            "weight 权重",
+            "total 累计",
+        ]);
+        for s in &c.waterfall {
+            t.add_row(vec![
+                s.comparison.clone(),
+                s.level.clone(),
+                format!("{:+.2}", s.weight),
+                format!("{:.2}", s.cumulative),
+            ]);
+        }
+        t.add_row(vec![
+            "match probability 匹配概率".to_string(),
+            c.review_decision
+                .clone()
+                .map(|d| format!("clerk: {d}"))
+                .unwrap_or_default(),
+            String::new(),
+            format!("{:.6}", c.match_probability),
+        ]);
+        println!("{t}");
     }
 }
 

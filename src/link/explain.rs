@@ -1,0 +1,203 @@
+//! Why a record linked (or did not): its candidates and, for each, the
+//! waterfall of weights from the prior through every comparison.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use datafusion::arrow::array::RecordBatch;
+
+use super::settings::SettingsFile;
+use super::{link_table, model, plan, prepare_sides};
+use crate::lake::Lake;
+use crate::lake::query::strings_of;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Step {
+    pub comparison: String,
+    pub level: String,
+    pub weight: f64,
+    pub cumulative: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Candidate {
+    pub person_id: String,
+    pub household_id: String,
+    pub values: BTreeMap<String, String>,
+    pub match_weight: f64,
+    pub match_probability: f64,
+    pub review_decision: Option<String>,
+    pub waterfall: Vec<Step>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Explanation {
+    pub source: String,
+    pub record_key: String,
+    pub record: BTreeMap<String, String>,
+    pub status: Option<String>,
+    pub linked_person: Option<String>,
+    pub model_version: i64,
+    pub prior_weight: f64,
+    pub candidates: Vec<Candidate>,
+}
+
+const SHOWN: &[&str] = &["name", "id_number", "birth_date", "gender", "region_code"];
+
+/// Rows of batches as column-name → text maps.
+fn rows_of(batches: &[RecordBatch]) -> Result<Vec<BTreeMap<String, String>>> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        let names: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let columns: Vec<Vec<Option<String>>> = batch
+            .columns()
+            .iter()
+            .map(strings_of)
+            .collect::<Result<_>>()?;
+        for i in 0..batch.num_rows() {
+            rows.push(
+                names
+                    .iter()
+                    .zip(&columns)
+                    .map(|(n, c)| (n.clone(), c[i].clone().unwrap_or_default()))
+                    .collect(),
+            );
+        }
+    }
+    Ok(rows)
+}
+
+pub async fn explain(
+    lake: &Lake,
+    schemas_dir: &Path,
+    settings_file: &SettingsFile,
+    source: &str,
+    record_key: &str,
+    limit: usize,
+) -> Result<Explanation> {
+    let sides = prepare_sides(lake, schemas_dir, settings_file, source, Some(record_key)).await?;
+    let ctx = &sides.ctx;
+    if sides.records == 0 {
+        bail!("no record with key '{record_key}' in staged_{source}");
+    }
+    let Some(model) = model::load_latest(ctx, source, &sides.settings).await? else {
+        bail!("no model for source '{source}' yet: run `safetynet link --source {source}` first");
+    };
+    let shown = SHOWN.join(", ");
+    let record = rows_of(
+        &ctx.sql(&format!("SELECT {shown} FROM l"))
+            .await?
+            .collect()
+            .await?,
+    )?
+    .into_iter()
+    .next()
+    .unwrap_or_default();
+
+    let decisions = ctx.table_exist(plan::REVIEW_DECISIONS)?;
+    let ctes = plan::scoring_ctes(
+        &sides.settings,
+        &model,
+        source,
+        sides.registry_size,
+        decisions,
+    );
+    let candidate_values: String = SHOWN
+        .iter()
+        .map(|c| format!(", r.{c} AS candidate_{c}"))
+        .collect();
+    let sql = format!(
+        "{ctes} SELECT ranked.*, r.person_id, r.household_id{candidate_values} FROM ranked JOIN r ON ranked.person_key = r.record_key
+         ORDER BY match_weight DESC, person_key LIMIT {limit}"
+    );
+    let mut candidates = Vec::new();
+    for row in rows_of(&ctx.sql(&sql).await?.collect().await?)? {
+        let mut cumulative = model.prior_weight();
+        let mut waterfall = vec![Step {
+            comparison: "prior 先验".into(),
+            level: String::new(),
+            weight: cumulative,
+            cumulative,
+        }];
+        for (c, params) in sides.settings.comparisons.iter().zip(&model.comparisons) {
+            let level: usize = row
+                .get(&format!("{}_level", c.name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let weight: f64 = row
+                .get(&format!("{}_weight", c.name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            cumulative += weight;
+            waterfall.push(Step {
+                comparison: c.name.clone(),
+                level: if level == 0 {
+                    "missing".into()
+                } else {
+                    params.labels[level - 1].clone()
+                },
+                weight,
+                cumulative,
+            });
+        }
+        let match_weight: f64 = row
+            .get("match_weight")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(cumulative);
+        candidates.push(Candidate {
+            person_id: row.get("person_id").cloned().unwrap_or_default(),
+            household_id: row.get("household_id").cloned().unwrap_or_default(),
+            values: SHOWN
+                .iter()
+                .map(|c| {
+                    (
+                        c.to_string(),
+                        row.get(&format!("candidate_{c}"))
+                            .cloned()
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect(),
+            match_weight,
+            match_probability: 1.0 / (1.0 + (-match_weight).exp2()),
+            review_decision: row
+                .get("review_decision")
+                .filter(|d| !d.is_empty())
+                .cloned(),
+            waterfall,
+        });
+    }
+
+    let (mut status, mut linked_person) = (None, None);
+    let table = link_table(source);
+    if ctx.table_exist(table.as_str())? {
+        let key = sides.schema.key.replace('"', "\"\"");
+        let sql = format!(
+            "SELECT status, person_id FROM {table} WHERE CAST(\"{key}\" AS VARCHAR) = '{}'",
+            record_key.replace('\'', "''")
+        );
+        if let Some(row) = rows_of(&ctx.sql(&sql).await?.collect().await?)?
+            .into_iter()
+            .next()
+        {
+            status = row.get("status").cloned();
+            linked_person = row.get("person_id").filter(|p| !p.is_empty()).cloned();
+        }
+    }
+    Ok(Explanation {
+        source: source.to_string(),
+        record_key: record_key.to_string(),
+        record,
+        status,
+        linked_person,
+        model_version: model.version,
+        prior_weight: model.prior_weight(),
+        candidates,
+    })
+}

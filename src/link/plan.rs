@@ -1,0 +1,225 @@
+//! The SQL of linking: candidate pairs from the blocking rules, each pair's
+//! comparison levels and weights, and the decision per record. Views `l`
+//! and `r` (see `prepare`) and `pairs` must be registered.
+
+use super::compare::Kind;
+use super::model::Model;
+use super::settings::{Comparison, Settings};
+
+pub const REVIEW_DECISIONS: &str = "review_decisions";
+
+/// `<level expression> AS <name>_level` for every comparison.
+pub fn level_columns(settings: &Settings) -> String {
+    settings
+        .comparisons
+        .iter()
+        .map(|c| format!("{} AS {}_level", c.level_sql(), c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The registry column whose value frequency adjusts a comparison.
+pub fn tf_source_column(c: &Comparison) -> String {
+    match (&c.column, c.kind) {
+        (None, Kind::ChineseName) => "name_key".into(),
+        _ => c.tf_column(),
+    }
+}
+
+fn sql_text(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// Candidate pairs: the union of the blocking joins, each rule leaving out
+/// pairs an earlier rule already produced, so no pair appears twice.
+/// `only_record` restricts the record side (for explanations).
+pub fn pairs_sql(settings: &Settings, only_record: Option<&str>) -> String {
+    let levels = level_columns(settings);
+    let tf: String = settings
+        .comparisons
+        .iter()
+        .filter(|c| c.term_frequency)
+        .map(|c| format!(", r.{} AS tf_{}", tf_source_column(c), c.name))
+        .collect();
+    let only = only_record.map_or(String::new(), |k| {
+        format!(" AND l.record_key = {}", sql_text(k))
+    });
+    settings
+        .blocking
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            let earlier: String = settings.blocking[..i]
+                .iter()
+                .map(|p| format!(" AND NOT coalesce(({p}), false)"))
+                .collect();
+            format!(
+                "SELECT l.record_key, r.record_key AS person_key{tf}, {levels} FROM l JOIN r ON ({rule}){earlier}{only}"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\nUNION ALL\n")
+}
+
+/// A CASE over a level column, giving each level's value.
+pub fn case_of(column: &str, values: impl Iterator<Item = String>, otherwise: &str) -> String {
+    let arms: String = values
+        .enumerate()
+        .map(|(i, v)| format!(" WHEN {} THEN {v}", i + 1))
+        .collect();
+    format!("CASE {column}{arms} ELSE {otherwise} END")
+}
+
+/// CTEs ending in `ranked`: every candidate pair with its levels,
+/// per-comparison weights, `match_weight` and any clerical decision
+/// (`review_decision`); pairs a clerk rejected are left out.
+pub fn scoring_ctes(
+    settings: &Settings,
+    model: &Model,
+    source: &str,
+    registry_size: i64,
+    decisions: bool,
+) -> String {
+    let mut weight_columns = Vec::new();
+    let mut tf_joins = String::new();
+    let mut ctes = Vec::new();
+    for (c, params) in settings.comparisons.iter().zip(&model.comparisons) {
+        let base = case_of(
+            &format!("p.{}_level", c.name),
+            (1..=params.m.len()).map(|l| format!("{:.6}", params.weight(l))),
+            "0.0",
+        );
+        let adjusted = if c.term_frequency {
+            // Agreeing on a common value is worth less: the agreeing levels'
+            // u is replaced by the value's share of the registry.
+            let tf_levels = if c.kind == Kind::ChineseName {
+                "(1, 2)"
+            } else {
+                "(1)"
+            };
+            ctes.push(format!(
+                "tf_{n} AS (SELECT {col} AS value, CAST(count(*) AS DOUBLE) / {registry_size} AS share FROM r GROUP BY {col})",
+                n = c.name,
+                col = tf_source_column(c)
+            ));
+            tf_joins.push_str(&format!(
+                " LEFT JOIN tf_{n} ON p.tf_{n} = tf_{n}.value",
+                n = c.name
+            ));
+            format!(
+                "{base} + CASE WHEN p.{n}_level IN {tf_levels} AND tf_{n}.share IS NOT NULL \
+                 THEN log2({u1:.12} / greatest(tf_{n}.share, 1e-9)) ELSE 0.0 END",
+                n = c.name,
+                u1 = params.u[0].max(1e-9)
+            )
+        } else {
+            base
+        };
+        weight_columns.push(format!("{adjusted} AS {}_weight", c.name));
+    }
+    let levels: String = settings
+        .comparisons
+        .iter()
+        .map(|c| format!(", p.{}_level", c.name))
+        .collect();
+    let total: String = settings
+        .comparisons
+        .iter()
+        .map(|c| format!(" + {}_weight", c.name))
+        .collect();
+    ctes.push(format!(
+        "scored AS (\n  SELECT p.record_key, p.person_key{levels},\n    {}\n  FROM pairs p{tf_joins}\n)",
+        weight_columns.join(",\n    ")
+    ));
+    let prior = model.prior_weight();
+    if decisions {
+        ctes.push(format!(
+            "decisions AS (
+  SELECT record_key AS d_record, person_id AS d_person, decision FROM (
+    SELECT *, row_number() OVER (PARTITION BY record_key, person_id ORDER BY decided_at DESC) AS n
+    FROM {REVIEW_DECISIONS} WHERE source = {source}) WHERE n = 1
+)",
+            source = sql_text(source)
+        ));
+        ctes.push(format!(
+            "ranked AS (
+  SELECT s.*, {prior:.6}{total} AS match_weight, d.decision AS review_decision
+  FROM scored s LEFT JOIN decisions d ON s.record_key = d.d_record AND s.person_key = d.d_person
+  WHERE d.decision IS NULL OR d.decision <> 'no_match'
+)"
+        ));
+    } else {
+        ctes.push(format!(
+            "ranked AS (SELECT s.*, {prior:.6}{total} AS match_weight, CAST(NULL AS VARCHAR) AS review_decision FROM scored s)"
+        ));
+    }
+    format!("WITH {}", ctes.join(",\n"))
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Keep the best candidate per record and decide: a clerk's "match" wins;
+/// otherwise linked when probable enough, clearly ahead of the runner-up
+/// and `link_requires` holds; review in the band below; else unlinked.
+/// Every record of the source gets a row.
+pub fn decision_sql(
+    settings: &Settings,
+    model: &Model,
+    source: &str,
+    key: &str,
+    registry_size: i64,
+    decisions: bool,
+) -> String {
+    let ctes = scoring_ctes(settings, model, source, registry_size, decisions);
+    let labels: String = settings
+        .comparisons
+        .iter()
+        .zip(&model.comparisons)
+        .map(|(c, params)| {
+            let label = case_of(
+                &format!("b.{}_level", c.name),
+                params.labels.iter().map(|l| format!("'{l}'")),
+                "'missing'",
+            );
+            format!(", {label} AS {n}_level, b.{n}_weight", n = c.name)
+        })
+        .collect();
+    format!(
+        "{ctes},
+ordered AS (
+  SELECT x.*,
+    row_number() OVER w AS rank,
+    lead(match_weight) OVER w AS runner_up_weight,
+    count(*) OVER (PARTITION BY record_key) AS candidates
+  FROM ranked x
+  WINDOW w AS (PARTITION BY record_key ORDER BY CASE WHEN review_decision = 'match' THEN 0 ELSE 1 END, match_weight DESC, person_key)
+),
+decided AS (
+  SELECT b.*, 1.0 / (1.0 + power(2.0, -b.match_weight)) AS match_probability FROM ordered b WHERE rank = 1
+)
+SELECT l.record_key AS {key_column},
+  r.person_id, r.household_id,
+  b.match_weight, b.match_probability,
+  CASE
+    WHEN b.record_key IS NULL THEN 'unlinked'
+    WHEN b.review_decision = 'match' THEN 'linked'
+    WHEN b.match_probability >= {link} AND (b.runner_up_weight IS NULL OR b.match_weight - b.runner_up_weight >= {margin})
+         AND ({requires}) THEN 'linked'
+    WHEN b.match_probability >= {review} THEN 'review'
+    ELSE 'unlinked'
+  END AS status,
+  b.review_decision,
+  b.runner_up_weight, coalesce(b.candidates, 0) AS candidates{labels},
+  CAST({version} AS BIGINT) AS model_version
+FROM l LEFT JOIN decided b ON l.record_key = b.record_key
+LEFT JOIN r ON b.person_key = r.record_key",
+        key_column = quote_ident(key),
+        link = settings.link_threshold,
+        review = settings.review_threshold,
+        margin = settings.margin_bits,
+        requires = settings.link_requires,
+        version = model.version,
+    )
+}

@@ -1,0 +1,139 @@
+//! Training: u from random pairs, m by EM over candidate-pair patterns,
+//! the prior from deterministic rules.
+
+use anyhow::Result;
+use datafusion::prelude::SessionContext;
+
+use super::model::{self, ComparisonParams, Model, Pattern};
+use super::plan::level_columns;
+use super::settings::Settings;
+use crate::lake::query::{first_column, scalar_i64, strings_of};
+
+async fn level_counts(
+    ctx: &SessionContext,
+    table: &str,
+    settings: &Settings,
+) -> Result<Vec<Vec<f64>>> {
+    let mut counts = Vec::new();
+    for c in &settings.comparisons {
+        let levels = c.labels().len();
+        let mut row = vec![0.0; levels + 1];
+        let sql = format!(
+            "SELECT CAST({n}_level AS VARCHAR), CAST(count(*) AS VARCHAR) FROM {table} GROUP BY {n}_level",
+            n = c.name
+        );
+        for batch in ctx.sql(&sql).await?.collect().await? {
+            let level = strings_of(batch.column(0))?;
+            let count = strings_of(batch.column(1))?;
+            for (l, n) in level.into_iter().zip(count) {
+                let l: usize = l.unwrap_or_default().parse().unwrap_or(0);
+                if l <= levels {
+                    row[l] = n.unwrap_or_default().parse().unwrap_or(0.0);
+                }
+            }
+        }
+        counts.push(row);
+    }
+    Ok(counts)
+}
+
+pub async fn train_model(
+    ctx: &SessionContext,
+    source: &str,
+    settings: &Settings,
+    records: i64,
+    registry_size: i64,
+) -> Result<Model> {
+    // u: level frequencies among random pairs (a deterministic sample).
+    let n = settings.u_sample;
+    let sample = format!(
+        "SELECT {levels} FROM (SELECT * FROM l ORDER BY md5(record_key) LIMIT {n}) l
+         CROSS JOIN (SELECT * FROM r ORDER BY md5(record_key) LIMIT {n}) r",
+        levels = level_columns(settings)
+    );
+    let random = ctx.sql(&sample).await?.cache().await?;
+    ctx.register_table("random_pairs", random.into_view())?;
+    let u = model::u_from_counts(
+        settings,
+        &level_counts(ctx, "random_pairs", settings).await?,
+    );
+    ctx.deregister_table("random_pairs")?;
+
+    // m: EM over the candidate pairs' level patterns.
+    let names: Vec<String> = settings
+        .comparisons
+        .iter()
+        .map(|c| format!("{}_level", c.name))
+        .collect();
+    let sql = format!(
+        "SELECT {cols}, CAST(count(*) AS VARCHAR) FROM pairs GROUP BY {cols}",
+        cols = names.join(", ")
+    );
+    let mut patterns = Vec::new();
+    for batch in ctx.sql(&sql).await?.collect().await? {
+        let columns: Vec<Vec<Option<String>>> = batch
+            .columns()
+            .iter()
+            .map(strings_of)
+            .collect::<Result<_>>()?;
+        for i in 0..batch.num_rows() {
+            let levels = columns[..names.len()]
+                .iter()
+                .map(|column| column[i].as_deref().unwrap_or("0").parse().unwrap_or(0))
+                .collect();
+            let count = columns[names.len()][i]
+                .as_deref()
+                .unwrap_or("0")
+                .parse()
+                .unwrap_or(0.0);
+            patterns.push(Pattern { levels, count });
+        }
+    }
+    let (m, iterations) = model::estimate_m(settings, &u, &patterns);
+
+    // Prior: deterministic matches over all record × person pairs.
+    let deterministic = if settings.deterministic_rules.is_empty() {
+        0
+    } else {
+        let rules = settings
+            .deterministic_rules
+            .iter()
+            .map(|r| format!("({r})"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        scalar_i64(ctx, &format!("SELECT count(*) FROM pairs p JOIN l ON p.record_key = l.record_key JOIN r ON p.person_key = r.record_key WHERE {rules}")).await?
+    };
+    let all_pairs = (records.max(1) as f64) * (registry_size.max(1) as f64);
+    let expected = (deterministic as f64 / settings.deterministic_recall).max(1.0);
+    let prior = (expected / all_pairs).clamp(1e-12, 0.5);
+
+    let version = if ctx.table_exist(model::LINK_MODEL)? {
+        first_column(ctx, &format!("SELECT CAST(coalesce(max(version), 0) AS VARCHAR) FROM {} WHERE source = '{source}'", model::LINK_MODEL))
+            .await?
+            .into_iter()
+            .flatten()
+            .next()
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+            + 1
+    } else {
+        1
+    };
+    Ok(Model {
+        version,
+        source: source.to_string(),
+        prior,
+        comparisons: settings
+            .comparisons
+            .iter()
+            .zip(m.into_iter().zip(u))
+            .map(|(c, (m, u))| ComparisonParams {
+                name: c.name.clone(),
+                labels: c.labels(),
+                m,
+                u,
+            })
+            .collect(),
+        em_iterations: iterations,
+    })
+}
