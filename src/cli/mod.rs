@@ -301,36 +301,14 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             if sources.is_empty() {
                 anyhow::bail!("no department source has been ingested yet");
             }
-            let mut t = output::table(vec![
-                "source 来源",
-                "records 记录",
-                "pairs 候选对",
-                "linked 关联",
-                "review 待核",
-                "unlinked 未关联",
-                "model 模型",
-                "seconds 秒",
-            ]);
+            let mut reports = Vec::new();
             for source in sources {
                 tracing::info!(source = %source, "linking");
-                let r =
-                    crate::link::link_source(&lake, &schemas, &settings, &source, train).await?;
-                t.add_row(vec![
-                    r.source,
-                    r.records.to_string(),
-                    r.candidate_pairs.to_string(),
-                    r.linked.to_string(),
-                    r.review.to_string(),
-                    r.unlinked.to_string(),
-                    format!(
-                        "v{}{}",
-                        r.model_version,
-                        if r.trained { " (trained)" } else { "" }
-                    ),
-                    format!("{:.2}", r.seconds),
-                ]);
+                reports.push(
+                    crate::link::link_source(&lake, &schemas, &settings, &source, train).await?,
+                );
             }
-            println!("{t}");
+            print_link_reports(&reports);
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain {
@@ -461,10 +439,64 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 );
             }
             print_ingest_summary(&outcomes);
+
+            // Link the sources that received new data (or were never linked).
+            let settings = crate::link::settings::SettingsFile::load(&pipeline.linkage_path())?;
+            let schemas = pipeline.schemas_dir();
+            let mut reports = Vec::new();
+            for source in crate::link::linkable_sources(&lake, &schemas).await? {
+                let fresh = outcomes.iter().any(|o| {
+                    o.result.as_ref().is_ok_and(|r| {
+                        r.outcome == "ingested"
+                            && (r.batch_id.starts_with(&format!("{source}-"))
+                                || r.batch_id.starts_with("roster-"))
+                    })
+                });
+                if fresh || !lake.table_exists(&crate::link::link_table(&source)).await? {
+                    tracing::info!(source = %source, "linking");
+                    reports.push(
+                        crate::link::link_source(&lake, &schemas, &settings, &source, false)
+                            .await?,
+                    );
+                }
+            }
+            if !reports.is_empty() {
+                print_link_reports(&reports);
+            }
             crate::pipeline::print_overview(&lake).await?;
             Ok(exit_code(&outcomes))
         }
     }
+}
+
+fn print_link_reports(reports: &[crate::link::LinkReport]) {
+    let mut t = output::table(vec![
+        "source 来源",
+        "records 记录",
+        "pairs 候选对",
+        "linked 关联",
+        "review 待核",
+        "unlinked 未关联",
+        "model 模型",
+        "seconds 秒",
+    ]);
+    for r in reports {
+        t.add_row(vec![
+            r.source.clone(),
+            r.records.to_string(),
+            r.candidate_pairs.to_string(),
+            r.linked.to_string(),
+            r.review.to_string(),
+            r.unlinked.to_string(),
+            format!(
+                "v{}{}",
+                r.model_version,
+                if r.trained { " (trained)" } else { "" }
+            ),
+            format!("{:.2}", r.seconds),
+        ]);
+    }
+    println!("{t}");
 }
 
 fn print_explanation(e: &crate::link::explain::Explanation) {

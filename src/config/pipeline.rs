@@ -23,6 +23,12 @@ pub struct Pipeline {
     pub schedule: Vec<String>,
     #[serde(rename = "source", default)]
     pub sources: Vec<PipelineSource>,
+    /// Linkage settings, relative to this file (default `linkage.toml`).
+    #[serde(default = "default_linkage")]
+    pub linkage: String,
+    /// Directory of source schemas, relative to this file (default `../schemas`).
+    #[serde(default = "default_schemas")]
+    pub schemas: String,
     /// Directory of the pipeline file; filled in by [`Pipeline::load`].
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -60,6 +66,14 @@ fn tidy(path: &Path) -> PathBuf {
     out
 }
 
+fn default_linkage() -> String {
+    "linkage.toml".into()
+}
+
+fn default_schemas() -> String {
+    "../schemas".into()
+}
+
 impl Pipeline {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -88,16 +102,19 @@ impl Pipeline {
         self.resolve(&self.lake)
     }
 
+    pub fn schemas_dir(&self) -> PathBuf {
+        PathBuf::from(self.resolve(&self.schemas))
+    }
+
+    pub fn linkage_path(&self) -> PathBuf {
+        PathBuf::from(self.resolve(&self.linkage))
+    }
+
     /// The schema of one pipeline source.
     pub fn schema_for(&self, source: &PipelineSource) -> Result<SourceSchema> {
         let path = match &source.schema {
             Some(p) => PathBuf::from(self.resolve(p)),
-            None => tidy(
-                &self
-                    .base_dir
-                    .join("../schemas")
-                    .join(format!("{}.toml", source.name)),
-            ),
+            None => self.schemas_dir().join(format!("{}.toml", source.name)),
         };
         let schema = SourceSchema::load(&path)?;
         if schema.name != source.name {
