@@ -4,6 +4,7 @@
 //! - [`ingest`]: extracts and the roster into `staged_*`, `quarantine_*`,
 //!   `batches`, `roster_person`, `roster_household`;
 //! - [`link`]: every department record to a roster person (`link_<source>`);
+//! - [`warn`]: SQL rules over linked records into `warnings` and `warning_events`;
 //! - [`generate`]: synthetic extracts with ground truth, for tests and benchmarks.
 //!
 //! [`identity`] holds the pure rules for ID numbers, names, dates and
@@ -19,3 +20,4 @@ pub mod ingest;
 pub mod lake;
 pub mod link;
 pub mod pipeline;
+pub mod warn;

@@ -142,12 +142,48 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Raise early warnings from the rules (预警).
+    Warn {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        /// The date the run looks from (default: today).
+        #[arg(long)]
+        as_of: Option<chrono::NaiveDate>,
+        #[arg(long, default_value = "pipelines/rules")]
+        rules: PathBuf,
+        #[arg(long, default_value = "pipelines/thresholds.csv")]
+        thresholds: PathBuf,
+        #[arg(long, default_value = "pipelines/population_groups.csv")]
+        population_groups: PathBuf,
+        #[arg(long, default_value = "schemas")]
+        schemas: PathBuf,
+    },
+    /// Record what staff found for a warning (核实结果).
+    Verify {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        /// The warning's id (W…).
+        warning_id: String,
+        /// included (纳入监测), not_included (不纳入), risk_eliminated (风险消除) or closed.
+        #[arg(long)]
+        outcome: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Who visited or decided.
+        #[arg(long, default_value = "staff")]
+        by: String,
+        #[arg(long)]
+        visited: Option<chrono::NaiveDate>,
+    },
     /// Run a pipeline file: every stage of the job (运行流水线).
     Run {
         pipeline: PathBuf,
         /// Lake location, overriding the pipeline file's.
         #[arg(long)]
         lake: Option<String>,
+        /// The date the warning stage looks from (default: today).
+        #[arg(long)]
+        as_of: Option<chrono::NaiveDate>,
     },
 }
 
@@ -422,7 +458,57 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { pipeline, lake } => {
+        Command::Warn {
+            lake,
+            as_of,
+            rules,
+            thresholds,
+            population_groups,
+            schemas,
+        } => {
+            let lake = Lake::open(&lake).await?;
+            let config = crate::warn::WarnConfig {
+                rules_dir: rules,
+                thresholds,
+                population_groups,
+                schemas_dir: schemas,
+            };
+            let as_of = as_of.unwrap_or_else(today);
+            let report = crate::warn::run(&lake, &config, as_of).await?;
+            print_warn_report(&report);
+            crate::pipeline::print_top_warnings(&lake, 5).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify {
+            lake,
+            warning_id,
+            outcome,
+            reason,
+            by,
+            visited,
+        } => {
+            let lake = Lake::open(&lake).await?;
+            let v = crate::warn::Verification {
+                warning_id,
+                outcome,
+                reason,
+                by,
+                visited,
+            };
+            let w = crate::warn::verify(&lake, &v).await?;
+            println!(
+                "{} is now {} ({})",
+                w.warning_id,
+                w.status,
+                w.outcome.unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            pipeline,
+            lake,
+            as_of,
+        } => {
             let pipeline = Pipeline::load(&pipeline)?;
             let location = lake.unwrap_or_else(|| pipeline.lake_location());
             let lake = Lake::open(&location).await?;
@@ -463,9 +549,67 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             if !reports.is_empty() {
                 print_link_reports(&reports);
             }
+            let warn =
+                crate::warn::run(&lake, &pipeline.warn_config(), as_of.unwrap_or_else(today))
+                    .await?;
             crate::pipeline::print_overview(&lake).await?;
+            print_warn_report(&warn);
+            crate::pipeline::print_top_warnings(&lake, 5).await?;
             Ok(exit_code(&outcomes))
         }
+    }
+}
+
+/// Today in China (Asia/Shanghai is UTC+8 all year).
+fn today() -> chrono::NaiveDate {
+    (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive()
+}
+
+fn print_warn_report(r: &crate::warn::WarnReport) {
+    let mut t = output::table(vec![
+        "rule 规则",
+        "title 名称",
+        "risk 风险类型",
+        "records 记录",
+        "households 户",
+        "pending review 待复核",
+    ]);
+    for s in &r.rules {
+        t.add_row(vec![
+            s.rule.clone(),
+            s.title.clone(),
+            s.risk_type.clone(),
+            s.note.clone().unwrap_or_else(|| s.records.to_string()),
+            s.households.to_string(),
+            s.pending_review.to_string(),
+        ]);
+    }
+    println!("warnings as of 预警基准日 {}\n{t}", r.as_of);
+    println!(
+        "raised 新增 {} · updated 更新 {} · reopened 重新打开 {} · unchanged 未变 {} · suppressed (already monitored) 已在监测中 {}",
+        r.raised, r.updated, r.reopened, r.unchanged, r.suppressed
+    );
+    if !r.open_by_county.is_empty() {
+        let mut by_county: std::collections::BTreeMap<&str, (i64, Vec<String>)> =
+            Default::default();
+        for (county, risk, n) in &r.open_by_county {
+            let entry = by_county.entry(county.as_str()).or_default();
+            entry.0 += n;
+            entry.1.push(format!("{risk} {n}"));
+        }
+        let mut c = output::table(vec![
+            "county 县",
+            "open warnings 待处理预警",
+            "by risk 按风险类型",
+        ]);
+        for (county, (total, risks)) in by_county {
+            c.add_row(vec![
+                county.to_string(),
+                total.to_string(),
+                risks.join(" · "),
+            ]);
+        }
+        println!("{c}");
     }
 }
 

@@ -29,6 +29,14 @@ pub struct Pipeline {
     /// Directory of source schemas, relative to this file (default `../schemas`).
     #[serde(default = "default_schemas")]
     pub schemas: String,
+    /// Warning rules directory, thresholds and population groups, relative
+    /// to this file (defaults `rules`, `thresholds.csv`, `population_groups.csv`).
+    #[serde(default = "default_rules")]
+    pub rules: String,
+    #[serde(default = "default_thresholds")]
+    pub thresholds: String,
+    #[serde(default = "default_groups")]
+    pub population_groups: String,
     /// Directory of the pipeline file; filled in by [`Pipeline::load`].
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -74,6 +82,18 @@ fn default_schemas() -> String {
     "../schemas".into()
 }
 
+fn default_rules() -> String {
+    "rules".into()
+}
+
+fn default_thresholds() -> String {
+    "thresholds.csv".into()
+}
+
+fn default_groups() -> String {
+    "population_groups.csv".into()
+}
+
 impl Pipeline {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -104,6 +124,15 @@ impl Pipeline {
 
     pub fn schemas_dir(&self) -> PathBuf {
         PathBuf::from(self.resolve(&self.schemas))
+    }
+
+    pub fn warn_config(&self) -> crate::warn::WarnConfig {
+        crate::warn::WarnConfig {
+            rules_dir: self.resolve(&self.rules).into(),
+            thresholds: self.resolve(&self.thresholds).into(),
+            population_groups: self.resolve(&self.population_groups).into(),
+            schemas_dir: self.schemas_dir(),
+        }
     }
 
     pub fn linkage_path(&self) -> PathBuf {

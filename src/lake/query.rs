@@ -1,8 +1,10 @@
 //! Small helpers for reading query results whatever string encoding the
 //! scan produced (Delta scans give Utf8View, literals Utf8).
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::prelude::SessionContext;
@@ -34,4 +36,32 @@ pub async fn scalar_i64(ctx: &SessionContext, sql: &str) -> Result<i64> {
         }
     }
     Ok(0)
+}
+
+/// Rows as column name → text (null values left out).
+pub fn rows_of(batches: &[RecordBatch]) -> Result<Vec<BTreeMap<String, String>>> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        let names: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let columns: Vec<Vec<Option<String>>> = batch
+            .columns()
+            .iter()
+            .map(strings_of)
+            .collect::<Result<_>>()?;
+        for i in 0..batch.num_rows() {
+            rows.push(
+                names
+                    .iter()
+                    .zip(&columns)
+                    .filter_map(|(n, c)| c[i].clone().map(|v| (n.clone(), v)))
+                    .collect(),
+            );
+        }
+    }
+    Ok(rows)
 }

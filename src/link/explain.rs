@@ -5,12 +5,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use datafusion::arrow::array::RecordBatch;
 
 use super::settings::SettingsFile;
 use super::{link_table, model, plan, prepare_sides};
 use crate::lake::Lake;
-use crate::lake::query::strings_of;
+use crate::lake::query::rows_of;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Step {
@@ -44,34 +43,6 @@ pub struct Explanation {
 }
 
 const SHOWN: &[&str] = &["name", "id_number", "birth_date", "gender", "region_code"];
-
-/// Rows of batches as column-name → text maps.
-fn rows_of(batches: &[RecordBatch]) -> Result<Vec<BTreeMap<String, String>>> {
-    let mut rows = Vec::new();
-    for batch in batches {
-        let names: Vec<String> = batch
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        let columns: Vec<Vec<Option<String>>> = batch
-            .columns()
-            .iter()
-            .map(strings_of)
-            .collect::<Result<_>>()?;
-        for i in 0..batch.num_rows() {
-            rows.push(
-                names
-                    .iter()
-                    .zip(&columns)
-                    .map(|(n, c)| (n.clone(), c[i].clone().unwrap_or_default()))
-                    .collect(),
-            );
-        }
-    }
-    Ok(rows)
-}
 
 pub async fn explain(
     lake: &Lake,

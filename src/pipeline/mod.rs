@@ -9,7 +9,7 @@ use crate::cli::output;
 use crate::config::Pipeline;
 use crate::config::pipeline::PipelineSource;
 use crate::lake::Lake;
-use crate::lake::query::{scalar_i64, strings_of};
+use crate::lake::query::{rows_of, scalar_i64, strings_of};
 use crate::lake::tables::ROSTER_SOURCE;
 
 /// Sources in run order: the roster first, the rest as listed.
@@ -56,6 +56,64 @@ pub async fn print_overview(lake: &Lake) -> Result<()> {
     }
     if any {
         println!("{reasons}");
+    }
+    Ok(())
+}
+
+/// Print the highest-scoring open warnings with their evidence.
+pub async fn print_top_warnings(lake: &Lake, n: usize) -> Result<()> {
+    let ctx = lake.session().await?;
+    if !ctx.table_exist("warnings")? {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT warning_id, household_id, village_code, risk_type, severity, CAST(score AS VARCHAR) AS score_text, evidence
+         FROM warnings WHERE status = 'open' ORDER BY score DESC, warning_id LIMIT {n}"
+    );
+    let mut t = output::table(vec![
+        "warning 预警",
+        "household 户",
+        "village 村",
+        "risk 风险",
+        "severity 等级",
+        "score 分值",
+        "evidence 依据",
+    ]);
+    let mut any = false;
+    for row in rows_of(&ctx.sql(&sql).await?.collect().await?)? {
+        any = true;
+        let cell = |c: &str| row.get(c).cloned().unwrap_or_default();
+        let evidence: Vec<crate::warn::state::Evidence> =
+            serde_json::from_str(&cell("evidence")).unwrap_or_default();
+        let mut text = evidence
+            .iter()
+            .take(4)
+            .map(|e| {
+                format!(
+                    "{} {} {}",
+                    e.event_date.clone().unwrap_or_default(),
+                    e.record_key,
+                    e.detail
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let more = evidence.len().saturating_sub(4);
+        if more > 0 {
+            text.push_str(&format!("\n… and {more} more"));
+        }
+        t.add_row(vec![
+            cell("warning_id"),
+            cell("household_id"),
+            cell("village_code"),
+            cell("risk_type"),
+            cell("severity"),
+            cell("score_text"),
+            text,
+        ]);
+    }
+    if any {
+        println!("top warnings 重点预警\n{t}");
     }
     Ok(())
 }

@@ -1,0 +1,174 @@
+//! Linking benchmark: generated roster and health extract at N households,
+//! `safetynet link --train` timed and measured for peak memory, quality from
+//! `safetynet eval`, and Splink on DuckDB on the same files in the same run.
+//!
+//!   cargo bench --bench link -- --households 100000 [--households 2000] [--dir /tmp/bench] [--no-splink]
+//!
+//! Splink runs through benches/splink_health.py (pip install splink pypinyin pandas).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// Run a child, returning (seconds, its own peak RSS in MiB, stdout).
+// The child is reaped by wait4 (which also reports its resource use).
+#[allow(clippy::zombie_processes)]
+fn measure(cmd: &mut Command) -> (f64, f64, String) {
+    use std::io::Read;
+    let start = Instant::now();
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child with pointers to locals; it reports
+    // that child's own maximum resident set.
+    let waited = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let seconds = start.elapsed().as_secs_f64();
+    let text = reader.join().unwrap_or_default();
+    assert!(
+        waited > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed: {text}"
+    );
+    (seconds, usage.ru_maxrss as f64 / 1024.0, text)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mut sizes = Vec::new();
+    let mut dir = std::env::temp_dir().join("safetynet-bench-link");
+    let mut splink = true;
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--households" => {
+                sizes.push(args[i + 1].parse::<usize>().expect("--households N"));
+                i += 1;
+            }
+            "--dir" => {
+                dir = PathBuf::from(&args[i + 1]);
+                i += 1;
+            }
+            "--no-splink" => splink = false,
+            _ => {}
+        }
+        i += 1;
+    }
+    if sizes.is_empty() {
+        sizes.push(2_000);
+    }
+    let bin = env!("CARGO_BIN_EXE_safetynet");
+    let root = env!("CARGO_MANIFEST_DIR");
+    println!(
+        "| households | roster people | health records | tool | seconds | peak MiB | precision | recall | F1 |"
+    );
+    println!("|---:|---:|---:|---|---:|---:|---:|---:|---:|");
+    for households in sizes {
+        let data = dir.join(format!("h{households}"));
+        let lake = data.join("lake");
+        let _ = std::fs::remove_dir_all(&lake);
+        if !data.join("health.csv").exists() {
+            let status = Command::new(bin)
+                .args([
+                    "generate",
+                    "--only",
+                    "health",
+                    "--seed",
+                    "1",
+                    "--households",
+                    &households.to_string(),
+                    "--out",
+                ])
+                .arg(&data)
+                .stdout(Stdio::null())
+                .status()
+                .expect("generate");
+            assert!(status.success());
+        }
+        for source in ["roster", "health"] {
+            let status = Command::new(bin)
+                .args(["ingest", "--source", source, "--lake"])
+                .arg(&lake)
+                .arg(data.join(format!("{source}.csv")))
+                .current_dir(root)
+                .env("SAFETYNET_LOG", "warn")
+                .stdout(Stdio::null())
+                .status()
+                .expect("ingest");
+            assert!(status.success());
+        }
+        let count = |table: &str| -> String {
+            let out = Command::new(bin)
+                .args(["sql", "--format", "csv", "--lake"])
+                .arg(&lake)
+                .args(["-c", &format!("SELECT count(*) FROM {table}")])
+                .output()
+                .expect("sql");
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .nth(1)
+                .unwrap_or("?")
+                .to_string()
+        };
+        let (people, records) = (count("roster_person"), count("staged_health"));
+
+        let (seconds, peak, _) = measure(
+            Command::new(bin)
+                .args(["link", "--source", "health", "--train", "--lake"])
+                .arg(&lake)
+                .current_dir(root)
+                .env("SAFETYNET_LOG", "warn"),
+        );
+        let (_, _, eval) = measure(
+            Command::new(bin)
+                .args(["eval", "--source", "health", "--format", "json", "--lake"])
+                .arg(&lake)
+                .arg("--truth")
+                .arg(data.join("truth_health.csv"))
+                .current_dir(root),
+        );
+        let e: serde_json::Value = serde_json::from_str(&eval).expect("eval json");
+        let f = |v: &serde_json::Value| format!("{:.4}", v.as_f64().unwrap_or(0.0));
+        println!(
+            "| {households} | {people} | {records} | safetynet link --train | {seconds:.2} | {peak:.0} | {} | {} | {} |",
+            f(&e["precision"]),
+            f(&e["recall"]),
+            f(&e["f1"])
+        );
+        let b = &e["exact_id_baseline"];
+        println!(
+            "| {households} | {people} | {records} | exact ID join (normalised IDs) | | | {} | {} | {} |",
+            f(&b["precision"]),
+            f(&b["recall"]),
+            f(&b["f1"])
+        );
+        println!(
+            "| {households} | {people} | {records} | (true matches known only by name and region: {:.2} %) | | | | | |",
+            e["name_and_region_only_share"].as_f64().unwrap_or(0.0) * 100.0
+        );
+        if splink {
+            let (seconds, peak, out) = measure(
+                Command::new("python3")
+                    .arg(format!("{root}/benches/splink_health.py"))
+                    .arg(&data)
+                    .stderr(Stdio::null()),
+            );
+            let s: serde_json::Value =
+                serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap_or_default();
+            let best = &s["best"];
+            println!(
+                "| {households} | {people} | {records} | Splink 5 + DuckDB (best threshold {}) | {:.2} (own timer {}) | {peak:.0} | {} | {} | {} |",
+                best["threshold"],
+                seconds,
+                s["seconds"],
+                f(&best["precision"]),
+                f(&best["recall"]),
+                f(&best["f1"])
+            );
+        }
+    }
+}
