@@ -328,15 +328,8 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             settings,
             schemas,
         } => {
-            let lake = Lake::open(&lake).await?;
-            let settings = crate::link::settings::SettingsFile::load(&settings)?;
-            let sources = match source {
-                Some(s) => vec![s],
-                None => crate::link::linkable_sources(&lake, &schemas).await?,
-            };
-            if sources.is_empty() {
-                anyhow::bail!("no department source has been ingested yet");
-            }
+            let (lake, settings, sources) =
+                open_for_linking(&lake, &settings, &schemas, source).await?;
             let mut reports = Vec::new();
             for source in sources {
                 tracing::info!(source = %source, "linking");
@@ -382,12 +375,8 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 settings,
                 schemas,
             } => {
-                let lake = Lake::open(&lake).await?;
-                let settings = crate::link::settings::SettingsFile::load(&settings)?;
-                let sources = match source {
-                    Some(s) => vec![s],
-                    None => crate::link::linkable_sources(&lake, &schemas).await?,
-                };
+                let (lake, settings, sources) =
+                    open_for_linking(&lake, &settings, &schemas, source).await?;
                 let n =
                     crate::link::review::export(&lake, &schemas, &settings, &sources, &out).await?;
                 println!(
@@ -558,6 +547,26 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             Ok(exit_code(&outcomes))
         }
     }
+}
+
+/// The lake, linkage settings and the sources to work on (one, or every
+/// ingested department source).
+async fn open_for_linking(
+    lake: &str,
+    settings: &std::path::Path,
+    schemas: &std::path::Path,
+    source: Option<String>,
+) -> Result<(Lake, crate::link::settings::SettingsFile, Vec<String>)> {
+    let lake = Lake::open(lake).await?;
+    let settings = crate::link::settings::SettingsFile::load(settings)?;
+    let sources = match source {
+        Some(s) => vec![s],
+        None => crate::link::linkable_sources(&lake, schemas).await?,
+    };
+    if sources.is_empty() {
+        anyhow::bail!("no department source has been ingested yet");
+    }
+    Ok((lake, settings, sources))
 }
 
 /// Today in China (Asia/Shanghai is UTC+8 all year).

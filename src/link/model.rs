@@ -21,7 +21,7 @@ use datafusion::prelude::SessionContext;
 
 use super::settings::Settings;
 use crate::lake::Lake;
-use crate::lake::query::strings_of;
+use crate::lake::query::rows_of;
 use crate::lake::tables::timestamp_type;
 
 pub const LINK_MODEL: &str = "link_model";
@@ -236,23 +236,25 @@ pub async fn load_latest(
          WHERE source = '{source}' AND version = (SELECT max(version) FROM {LINK_MODEL} WHERE source = '{source}')
          ORDER BY comparison, level"
     );
-    let batches = ctx.sql(&sql).await?.collect().await?;
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    for batch in &batches {
-        let columns: Vec<Vec<Option<String>>> = batch
-            .columns()
-            .iter()
-            .map(strings_of)
-            .collect::<Result<_>>()?;
-        for i in 0..batch.num_rows() {
-            rows.push(
-                columns
-                    .iter()
-                    .map(|c| c[i].clone().unwrap_or_default())
-                    .collect(),
-            );
-        }
-    }
+    let names = [
+        "version",
+        "comparison",
+        "level",
+        "label",
+        "m_probability",
+        "u_probability",
+        "prior",
+        "em_iterations",
+    ];
+    let rows: Vec<Vec<String>> = rows_of(&ctx.sql(&sql).await?.collect().await?)?
+        .into_iter()
+        .map(|row| {
+            names
+                .iter()
+                .map(|n| row.get(*n).cloned().unwrap_or_default())
+                .collect()
+        })
+        .collect();
     if rows.is_empty() {
         return Ok(None);
     }

@@ -7,7 +7,7 @@ use datafusion::prelude::SessionContext;
 use super::model::{self, ComparisonParams, Model, Pattern};
 use super::plan::level_columns;
 use super::settings::Settings;
-use crate::lake::query::{first_column, scalar_i64, strings_of};
+use crate::lake::query::{first_column, rows_of, scalar_i64, strings_of};
 
 async fn level_counts(
     ctx: &SessionContext,
@@ -66,28 +66,22 @@ pub async fn train_model(
         .map(|c| format!("{}_level", c.name))
         .collect();
     let sql = format!(
-        "SELECT {cols}, CAST(count(*) AS VARCHAR) FROM pairs GROUP BY {cols}",
+        "SELECT {cols}, count(*) AS pairs FROM pairs GROUP BY {cols}",
         cols = names.join(", ")
     );
     let mut patterns = Vec::new();
-    for batch in ctx.sql(&sql).await?.collect().await? {
-        let columns: Vec<Vec<Option<String>>> = batch
-            .columns()
-            .iter()
-            .map(strings_of)
-            .collect::<Result<_>>()?;
-        for i in 0..batch.num_rows() {
-            let levels = columns[..names.len()]
-                .iter()
-                .map(|column| column[i].as_deref().unwrap_or("0").parse().unwrap_or(0))
-                .collect();
-            let count = columns[names.len()][i]
-                .as_deref()
-                .unwrap_or("0")
-                .parse()
-                .unwrap_or(0.0);
-            patterns.push(Pattern { levels, count });
-        }
+    for row in rows_of(&ctx.sql(&sql).await?.collect().await?)? {
+        let number = |name: &str| {
+            row.get(name)
+                .map_or("0", String::as_str)
+                .parse::<f64>()
+                .unwrap_or(0.0)
+        };
+        let levels = names.iter().map(|n| number(n) as usize).collect();
+        patterns.push(Pattern {
+            levels,
+            count: number("pairs"),
+        });
     }
     let (m, iterations) = model::estimate_m(settings, &u, &patterns);
 
