@@ -76,6 +76,7 @@ fn rules_state_and_edge_cases() {
         m("FX0006", "莫玉成", 61, "男", "19720303", "户主"),
         m("FX0007", "黎彩霞", 72, "女", "19790404", "户主"),
         m("FX0008", "解德才", 81, "男", "19600808", "户主"),
+        m("FX0010", "单美玲", 91, "女", "19880808", "户主"),
     ];
     let mut roster = String::new();
     for (i, p) in members.iter().enumerate() {
@@ -93,7 +94,7 @@ fn rules_state_and_edge_cases() {
         .unwrap();
     }
     // The same person on a second roster household.
-    let twice = &members[9];
+    let twice = members.iter().find(|p| p.household == "FX0008").unwrap();
     writeln!(roster, "FX0009,FX000901,贵州省,黔西南州,兴仁市,测试镇,测试村,{village},脱贫户,1,100000,,,{},{},男,{},户主", twice.name, twice.id, twice.birth).unwrap();
     append(&data.join("roster.csv"), &roster);
 
@@ -114,6 +115,7 @@ fn rules_state_and_edge_cases() {
     health += &health_row("FXH06", "莫玉成", "2026-05-01", "3000.00", "否"); // pushes income below the line
     health += &health_row("FXH07", "黎彩霞", "2026-07-01", "8000.00", "否"); // two rules, one warning
     health += &health_row("FXH08", "解德才", "2026-07-01", "6000.00", "否"); // on two rosters: review
+    health += &health_row("FXH11", "单美玲", "2026-08-01", "100.00", "是"); // serious illness
     health += "FXH09,黎彩霞,,女,,门诊,2026-07-02,2026-07-02,肺炎,否,100,0,,522322\n"; // missing amount: quarantined
     append(&data.join("health.csv"), &health);
 
@@ -206,6 +208,12 @@ fn rules_state_and_edge_cases() {
     assert_eq!(w.len(), 1, "one task per household and risk: {w:?}");
     assert_eq!(w[0][2], "medical_income_share,medical_selfpay_ytd");
     assert!(warnings_of(&lake, "FX0008").is_empty() && warnings_of(&lake, "FX0009").is_empty());
+    let w = warnings_of(&lake, "FX0010");
+    assert_eq!(
+        (w.len(), w[0][0].as_str(), w[0][2].as_str()),
+        (1, "因病", "serious_illness"),
+        "{w:?}"
+    );
     assert!(out.contains("pending review"), "{out}");
     let pending = out
         .lines()

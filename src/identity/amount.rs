@@ -2,12 +2,12 @@
 //! "￥1,000", "１２３４". Stored as whole fen (cents) so no float rounding
 //! ever touches a threshold comparison.
 
-use unicode_normalization::UnicodeNormalization;
+use super::text::nfkc;
 
 /// Parse yuan into fen. More than two decimal places are rounded half away
 /// from zero, as a cashier would.
 pub fn parse_amount_cents(raw: &str) -> Result<i128, String> {
-    let folded: String = raw.nfkc().collect();
+    let folded = nfkc(raw);
     let mut text: &str = folded.trim();
     for prefix in ["￥", "¥", "RMB", "CNY"] {
         text = text.strip_prefix(prefix).unwrap_or(text).trim_start();

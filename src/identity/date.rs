@@ -4,8 +4,8 @@
 //! A schema may list extra chrono formats for a county's own habit
 //! (e.g. "%d/%m/%Y"); those are tried first.
 
+use super::text::nfkc;
 use chrono::{Duration, NaiveDate};
-use unicode_normalization::UnicodeNormalization;
 
 /// Excel stores dates as days since 1899-12-30 (the 1900 leap-year bug is
 /// absorbed by starting the count two days early). Serials below 61 fall
@@ -19,7 +19,7 @@ pub fn excel_serial_to_date(serial: f64) -> Option<NaiveDate> {
 
 /// Parse a date. `extra_formats` are chrono format strings tried first.
 pub fn parse_date(raw: &str, extra_formats: &[String]) -> Result<NaiveDate, String> {
-    let folded: String = raw.nfkc().collect();
+    let folded = nfkc(raw);
     let text = folded.trim();
     for format in extra_formats {
         if let Ok(d) = NaiveDate::parse_from_str(text, format) {

@@ -10,8 +10,8 @@
 //! an invalid number is kept with `valid = false`, because the linker can
 //! still use its region code, birth date and most of its digits.
 
+use super::text::nfkc;
 use chrono::NaiveDate;
-use unicode_normalization::UnicodeNormalization;
 
 const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const CHECK_CHARS: &[u8; 11] = b"10X98765432";
@@ -88,7 +88,7 @@ pub fn normalise_id_number(raw: &str) -> Option<IdNumber> {
     if raw.chars().any(|c| ('\u{FF10}'..='\u{FF5A}').contains(&c)) {
         repairs.push("full-width");
     }
-    let folded: String = raw.nfkc().collect();
+    let folded = nfkc(raw);
     let trimmed = folded.trim();
     let mut value: String = trimmed
         .chars()

@@ -8,22 +8,62 @@ use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
 /// NFKC fold, skipped for text that is already in NFKC (all ASCII text and
 /// most Chinese text), which is nearly every value.
 pub fn nfkc(raw: &str) -> Cow<'_, str> {
-    if raw.is_ascii() || is_nfkc_quick(raw.chars()) == IsNormalized::Yes {
+    if raw.is_ascii()
+        || raw.chars().all(nfkc_stable)
+        || is_nfkc_quick(raw.chars()) == IsNormalized::Yes
+    {
         Cow::Borrowed(raw)
     } else {
         Cow::Owned(raw.nfkc().collect())
     }
 }
 
+/// Characters NFKC never changes, checked by range before the full
+/// quick-check: ASCII, the CJK unified ideographs and the ideographic comma
+/// and full stop. Full-width forms, compatibility ideographs and the
+/// ideographic space are not in these ranges.
+fn nfkc_stable(c: char) -> bool {
+    matches!(c as u32, 0..=0x7F | 0x3001 | 0x3002 | 0x3400..=0x4DBF | 0x4E00..=0x9FFF)
+}
+
 /// NFKC-normalise and trim. Inner whitespace runs collapse to one space.
 pub fn normalise_text(raw: &str) -> String {
-    let folded = nfkc(raw);
-    let trimmed = folded.trim();
-    if !trimmed.contains(char::is_whitespace) {
-        return trimmed.to_string();
+    normalise_text_cow(raw).into_owned()
+}
+
+/// As [`normalise_text`], borrowing when nothing changes (nearly always).
+pub fn normalise_text_cow(raw: &str) -> Cow<'_, str> {
+    match nfkc(raw) {
+        Cow::Borrowed(folded) => {
+            let trimmed = folded.trim();
+            if !has_whitespace_run(trimmed) {
+                return Cow::Borrowed(trimmed);
+            }
+            Cow::Owned(collapse_whitespace(trimmed))
+        }
+        Cow::Owned(folded) => Cow::Owned(collapse_whitespace(folded.trim())),
     }
-    let mut out = String::with_capacity(folded.len());
-    for word in folded.split_whitespace() {
+}
+
+/// True when the text holds whitespace other than single ASCII spaces.
+fn has_whitespace_run(text: &str) -> bool {
+    let mut previous_space = false;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            if previous_space || c != ' ' {
+                return true;
+            }
+            previous_space = true;
+        } else {
+            previous_space = false;
+        }
+    }
+    false
+}
+
+fn collapse_whitespace(trimmed: &str) -> String {
+    let mut out = String::with_capacity(trimmed.len());
+    for word in trimmed.split_whitespace() {
         if !out.is_empty() {
             out.push(' ');
         }

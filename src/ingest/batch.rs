@@ -23,7 +23,7 @@ use object_store::{ObjectStoreExt, WriteMultipart};
 use sha2::{Digest, Sha256};
 
 use super::input::InputFile;
-use super::normalise::{Normaliser, map_columns};
+use super::normalise::{Normalised, Normaliser, map_columns};
 use super::rows::{self, Format, RawRow};
 use crate::config::SourceSchema;
 use crate::failpoint;
@@ -203,8 +203,11 @@ pub async fn ingest_file(
     let mut staged_writer = Lake::writer(&staged_table)?;
     let mut quarantine_writer = Lake::writer(&quarantine_table)?;
 
-    // The reader thread parses while this task normalises and encodes.
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<RawRow>>(4);
+    // Three stages run at once: a reader thread parses, a normaliser thread
+    // types and checks, and this task encodes Parquet and writes. Bounded
+    // channels keep memory flat whatever the file size.
+    let (row_sender, row_receiver) = std::sync::mpsc::sync_channel::<Vec<RawRow>>(4);
+    let (batch_sender, mut batch_receiver) = tokio::sync::mpsc::channel::<(u64, Normalised)>(2);
     let reader_rows = reader.rows;
     let reader_thread = std::thread::spawn(move || {
         let mut read = 0u64;
@@ -214,34 +217,55 @@ pub async fn ingest_file(
             chunk.push(row);
             if chunk.len() == CHUNK_ROWS {
                 let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
-                if sender.blocking_send(full).is_err() {
+                if row_sender.send(full).is_err() {
                     break;
                 }
             }
         }
         if !chunk.is_empty() {
-            let _ = sender.blocking_send(chunk);
+            let _ = row_sender.send(chunk);
         }
         read
     });
+    let normaliser_thread = std::thread::spawn(move || -> Result<(u64, u64)> {
+        let mut seen = 0u64;
+        for chunk in row_receiver {
+            seen += chunk.len() as u64;
+            for row in chunk {
+                normaliser.push(row);
+            }
+            if normaliser.buffered() >= BATCH_ROWS
+                && batch_sender
+                    .blocking_send((seen, normaliser.take()?))
+                    .is_err()
+            {
+                break;
+            }
+        }
+        let _ = batch_sender.blocking_send((seen, normaliser.take()?));
+        Ok((normaliser.staged_rows, normaliser.quarantined_rows))
+    });
 
     let mut rows_seen = 0u64;
-    while let Some(chunk) = receiver.recv().await {
-        rows_seen += chunk.len() as u64;
-        for row in chunk {
-            normaliser.push(row);
+    while let Some((seen, (staged, quarantined))) = batch_receiver.recv().await {
+        rows_seen = seen;
+        if let Some(batch) = staged {
+            // A schema file may have gained fields since the table was created.
+            staged_writer
+                .write_with_mode(batch, WriteMode::MergeSchema)
+                .await?;
         }
-        if normaliser.buffered() >= BATCH_ROWS {
-            write_buffered(&mut normaliser, &mut staged_writer, &mut quarantine_writer).await?;
+        if let Some(batch) = quarantined {
+            quarantine_writer.write(batch).await?;
         }
         progress(rows_seen);
     }
-    write_buffered(&mut normaliser, &mut staged_writer, &mut quarantine_writer).await?;
     let rows_read = reader_thread
         .join()
         .map_err(|_| anyhow::anyhow!("{}: the reader thread failed", file.display_name))?;
-
-    let (rows_staged, rows_quarantined) = (normaliser.staged_rows, normaliser.quarantined_rows);
+    let (rows_staged, rows_quarantined) = normaliser_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("{}: the normaliser thread failed", file.display_name))??;
     if rows_read != rows_staged + rows_quarantined || rows_read != rows_seen {
         bail!(
             "{}: row count mismatch (read {rows_read}, staged {rows_staged}, quarantined {rows_quarantined}); nothing committed",
@@ -288,22 +312,6 @@ pub async fn ingest_file(
         rows_quarantined,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-async fn write_buffered(
-    normaliser: &mut Normaliser,
-    staged: &mut deltalake::writer::RecordBatchWriter,
-    quarantine: &mut deltalake::writer::RecordBatchWriter,
-) -> Result<()> {
-    let (s, q) = normaliser.take()?;
-    if let Some(s) = s {
-        // A schema file may have gained fields since the table was created.
-        staged.write_with_mode(s, WriteMode::MergeSchema).await?;
-    }
-    if let Some(q) = q {
-        quarantine.write(q).await?;
-    }
-    Ok(())
 }
 
 fn str_array(value: &str) -> ArrayRef {

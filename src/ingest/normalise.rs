@@ -7,6 +7,7 @@
 //! staged as null with a note in `issues`, so no good data is thrown away
 //! for a typo in a column nobody needs.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -18,7 +19,7 @@ use datafusion::arrow::datatypes::{DataType, Field as ArrowField, Schema, Schema
 
 use super::rows::RawRow;
 use crate::config::schema::{Field, FieldType, Role, SourceSchema};
-use crate::identity::text::{is_blank, normalise_name, normalise_text};
+use crate::identity::text::{is_blank, normalise_name, normalise_text_cow};
 use crate::identity::{normalise_id_number, parse_amount_cents, parse_date};
 use crate::lake::tables::quarantine_schema;
 
@@ -57,9 +58,9 @@ pub fn staged_schema(schema: &SourceSchema) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-enum Value {
+enum Value<'a> {
     Null,
-    Text(String),
+    Text(Cow<'a, str>),
     Int(i64),
     Fen(i128),
     Date(i32),
@@ -84,9 +85,9 @@ impl ValueBuilder {
         }
     }
 
-    fn append(&mut self, value: Value) {
+    fn append(&mut self, value: Value<'_>) {
         match (self, value) {
-            (ValueBuilder::Text(b), Value::Text(v)) => b.append_value(v),
+            (ValueBuilder::Text(b), Value::Text(v)) => b.append_value(v.as_ref()),
             (ValueBuilder::Int(b), Value::Int(v)) => b.append_value(v),
             (ValueBuilder::Fen(b), Value::Fen(v)) => b.append_value(v),
             (ValueBuilder::Date(b), Value::Date(v)) => b.append_value(v),
@@ -163,6 +164,9 @@ pub fn map_columns(schema: &SourceSchema, headers: &[String], file: &str) -> Res
         .collect();
     Ok(ColumnMap { columns, unmapped })
 }
+
+/// Staged and quarantined rows finished as Arrow batches.
+pub type Normalised = (Option<RecordBatch>, Option<RecordBatch>);
 
 /// Accumulates rows of one file into staged and quarantine batches.
 pub struct Normaliser {
@@ -325,7 +329,7 @@ impl Normaliser {
     }
 
     /// Finish the buffered rows as (staged, quarantined) batches.
-    pub fn take(&mut self) -> Result<(Option<RecordBatch>, Option<RecordBatch>)> {
+    pub fn take(&mut self) -> Result<Normalised> {
         let staged = if self.staged_lines.is_empty() {
             None
         } else {
@@ -376,11 +380,11 @@ fn constant(value: &str, n: usize) -> ArrayRef {
 }
 
 /// Normalise one cell: (value, ID validity, problem).
-fn normalise_value(
+fn normalise_value<'a>(
     field: &Field,
-    raw: &str,
+    raw: &'a str,
     pattern: Option<&regex::Regex>,
-) -> (Value, Option<bool>, Option<String>) {
+) -> (Value<'a>, Option<bool>, Option<String>) {
     if field.role == Some(Role::IdNumber) {
         return match normalise_id_number(raw) {
             None if field.required => (
@@ -389,13 +393,13 @@ fn normalise_value(
                 Some("必填字段为空 (required value is empty)".into()),
             ),
             None => (Value::Null, None, None),
-            Some(id) => (Value::Text(id.value), Some(id.valid), None),
+            Some(id) => (Value::Text(Cow::Owned(id.value)), Some(id.valid), None),
         };
     }
-    let text = if field.role == Some(Role::PersonName) {
-        normalise_name(raw)
+    let text: Cow<'a, str> = if field.role == Some(Role::PersonName) {
+        Cow::Owned(normalise_name(raw))
     } else {
-        normalise_text(raw)
+        normalise_text_cow(raw)
     };
     if is_blank(&text) {
         let problem = field
@@ -403,12 +407,16 @@ fn normalise_value(
             .then(|| "必填字段为空 (required value is empty)".to_string());
         return (Value::Null, None, problem);
     }
-    let text = match field
-        .map
-        .get(&text)
-        .or_else(|| field.map.get(&text.to_lowercase()))
-    {
-        Some(mapped) => mapped.clone(),
+    let mapped = if field.map.is_empty() {
+        None
+    } else {
+        field
+            .map
+            .get(text.as_ref())
+            .or_else(|| field.map.get(&text.to_lowercase()))
+    };
+    let text = match mapped {
+        Some(m) => Cow::Owned(m.clone()),
         None => text,
     };
     let checked = match field.kind {
@@ -420,7 +428,7 @@ fn normalise_value(
             _ => Ok(Value::Text(text)),
         },
         FieldType::Enum => {
-            if field.values.contains(&text) {
+            if field.values.iter().any(|v| v.as_str() == text.as_ref()) {
                 Ok(Value::Text(text))
             } else {
                 Err(format!(
