@@ -15,11 +15,18 @@ pub fn parse_amount_cents(raw: &str) -> Result<i128, String> {
     for suffix in ["元", "RMB", "CNY"] {
         text = text.strip_suffix(suffix).unwrap_or(text).trim_end();
     }
-    let cleaned: String = text.chars().filter(|c| *c != ',' && *c != ' ').collect();
+    let cleaned: std::borrow::Cow<'_, str> = if text.contains([',', ' ']) {
+        text.chars()
+            .filter(|c| *c != ',' && *c != ' ')
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    };
     let bad = || format!("不是有效金额 (not an amount): '{}'", folded.trim());
     let (negative, digits) = match cleaned.strip_prefix('-') {
         Some(rest) => (true, rest),
-        None => (false, cleaned.strip_prefix('+').unwrap_or(&cleaned)),
+        None => (false, cleaned.strip_prefix('+').unwrap_or(cleaned.as_ref())),
     };
     let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
     if whole.is_empty() && frac.is_empty()

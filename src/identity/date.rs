@@ -52,11 +52,12 @@ pub fn parse_date(raw: &str, extra_formats: &[String]) -> Result<NaiveDate, Stri
 /// Year, month, day with one of the separators - / . or 年 月 日.
 fn parse_ymd_separated(text: &str) -> Option<NaiveDate> {
     let cleaned = text.trim_end_matches('日');
-    let parts: Vec<&str> = cleaned.split(['-', '/', '.', '年', '月']).collect();
-    if parts.len() != 3 || parts[0].len() != 4 {
+    let mut parts = cleaned.split(['-', '/', '.', '年', '月']);
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || y.len() != 4 {
         return None;
     }
-    ymd(parts[0], parts[1], parts[2])
+    ymd(y, m, d)
 }
 
 fn ymd(y: &str, m: &str, d: &str) -> Option<NaiveDate> {

@@ -76,9 +76,14 @@ fn collapse_whitespace(trimmed: &str) -> String {
 /// characters the stray spaces clerks type between characters are removed
 /// ("王 伟" → "王伟"). Latin-script names keep single spaces between words.
 pub fn normalise_name(raw: &str) -> String {
-    let text = normalise_text(raw);
-    if text.chars().any(is_cjk) {
-        text.chars().filter(|c| !c.is_whitespace()).collect()
+    normalise_name_cow(raw).into_owned()
+}
+
+/// As [`normalise_name`], borrowing when nothing changes.
+pub fn normalise_name_cow(raw: &str) -> Cow<'_, str> {
+    let text = normalise_text_cow(raw);
+    if text.contains(' ') && text.chars().any(is_cjk) {
+        Cow::Owned(text.chars().filter(|c| !c.is_whitespace()).collect())
     } else {
         text
     }
@@ -92,10 +97,12 @@ pub fn is_cjk(c: char) -> bool {
 /// True when the text is empty after normalisation, or one of the
 /// placeholders exports use for "no value".
 pub fn is_blank(text: &str) -> bool {
-    matches!(
-        text,
-        "" | "-" | "--" | "/" | "无" | "空" | "NULL" | "null" | "NaN" | "N/A" | "n/a"
-    )
+    // Every placeholder is at most four bytes long.
+    text.len() <= 4
+        && matches!(
+            text,
+            "" | "-" | "--" | "/" | "无" | "空" | "NULL" | "null" | "NaN" | "N/A" | "n/a"
+        )
 }
 
 #[cfg(test)]

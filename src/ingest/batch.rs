@@ -23,7 +23,7 @@ use object_store::{ObjectStoreExt, WriteMultipart};
 use sha2::{Digest, Sha256};
 
 use super::input::InputFile;
-use super::normalise::{Normalised, Normaliser, map_columns};
+use super::normalise::{Normalised, Normaliser, high_cardinality_columns, map_columns};
 use super::rows::{self, Format, RawRow};
 use crate::config::SourceSchema;
 use crate::failpoint;
@@ -148,6 +148,7 @@ pub async fn ingest_file(
     let started_at = Utc::now();
     let (sha256, file_bytes) = hash_file(&file.local_path)?;
     let batch_id = format!("{}-{}", schema.name, &sha256[..16]);
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "hashed");
 
     if let Some(earlier) = committed_batch(lake, &batch_id).await? {
         return Ok(FileReport {
@@ -176,6 +177,10 @@ pub async fn ingest_file(
 
     let raw_path = format!("raw/{}/{}/{}", schema.name, batch_id, file.file_name);
     keep_raw(lake, file, &raw_path).await?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "original kept under raw/"
+    );
 
     let staged_name = tables::staged(&schema.name);
     let quarantine_name = tables::quarantine(&schema.name);
@@ -200,7 +205,9 @@ pub async fn ingest_file(
     let mut quarantine_table = lake
         .table_or_create(&quarantine_name, &quarantine_schema())
         .await?;
-    let mut staged_writer = Lake::writer(&staged_table)?;
+    let mut staged_writer = Lake::writer(&staged_table)?.with_writer_properties(
+        crate::lake::writer_properties_without_dictionary(&high_cardinality_columns(schema)),
+    );
     let mut quarantine_writer = Lake::writer(&quarantine_table)?;
 
     // Three stages run at once: a reader thread parses, a normaliser thread
@@ -273,6 +280,11 @@ pub async fn ingest_file(
         );
     }
 
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        rows_read,
+        "rows written"
+    );
     failpoint::hit("ingest:before-commit");
     staged_writer.flush_and_commit(&mut staged_table).await?;
     failpoint::hit("ingest:after-staged-commit");

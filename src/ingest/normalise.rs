@@ -19,7 +19,7 @@ use datafusion::arrow::datatypes::{DataType, Field as ArrowField, Schema, Schema
 
 use super::rows::RawRow;
 use crate::config::schema::{Field, FieldType, Role, SourceSchema};
-use crate::identity::text::{is_blank, normalise_name, normalise_text_cow};
+use crate::identity::text::{is_blank, normalise_name_cow, normalise_text_cow};
 use crate::identity::{normalise_id_number, parse_amount_cents, parse_date};
 use crate::lake::tables::quarantine_schema;
 
@@ -112,6 +112,24 @@ struct FieldColumns {
     value: ValueBuilder,
     raw: StringBuilder,
     valid: Option<BooleanBuilder>,
+}
+
+/// Staged columns with nearly all-distinct values: the record key, names,
+/// ID numbers, amounts and line numbers, and the original text of those.
+pub fn high_cardinality_columns(schema: &SourceSchema) -> Vec<String> {
+    let mut columns = vec!["line".to_string()];
+    for field in &schema.fields {
+        let distinct = matches!(
+            field.role,
+            Some(Role::RecordKey | Role::IdNumber | Role::PersonName)
+        ) || field.name == schema.key
+            || field.kind == FieldType::Decimal;
+        if distinct {
+            columns.push(field.name.clone());
+            columns.push(format!("{}_raw", field.name));
+        }
+    }
+    columns
 }
 
 /// Where each schema field is found in the file.
@@ -397,7 +415,7 @@ fn normalise_value<'a>(
         };
     }
     let text: Cow<'a, str> = if field.role == Some(Role::PersonName) {
-        Cow::Owned(normalise_name(raw))
+        normalise_name_cow(raw)
     } else {
         normalise_text_cow(raw)
     };
@@ -410,10 +428,12 @@ fn normalise_value<'a>(
     let mapped = if field.map.is_empty() {
         None
     } else {
-        field
-            .map
-            .get(text.as_ref())
-            .or_else(|| field.map.get(&text.to_lowercase()))
+        field.map.get(text.as_ref()).or_else(|| {
+            text.bytes()
+                .any(|b| b.is_ascii_uppercase())
+                .then(|| field.map.get(&text.to_ascii_lowercase()))
+                .flatten()
+        })
     };
     let text = match mapped {
         Some(m) => Cow::Owned(m.clone()),

@@ -201,10 +201,20 @@ impl Lake {
 
 /// Parquet settings for every lake file: zstd, which DuckDB and Spark read.
 pub fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
+    writer_properties_without_dictionary(&[])
+}
+
+/// As [`writer_properties`], with dictionary encoding off for columns whose
+/// values are nearly all distinct (record keys, ID numbers, raw text), where
+/// building the dictionary costs time and saves nothing.
+pub fn writer_properties_without_dictionary(columns: &[String]) -> WriterProperties {
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1")))
-        .set_max_row_group_row_count(Some(1 << 20))
-        .build()
+        .set_max_row_group_row_count(Some(1 << 20));
+    for column in columns {
+        builder = builder.set_column_dictionary_enabled(column.as_str().into(), false);
+    }
+    builder.build()
 }
 
 /// Storage options handed to delta-rs (from the environment).
