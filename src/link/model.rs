@@ -29,6 +29,12 @@ pub const LINK_MODEL: &str = "link_model";
 /// Smallest probability any level may have, so no weight is infinite.
 const FLOOR: f64 = 1e-7;
 
+/// Smallest m any level keeps after training: a level never seen among the
+/// training matches (a birth-date slip when training pairs share the ID) is
+/// still possible for a true match, so it costs bits rather than ruling the
+/// pair out.
+const M_FLOOR: f64 = 0.002;
+
 #[derive(Debug, Clone)]
 pub struct ComparisonParams {
     pub name: String,
@@ -92,10 +98,13 @@ pub struct Pattern {
 /// during the fit (u within the candidate set differs from u over random
 /// pairs, because blocking already selects similar pairs). Returns m and the
 /// iterations used.
+/// `active` lists the comparisons that take part; the others are ignored
+/// (a training session blocked on a comparison cannot learn about it).
 pub fn estimate_m(
     settings: &Settings,
     u_random: &[Vec<f64>],
     patterns: &[Pattern],
+    active: &[usize],
 ) -> (Vec<Vec<f64>>, usize) {
     let sizes: Vec<usize> = settings
         .comparisons
@@ -121,7 +130,7 @@ pub fn estimate_m(
         for p in patterns {
             let (mut pm, mut pu) = (lambda, 1.0 - lambda);
             for (c, &level) in p.levels.iter().enumerate() {
-                if level > 0 {
+                if level > 0 && active.contains(&c) {
                     pm *= m[c][level - 1].max(FLOOR);
                     pu *= u[c][level - 1].max(FLOOR);
                 }
@@ -130,7 +139,7 @@ pub fn estimate_m(
             matched += g * p.count;
             total += p.count;
             for (c, &level) in p.levels.iter().enumerate() {
-                if level > 0 {
+                if level > 0 && active.contains(&c) {
                     m_acc[c][level - 1] += g * p.count;
                     u_acc[c][level - 1] += (1.0 - g) * p.count;
                 }
@@ -171,6 +180,11 @@ pub fn estimate_m(
         if change < 1e-6 {
             break;
         }
+    }
+    for &c in active {
+        let floored: Vec<f64> = m[c].iter().map(|v| v.max(M_FLOOR)).collect();
+        let sum: f64 = floored.iter().sum();
+        m[c] = floored.into_iter().map(|v| v / sum).collect();
     }
     (m, iterations)
 }
@@ -338,7 +352,7 @@ kind = "exact"
             }
         }
         let u = vec![vec![0.1, 0.9]; 3];
-        let (m, _) = estimate_m(&settings, &u, &patterns);
+        let (m, _) = estimate_m(&settings, &u, &patterns, &[0, 1, 2]);
         for levels in &m {
             assert!((levels[0] - 0.9).abs() < 0.02, "{m:?}");
         }

@@ -45,6 +45,11 @@ pub struct Settings {
     /// keep "same common name, same county, nothing else" out of links.
     #[serde(default = "default_requires")]
     pub link_requires: String,
+    /// EM sessions: the pairs meeting `when` (SQL over the
+    /// `<comparison>_level` columns) estimate m for the comparisons in
+    /// `estimates`. Without sessions one EM runs over all candidate pairs.
+    #[serde(default)]
+    pub training: Vec<TrainingSession>,
     #[serde(default = "default_iterations")]
     pub em_iterations: usize,
     /// Records and registry people sampled (each) for u-probabilities.
@@ -66,6 +71,13 @@ pub struct Comparison {
     /// Adjust the exact level's weight by how common the value is.
     #[serde(default)]
     pub term_frequency: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSession {
+    pub when: String,
+    pub estimates: Vec<String>,
 }
 
 fn default_registry() -> String {

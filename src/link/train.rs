@@ -37,6 +37,40 @@ async fn level_counts(
     Ok(counts)
 }
 
+/// Level patterns of the candidate pairs (optionally only those meeting a
+/// condition over the `<comparison>_level` columns) and their counts.
+async fn patterns_where(
+    ctx: &SessionContext,
+    settings: &Settings,
+    condition: Option<&str>,
+) -> Result<Vec<Pattern>> {
+    let names: Vec<String> = settings
+        .comparisons
+        .iter()
+        .map(|c| format!("{}_level", c.name))
+        .collect();
+    let filter = condition.map_or(String::new(), |c| format!(" WHERE {c}"));
+    let sql = format!(
+        "SELECT {cols}, count(*) AS pairs FROM pairs{filter} GROUP BY {cols}",
+        cols = names.join(", ")
+    );
+    let mut patterns = Vec::new();
+    for row in rows_of(&ctx.sql(&sql).await?.collect().await?)? {
+        let number = |name: &str| {
+            row.get(name)
+                .map_or("0", String::as_str)
+                .parse::<f64>()
+                .unwrap_or(0.0)
+        };
+        let levels = names.iter().map(|n| number(n) as usize).collect();
+        patterns.push(Pattern {
+            levels,
+            count: number("pairs"),
+        });
+    }
+    Ok(patterns)
+}
+
 pub async fn train_model(
     ctx: &SessionContext,
     source: &str,
@@ -59,31 +93,48 @@ pub async fn train_model(
     );
     ctx.deregister_table("random_pairs")?;
 
-    // m: EM over the candidate pairs' level patterns.
-    let names: Vec<String> = settings
-        .comparisons
-        .iter()
-        .map(|c| format!("{}_level", c.name))
-        .collect();
-    let sql = format!(
-        "SELECT {cols}, count(*) AS pairs FROM pairs GROUP BY {cols}",
-        cols = names.join(", ")
-    );
-    let mut patterns = Vec::new();
-    for row in rows_of(&ctx.sql(&sql).await?.collect().await?)? {
-        let number = |name: &str| {
-            row.get(name)
-                .map_or("0", String::as_str)
-                .parse::<f64>()
-                .unwrap_or(0.0)
-        };
-        let levels = names.iter().map(|n| number(n) as usize).collect();
-        patterns.push(Pattern {
-            levels,
-            count: number("pairs"),
-        });
+    // m: EM over the candidate pairs' level patterns. With training
+    // sessions, each session's pairs (e.g. those agreeing exactly on the ID
+    // number) teach the comparisons it lists, as Splink trains blocked on
+    // one field to learn the others; a global EM fills any comparison no
+    // session estimates.
+    let all: Vec<usize> = (0..settings.comparisons.len()).collect();
+    let global = patterns_where(ctx, settings, None).await?;
+    let (mut m, mut iterations) = model::estimate_m(settings, &u, &global, &all);
+    let mut estimated: Vec<Vec<Vec<f64>>> = vec![Vec::new(); settings.comparisons.len()];
+    for session in &settings.training {
+        let active: Vec<usize> = session
+            .estimates
+            .iter()
+            .map(|name| {
+                settings
+                    .comparisons
+                    .iter()
+                    .position(|c| &c.name == name)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("training estimates unknown comparison '{name}'")
+                    })
+            })
+            .collect::<Result<_>>()?;
+        let patterns = patterns_where(ctx, settings, Some(&session.when)).await?;
+        if patterns.iter().map(|p| p.count).sum::<f64>() < 10.0 {
+            tracing::warn!(when = %session.when, "too few pairs to train on; skipped");
+            continue;
+        }
+        let (session_m, n) = model::estimate_m(settings, &u, &patterns, &active);
+        iterations += n;
+        for &c in &active {
+            estimated[c].push(session_m[c].clone());
+        }
     }
-    let (m, iterations) = model::estimate_m(settings, &u, &patterns);
+    for (c, estimates) in estimated.into_iter().enumerate() {
+        if !estimates.is_empty() {
+            let levels = estimates[0].len();
+            m[c] = (0..levels)
+                .map(|l| estimates.iter().map(|e| e[l]).sum::<f64>() / estimates.len() as f64)
+                .collect();
+        }
+    }
 
     // Prior: deterministic matches over all record × person pairs.
     let deterministic = if settings.deterministic_rules.is_empty() {
