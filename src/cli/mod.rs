@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::{Pipeline, SourceSchema};
 use crate::ingest::{self, FileOutcome, IngestOptions};
 use crate::lake::Lake;
+use crate::pipeline::lock::RunLock;
 use output::Format;
 
 #[derive(Parser)]
@@ -184,6 +185,17 @@ enum Command {
         /// The date the warning stage looks from (default: today).
         #[arg(long)]
         as_of: Option<chrono::NaiveDate>,
+        /// Seconds to wait when another run holds the lake (default: exit at once).
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// List recent runs and their stages (运行记录).
+    Runs {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        /// How many runs.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
     },
 }
 
@@ -497,56 +509,157 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             pipeline,
             lake,
             as_of,
+            wait,
         } => {
             let pipeline = Pipeline::load(&pipeline)?;
             let location = lake.unwrap_or_else(|| pipeline.lake_location());
             let lake = Lake::open(&location).await?;
-            let mut outcomes = Vec::new();
-            for source in crate::pipeline::ordered_sources(&pipeline) {
-                let schema = pipeline.schema_for(source)?;
-                let inputs: Vec<String> =
-                    source.inputs.iter().map(|i| pipeline.resolve(i)).collect();
-                let options = IngestOptions {
-                    encoding: source.encoding.clone(),
-                };
-                outcomes.extend(
-                    ingest_with_progress(&lake, Arc::new(schema), &inputs, &options).await?,
-                );
+            let holder = format!("safetynet run {}", pipeline.name);
+            let lock =
+                RunLock::acquire(&lake, &holder, std::time::Duration::from_secs(wait)).await?;
+            lock.test_pause().await;
+            let result = run_stages(&pipeline, &lake, as_of.unwrap_or_else(today)).await;
+            lock.release().await?;
+            result
+        }
+        Command::Runs { lake, limit } => {
+            let lake = Lake::open(&lake).await?;
+            let ctx = lake.session().await?;
+            if !ctx.table_exist(crate::pipeline::runs::RUNS)? {
+                println!("no runs recorded in this lake yet");
+                return Ok(ExitCode::SUCCESS);
             }
-            print_ingest_summary(&outcomes);
-
-            // Link the sources that received new data (or were never linked).
-            let settings = crate::link::settings::SettingsFile::load(&pipeline.linkage_path())?;
-            let schemas = pipeline.schemas_dir();
-            let mut reports = Vec::new();
-            for source in crate::link::linkable_sources(&lake, &schemas).await? {
-                let fresh = outcomes.iter().any(|o| {
-                    o.result.as_ref().is_ok_and(|r| {
-                        r.outcome == "ingested"
-                            && (r.batch_id.starts_with(&format!("{source}-"))
-                                || r.batch_id.starts_with("roster-"))
-                    })
-                });
-                if fresh || !lake.table_exists(&crate::link::link_table(&source)).await? {
-                    tracing::info!(source = %source, "linking");
-                    reports.push(
-                        crate::link::link_source(&lake, &schemas, &settings, &source, false)
-                            .await?,
-                    );
-                }
-            }
-            if !reports.is_empty() {
-                print_link_reports(&reports);
-            }
-            let warn =
-                crate::warn::run(&lake, &pipeline.warn_config(), as_of.unwrap_or_else(today))
-                    .await?;
-            crate::pipeline::print_overview(&lake).await?;
-            print_warn_report(&warn);
-            crate::pipeline::print_top_warnings(&lake, 5).await?;
-            Ok(exit_code(&outcomes))
+            let sql = format!(
+                "SELECT run_id, pipeline, stage, status, started_at, \
+                        CAST(round(CAST(CAST(finished_at AS BIGINT) - CAST(started_at AS BIGINT) AS DOUBLE) / 1e6, 2) AS VARCHAR) AS seconds, \
+                        rows_in, rows_out, quarantined, linked, review, unlinked, \
+                        warnings_raised AS raised, warnings_reopened AS reopened, error \
+                 FROM runs WHERE run_id IN (SELECT DISTINCT run_id FROM runs ORDER BY run_id DESC LIMIT {limit}) \
+                 ORDER BY run_id DESC, started_at"
+            );
+            let batches = ctx.sql(&sql).await?.collect().await?;
+            output::print_batches(&batches, Format::Table)?;
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The stages of one run, each recorded in `runs`. A failed stage is
+/// recorded with its error and ends the run; the next run redoes whatever
+/// is not done (ingest skips files already in, link relinks sources whose
+/// links are older than their data, warn changes only what changed).
+async fn run_stages(
+    pipeline: &Pipeline,
+    lake: &Lake,
+    as_of: chrono::NaiveDate,
+) -> Result<ExitCode> {
+    use crate::pipeline::runs::{RunLog, StageCounts};
+    let log = RunLog::new(lake, &pipeline.name);
+    tracing::info!(run = %log.run_id, "run started");
+
+    // Ingest.
+    let started = chrono::Utc::now();
+    let mut outcomes = Vec::new();
+    let ingest: Result<()> = async {
+        for source in crate::pipeline::ordered_sources(pipeline) {
+            let schema = pipeline.schema_for(source)?;
+            let inputs: Vec<String> = source.inputs.iter().map(|i| pipeline.resolve(i)).collect();
+            let options = IngestOptions {
+                encoding: source.encoding.clone(),
+            };
+            outcomes.extend(ingest_with_progress(lake, Arc::new(schema), &inputs, &options).await?);
+        }
+        Ok(())
+    }
+    .await;
+    let mut counts = StageCounts::default();
+    for r in outcomes.iter().filter_map(|o| o.result.as_ref().ok()) {
+        counts.rows_in += r.rows_read as i64;
+        counts.rows_out += r.rows_staged as i64;
+        counts.quarantined += r.rows_quarantined as i64;
+    }
+    let refused: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| {
+            o.result
+                .as_ref()
+                .err()
+                .map(|e| format!("{}: {e:#}", o.file))
+        })
+        .collect();
+    let error = ingest
+        .as_ref()
+        .err()
+        .map(|e| format!("{e:#}"))
+        .or((!refused.is_empty()).then(|| refused.join("; ")));
+    log.record("ingest", started, &counts, error).await?;
+    print_ingest_summary(&outcomes);
+    ingest.map_err(|e| e.context("stage ingest failed"))?;
+
+    // Link the sources whose links are older than their data.
+    let started = chrono::Utc::now();
+    let mut reports = Vec::new();
+    let link: Result<()> = async {
+        let settings = crate::link::settings::SettingsFile::load(&pipeline.linkage_path())?;
+        let schemas = pipeline.schemas_dir();
+        for source in crate::link::linkable_sources(lake, &schemas).await? {
+            if crate::link::needs_linking(lake, &source).await? {
+                tracing::info!(source = %source, "linking");
+                reports.push(
+                    crate::link::link_source(lake, &schemas, &settings, &source, false).await?,
+                );
+            }
+        }
+        Ok(())
+    }
+    .await;
+    crate::failpoint::hit("run:after-link");
+    let mut counts = StageCounts::default();
+    for r in &reports {
+        counts.rows_in += r.records;
+        counts.linked += r.linked;
+        counts.review += r.review;
+        counts.unlinked += r.unlinked;
+    }
+    log.record(
+        "link",
+        started,
+        &counts,
+        link.as_ref().err().map(|e| format!("{e:#}")),
+    )
+    .await?;
+    if !reports.is_empty() {
+        print_link_reports(&reports);
+    }
+    link.map_err(|e| e.context("stage link failed"))?;
+
+    // Warn.
+    let started = chrono::Utc::now();
+    let warn = crate::warn::run(lake, &pipeline.warn_config(), as_of).await;
+    let counts = warn.as_ref().map_or_else(
+        |_| StageCounts::default(),
+        |w| StageCounts {
+            raised: w.raised as i64,
+            reopened: w.reopened as i64,
+            updated: w.updated as i64,
+            rows_out: (w.raised + w.reopened + w.updated) as i64,
+            ..Default::default()
+        },
+    );
+    log.record(
+        "warn",
+        started,
+        &counts,
+        warn.as_ref().err().map(|e| format!("{e:#}")),
+    )
+    .await?;
+    let warn = warn.map_err(|e| e.context("stage warn failed"))?;
+
+    crate::pipeline::print_overview(lake).await?;
+    print_warn_report(&warn);
+    crate::pipeline::print_top_warnings(lake, 5).await?;
+    println!("run {} finished", log.run_id);
+    Ok(exit_code(&outcomes))
 }
 
 /// The lake, linkage settings and the sources to work on (one, or every

@@ -195,3 +195,37 @@ pub async fn link_source(
         seconds: started.elapsed().as_secs_f64(),
     })
 }
+
+/// True when `link_<source>` is missing or older than the newest committed
+/// batch of the source or the roster, or the newest clerical decision — so a
+/// run that failed after ingest links on the next try.
+pub async fn needs_linking(lake: &Lake, source: &str) -> Result<bool> {
+    use futures::StreamExt;
+    let Some(table) = lake.table(&link_table(source)).await? else {
+        return Ok(true);
+    };
+    let linked_ms = match table.history(Some(1)).next().await {
+        Some(Ok(commit)) => commit.timestamp.unwrap_or(0),
+        _ => return Ok(true),
+    };
+    let ctx = lake.session().await?;
+    let mut newest_us = scalar_i64(
+        &ctx,
+        &format!(
+            "SELECT CAST(max(finished_at) AS BIGINT) FROM batches WHERE source IN ('{source}', '{ROSTER_SOURCE}')"
+        ),
+    )
+    .await?;
+    if ctx.table_exist(plan::REVIEW_DECISIONS)? {
+        let decided = scalar_i64(
+            &ctx,
+            &format!(
+                "SELECT CAST(max(decided_at) AS BIGINT) FROM {} WHERE source = '{source}'",
+                plan::REVIEW_DECISIONS
+            ),
+        )
+        .await?;
+        newest_us = newest_us.max(decided);
+    }
+    Ok(newest_us / 1000 > linked_ms)
+}

@@ -1,7 +1,9 @@
-//! Running a pipeline file. Today the job is the ingest stage for every
-//! source (roster first, so the roster tables exist before anything links
-//! to them) and an overview of the lake; linking, warnings and delivery
-//! join here as they are built.
+//! Running a pipeline file: ingest (roster first, so the roster tables exist
+//! before anything links to them) → link → warn, one run at a time per lake
+//! (`lock`), every stage recorded in the `runs` table (`runs`).
+
+pub mod lock;
+pub mod runs;
 
 use anyhow::Result;
 

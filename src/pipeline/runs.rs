@@ -1,0 +1,117 @@
+//! The `runs` table: one row per stage of every run — when, what went in
+//! and out, and how it ended — so operators can see what each run did.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use crate::lake::Lake;
+use crate::lake::tables::timestamp_type;
+
+pub const RUNS: &str = "runs";
+
+/// Counts a stage reports; any that do not apply stay zero.
+#[derive(Debug, Clone, Default)]
+pub struct StageCounts {
+    pub rows_in: i64,
+    pub rows_out: i64,
+    pub quarantined: i64,
+    pub linked: i64,
+    pub review: i64,
+    pub unlinked: i64,
+    pub raised: i64,
+    pub reopened: i64,
+    pub updated: i64,
+    pub delivered: i64,
+}
+
+pub fn runs_schema() -> SchemaRef {
+    let count = |name: &str| Field::new(name, DataType::Int64, false);
+    Arc::new(Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("pipeline", DataType::Utf8, false),
+        Field::new("stage", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("started_at", timestamp_type(), false),
+        Field::new("finished_at", timestamp_type(), false),
+        count("rows_in"),
+        count("rows_out"),
+        count("quarantined"),
+        count("linked"),
+        count("review"),
+        count("unlinked"),
+        count("warnings_raised"),
+        count("warnings_reopened"),
+        count("warnings_updated"),
+        count("delivered"),
+        Field::new("error", DataType::Utf8, true),
+    ]))
+}
+
+/// Records the stages of one run as they end.
+pub struct RunLog {
+    lake: Lake,
+    pub run_id: String,
+    pipeline: String,
+}
+
+impl RunLog {
+    pub fn new(lake: &Lake, pipeline: &str) -> Self {
+        let now = Utc::now();
+        RunLog {
+            lake: lake.clone(),
+            run_id: format!(
+                "{}-{:04x}",
+                now.format("%Y%m%dT%H%M%S"),
+                std::process::id() & 0xffff
+            ),
+            pipeline: pipeline.to_string(),
+        }
+    }
+
+    /// Append one stage's row.
+    pub async fn record(
+        &self,
+        stage: &str,
+        started: DateTime<Utc>,
+        counts: &StageCounts,
+        error: Option<String>,
+    ) -> Result<()> {
+        let status = if error.is_some() { "failed" } else { "ok" };
+        let n = |v: i64| -> ArrayRef { Arc::new(Int64Array::from(vec![v])) };
+        let text = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
+        let time = |t: DateTime<Utc>| -> ArrayRef {
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![t.timestamp_micros()]).with_timezone("UTC"),
+            )
+        };
+        let batch = RecordBatch::try_new(
+            runs_schema(),
+            vec![
+                text(&self.run_id),
+                text(&self.pipeline),
+                text(stage),
+                text(status),
+                time(started),
+                time(Utc::now()),
+                n(counts.rows_in),
+                n(counts.rows_out),
+                n(counts.quarantined),
+                n(counts.linked),
+                n(counts.review),
+                n(counts.unlinked),
+                n(counts.raised),
+                n(counts.reopened),
+                n(counts.updated),
+                n(counts.delivered),
+                Arc::new(StringArray::from(vec![error])),
+            ],
+        )?;
+        self.lake.append(RUNS, &runs_schema(), vec![batch]).await
+    }
+}

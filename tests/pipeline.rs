@@ -1,0 +1,255 @@
+//! Whole runs: `safetynet run` on generated data, re-runs, crashes at each
+//! stage, the run lock and the runs table.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// Generated data and a pipeline file using the repository's schemas,
+/// linkage settings, rules and thresholds.
+fn pipeline(tmp: &Path) -> PathBuf {
+    let data = tmp.join("data");
+    generate(
+        &data,
+        150,
+        &["--encoding", "civil_affairs:gb18030", "--xlsx", "education"],
+    );
+    let repo = repo();
+    let p = |rel: &str| repo.join(rel).display().to_string();
+    let d = |rel: &str| data.join(rel).display().to_string();
+    let text = format!(
+        r#"name = "test"
+lake = "{lake}"
+schemas = "{schemas}"
+linkage = "{linkage}"
+rules = "{rules}"
+thresholds = "{thresholds}"
+population_groups = "{groups}"
+[[source]]
+name = "roster"
+inputs = ["{roster}"]
+[[source]]
+name = "health"
+inputs = ["{health}"]
+[[source]]
+name = "civil_affairs"
+inputs = ["{civil}"]
+[[source]]
+name = "education"
+inputs = ["{education}"]
+[[source]]
+name = "social_insurance"
+inputs = ["{social}"]
+"#,
+        lake = tmp.join("lake").display(),
+        schemas = p("schemas"),
+        linkage = p("pipelines/linkage.toml"),
+        rules = p("pipelines/rules"),
+        thresholds = p("pipelines/thresholds.csv"),
+        groups = p("pipelines/population_groups.csv"),
+        roster = d("roster.csv"),
+        health = d("health.csv"),
+        civil = d("civil_affairs.csv"),
+        education = d("education.xlsx"),
+        social = d("social_insurance.csv"),
+    );
+    let file = tmp.join("pipeline.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn run_pipeline(file: &Path, lake: &str, failpoint: Option<&str>) -> std::process::Output {
+    let mut cmd = bin();
+    cmd.arg("run")
+        .arg(file)
+        .args(["--lake", lake, "--as-of", "2026-11-20"]);
+    if let Some(f) = failpoint {
+        cmd.env("SAFETYNET_FAILPOINT", f);
+    }
+    run(&mut cmd)
+}
+
+/// What a user would compare between two lakes: every data table's rows.
+fn snapshot(lake: &str) -> Vec<(String, Vec<Vec<String>>)> {
+    let queries = [
+        (
+            "batches",
+            "SELECT batch_id, rows_read, rows_staged, rows_quarantined FROM batches ORDER BY batch_id",
+        ),
+        ("staged_health", "SELECT count(*) FROM staged_health"),
+        (
+            "quarantine_health",
+            "SELECT count(*) FROM quarantine_health",
+        ),
+        (
+            "roster_person",
+            "SELECT person_id, household_id FROM roster_person ORDER BY person_id",
+        ),
+        (
+            "link_health",
+            "SELECT settlement_id, person_id, status FROM link_health ORDER BY settlement_id",
+        ),
+        (
+            "link_civil_affairs",
+            "SELECT record_id, person_id, status FROM link_civil_affairs ORDER BY record_id",
+        ),
+        (
+            "warnings",
+            "SELECT warning_id, status, evidence_hash FROM warnings ORDER BY warning_id",
+        ),
+        (
+            "warning_events",
+            "SELECT event_id, event FROM warning_events ORDER BY event_id",
+        ),
+    ];
+    queries
+        .iter()
+        .map(|(name, q)| (name.to_string(), sql(lake, q)))
+        .collect()
+}
+
+/// Delta log versions of every table but `runs`.
+fn versions(lake: &str) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = std::fs::read_dir(lake)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("_delta_log").is_dir() && e.file_name() != "runs")
+        .map(|e| {
+            let n = std::fs::read_dir(e.path().join("_delta_log"))
+                .unwrap()
+                .count();
+            (e.file_name().to_string_lossy().into_owned(), n)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn full_run_rerun_crashes_and_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = pipeline(tmp.path());
+
+    // A full run end to end, recorded stage by stage.
+    let reference = tmp.path().join("reference").display().to_string();
+    let out = run_pipeline(&file, &reference, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("top warnings") && text.contains("linked 关联"),
+        "{text}"
+    );
+    let stages = sql(
+        &reference,
+        "SELECT stage, status FROM runs ORDER BY started_at",
+    );
+    assert_eq!(
+        stages,
+        vec![
+            vec!["ingest".to_string(), "ok".into()],
+            vec!["link".into(), "ok".into()],
+            vec!["warn".into(), "ok".into()]
+        ]
+    );
+    assert!(count(&reference, "SELECT count(*) FROM warnings") > 0);
+    let expected = snapshot(&reference);
+
+    // A second run with no new files changes no data table.
+    let before = versions(&reference);
+    let out = run_pipeline(&file, &reference, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(versions(&reference), before);
+    assert_eq!(
+        count(&reference, "SELECT count(DISTINCT run_id) FROM runs"),
+        2
+    );
+    let listing = ok(bin().args(["runs", "--lake", &reference]));
+    assert!(
+        listing.contains("ingest") && listing.contains("warn"),
+        "{listing}"
+    );
+
+    // Killed in each stage, then re-run: the same tables as without a crash.
+    for point in [
+        "ingest:after-staged-commit",
+        "roster:after-household",
+        "run:after-link",
+        "warn:after-events",
+    ] {
+        let lake = tmp
+            .path()
+            .join(point.replace(':', "_"))
+            .display()
+            .to_string();
+        let out = run_pipeline(&file, &lake, Some(point));
+        assert!(!out.status.success(), "{point}: the run should have died");
+        let out = run_pipeline(&file, &lake, None);
+        assert!(
+            out.status.success(),
+            "{point}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(snapshot(&lake), expected, "{point}");
+    }
+
+    // One run at a time: a live lock refuses with a clear message…
+    let locks = Path::new(&reference).join("_locks");
+    std::fs::create_dir_all(&locks).unwrap();
+    let lease = |minutes: i64| {
+        let now = chrono::Utc::now();
+        format!(
+            r#"{{"holder":"another run","pid":1,"since":"{}","expires":"{}"}}"#,
+            now.to_rfc3339(),
+            (now + chrono::Duration::minutes(minutes)).to_rfc3339()
+        )
+    };
+    std::fs::write(locks.join("run.json"), lease(10)).unwrap();
+    let out = run_pipeline(&file, &reference, None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another run holds this lake") && err.contains("another run"),
+        "{err}"
+    );
+    // …and a lock whose holder died (lease expired) is taken over.
+    std::fs::write(locks.join("run.json"), lease(-1)).unwrap();
+    let out = run_pipeline(&file, &reference, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!locks.join("run.json").exists(), "released after the run");
+
+    // Two processes at once: one runs, the other exits with the message.
+    let mut first = bin();
+    first
+        .env("SAFETYNET_PAUSE_AFTER_LOCK_MS", "3000")
+        .arg("run")
+        .arg(&file)
+        .args(["--lake", &reference, "--as-of", "2026-11-20"]);
+    let mut a = first
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !locks.join("run.json").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = run_pipeline(&file, &reference, None);
+    let status = a.wait().unwrap();
+    assert!(status.success());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another run holds this lake"));
+}
