@@ -20,4 +20,5 @@ pub mod ingest;
 pub mod lake;
 pub mod link;
 pub mod pipeline;
+pub mod serve;
 pub mod warn;

@@ -253,3 +253,78 @@ fn full_run_rerun_crashes_and_lock() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("another run holds this lake"));
 }
+
+/// `serve` runs a missed scheduled run at once, does not repeat it on the
+/// next start, and stops cleanly on SIGTERM.
+#[test]
+fn serve_catches_up_and_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = pipeline(tmp.path());
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "name = \"test\"",
+        "name = \"test\"\nschedule = [\"0 3 * * *\"]",
+    );
+    std::fs::write(&file, text).unwrap();
+    let lake = tmp.path().join("lake").display().to_string();
+
+    let start = || {
+        let mut cmd = bin();
+        cmd.env("SAFETYNET_LOG", "safetynet=info")
+            .arg("serve")
+            .arg(&file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let stop = |child: &mut std::process::Child| {
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = child.wait().unwrap();
+        let mut log = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+        (status, log)
+    };
+    let runs = || -> i64 {
+        let out = run(bin().args([
+            "sql",
+            "--lake",
+            &lake,
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(*) FROM runs WHERE stage = 'warn'",
+        ]));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0)
+    };
+
+    let mut first = start();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while runs() < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the missed run did not happen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let (status, log) = stop(&mut first);
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("catching up a missed run") && log.contains("service stopped"),
+        "{log}"
+    );
+
+    // Started again right away: nothing was missed, so it waits; SIGTERM ends it.
+    let mut second = start();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (status, log) = stop(&mut second);
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("waiting for the next scheduled run") && !log.contains("catching up"),
+        "{log}"
+    );
+    assert_eq!(runs(), 1);
+}

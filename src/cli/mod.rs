@@ -189,6 +189,13 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         wait: u64,
     },
+    /// Run the pipeline on its schedule (Asia/Shanghai), catching up a run
+    /// missed while the service was down (定时运行服务).
+    Serve {
+        pipeline: PathBuf,
+        #[arg(long)]
+        lake: Option<String>,
+    },
     /// List recent runs and their stages (运行记录).
     Runs {
         #[arg(long, env = "SAFETYNET_LAKE")]
@@ -518,10 +525,12 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             let lock =
                 RunLock::acquire(&lake, &holder, std::time::Duration::from_secs(wait)).await?;
             lock.test_pause().await;
-            let result = run_stages(&pipeline, &lake, as_of.unwrap_or_else(today)).await;
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let result = run_stages(&pipeline, &lake, as_of.unwrap_or_else(today), &stop).await;
             lock.release().await?;
             result
         }
+        Command::Serve { pipeline, lake } => serve(&pipeline, lake).await,
         Command::Runs { lake, limit } => {
             let lake = Lake::open(&lake).await?;
             let ctx = lake.session().await?;
@@ -552,7 +561,15 @@ async fn run_stages(
     pipeline: &Pipeline,
     lake: &Lake,
     as_of: chrono::NaiveDate,
+    stop: &std::sync::atomic::AtomicBool,
 ) -> Result<ExitCode> {
+    let stopping = |after: &str| {
+        let asked = stop.load(std::sync::atomic::Ordering::SeqCst);
+        if asked {
+            tracing::warn!("shutting down after stage {after}; the next run continues from here");
+        }
+        asked
+    };
     use crate::pipeline::runs::{RunLog, StageCounts};
     let log = RunLog::new(lake, &pipeline.name);
     tracing::info!(run = %log.run_id, "run started");
@@ -595,6 +612,9 @@ async fn run_stages(
     log.record("ingest", started, &counts, error).await?;
     print_ingest_summary(&outcomes);
     ingest.map_err(|e| e.context("stage ingest failed"))?;
+    if stopping("ingest") {
+        return Ok(exit_code(&outcomes));
+    }
 
     // Link the sources whose links are older than their data.
     let started = chrono::Utc::now();
@@ -632,6 +652,9 @@ async fn run_stages(
         print_link_reports(&reports);
     }
     link.map_err(|e| e.context("stage link failed"))?;
+    if stopping("link") {
+        return Ok(exit_code(&outcomes));
+    }
 
     // Warn.
     let started = chrono::Utc::now();
@@ -660,6 +683,89 @@ async fn run_stages(
     crate::pipeline::print_top_warnings(lake, 5).await?;
     println!("run {} finished", log.run_id);
     Ok(exit_code(&outcomes))
+}
+
+/// The scheduler: wait for the next scheduled time (or run a missed one at
+/// once), run under the lake lock, repeat; SIGTERM or Ctrl-C ends the
+/// service, letting a running stage finish first.
+async fn serve(pipeline: &std::path::Path, lake: Option<String>) -> Result<ExitCode> {
+    use std::sync::Arc as StdArc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let pipeline = Pipeline::load(pipeline)?;
+    let schedule = crate::serve::schedule::Schedule::parse(&pipeline.schedule)?;
+    let lake = Lake::open(&lake.unwrap_or_else(|| pipeline.lake_location())).await?;
+    let stop = StdArc::new(AtomicBool::new(false));
+    let notify = StdArc::new(tokio::sync::Notify::new());
+    {
+        let (stop, notify) = (stop.clone(), notify.clone());
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            tracing::info!("shutdown requested");
+            stop.store(true, Ordering::SeqCst);
+            notify.notify_waiters();
+        });
+    }
+    let last_run = last_run_start(&lake, &pipeline.name).await?;
+    let mut due_now = schedule.missed(last_run, chrono::Utc::now());
+    if let Some(due) = due_now {
+        tracing::info!(scheduled = %due.with_timezone(&crate::serve::schedule::china()), "catching up a missed run");
+    }
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        if due_now.take().is_none() {
+            let Some(next) = schedule.next_after(chrono::Utc::now()) else {
+                break;
+            };
+            tracing::info!(next = %next.with_timezone(&crate::serve::schedule::china()), "waiting for the next scheduled run");
+            let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = notify.notified() => break,
+            }
+        }
+        let holder = format!("safetynet serve {}", pipeline.name);
+        match RunLock::acquire(&lake, &holder, std::time::Duration::from_secs(3600)).await {
+            Ok(lock) => {
+                if let Err(e) = run_stages(&pipeline, &lake, today(), &stop).await {
+                    tracing::error!("run failed: {e:#}");
+                }
+                lock.release().await?;
+            }
+            Err(e) => tracing::error!("scheduled run skipped: {e:#}"),
+        }
+    }
+    tracing::info!("service stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// When the last run of this pipeline started, from the `runs` table.
+async fn last_run_start(
+    lake: &Lake,
+    pipeline: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    let ctx = lake.session().await?;
+    if !ctx.table_exist(crate::pipeline::runs::RUNS)? {
+        return Ok(None);
+    }
+    let micros = crate::lake::query::scalar_i64(
+        &ctx,
+        &format!(
+            "SELECT CAST(max(started_at) AS BIGINT) FROM runs WHERE pipeline = '{}'",
+            pipeline.replace('\'', "''")
+        ),
+    )
+    .await?;
+    Ok((micros > 0)
+        .then(|| chrono::DateTime::from_timestamp_micros(micros))
+        .flatten())
 }
 
 /// The lake, linkage settings and the sources to work on (one, or every
