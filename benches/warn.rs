@@ -36,7 +36,10 @@ fn measure(cmd: &mut Command) -> (f64, f64, String) {
     let waited = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     let seconds = start.elapsed().as_secs_f64();
     let text = reader.join().unwrap_or_default();
-    assert!(waited > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{cmd:?} failed: {text}");
+    assert!(
+        waited > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed: {text}"
+    );
     (seconds, usage.ru_maxrss as f64 / 1024.0, text)
 }
 
@@ -73,9 +76,25 @@ fn main() {
 
     if !lake.join("link_health").exists() {
         let _ = std::fs::remove_dir_all(&lake);
-        measure(safetynet(root).args(["generate", "--seed", "1", "--households", &households.to_string(), "--out"]).arg(&data));
+        measure(
+            safetynet(root)
+                .args([
+                    "generate",
+                    "--seed",
+                    "1",
+                    "--households",
+                    &households.to_string(),
+                    "--out",
+                ])
+                .arg(&data),
+        );
         for source in std::iter::once("roster").chain(SOURCES.iter().copied()) {
-            measure(safetynet(root).args(["ingest", "--source", source, "--lake"]).arg(&lake).arg(data.join(format!("{source}.csv"))));
+            measure(
+                safetynet(root)
+                    .args(["ingest", "--source", source, "--lake"])
+                    .arg(&lake)
+                    .arg(data.join(format!("{source}.csv"))),
+            );
         }
         measure(safetynet(root).args(["link", "--lake"]).arg(&lake));
     }
@@ -91,29 +110,46 @@ fn main() {
         if !out.exists() {
             measure(safetynet(root).args(["sql", "--lake"]).arg(&lake).args([
                 "-c",
-                &format!("COPY (SELECT * FROM {t}) TO '{}' STORED AS PARQUET", out.display()),
+                &format!(
+                    "COPY (SELECT * FROM {t}) TO '{}' STORED AS PARQUET",
+                    out.display()
+                ),
             ]));
         }
     }
     let count = |sql: &str| -> String {
-        let (_, _, out) = measure(safetynet(root).args(["sql", "--format", "csv", "--lake"]).arg(&lake).args(["-c", sql]));
+        let (_, _, out) = measure(
+            safetynet(root)
+                .args(["sql", "--format", "csv", "--lake"])
+                .arg(&lake)
+                .args(["-c", sql]),
+        );
         out.lines().nth(1).unwrap_or("?").to_string()
     };
     let people = count("SELECT count(*) FROM roster_person");
-    let records = count("SELECT (SELECT count(*) FROM staged_health) + (SELECT count(*) FROM staged_civil_affairs) + (SELECT count(*) FROM staged_education) + (SELECT count(*) FROM staged_social_insurance)");
+    let records = count(
+        "SELECT (SELECT count(*) FROM staged_health) + (SELECT count(*) FROM staged_civil_affairs) + (SELECT count(*) FROM staged_education) + (SELECT count(*) FROM staged_social_insurance)",
+    );
 
     // safetynet: a fresh warnings state each time, so the run raises everything.
     for t in ["warnings", "warning_events"] {
         let _ = std::fs::remove_dir_all(lake.join(t));
     }
-    let (seconds, peak, _) = measure(safetynet(root).args(["warn", "--as-of", &as_of.to_string(), "--lake"]).arg(&lake));
+    let (seconds, peak, _) = measure(
+        safetynet(root)
+            .args(["warn", "--as-of", &as_of.to_string(), "--lake"])
+            .arg(&lake),
+    );
     let warnings = count("SELECT count(*) FROM warnings");
 
     // DuckDB: the same rule SQL over the Parquet copies.
     let rules = rules::load_dir(&Path::new(root).join("pipelines/rules")).expect("rules");
     let mut script = String::new();
     for t in &tables {
-        script.push_str(&format!("CREATE VIEW {t} AS SELECT * FROM read_parquet('{}');\n", parquet.join(format!("{t}.parquet")).display()));
+        script.push_str(&format!(
+            "CREATE VIEW {t} AS SELECT * FROM read_parquet('{}');\n",
+            parquet.join(format!("{t}.parquet")).display()
+        ));
     }
     script.push_str(&format!(
         "CREATE TABLE thresholds AS SELECT * FROM read_csv('{root}/pipelines/thresholds.csv', header = true, \
@@ -123,7 +159,8 @@ fn main() {
         household_thresholds_sql(as_of)
     ));
     for s in SOURCES {
-        let schema = SourceSchema::load(&Path::new(root).join(format!("schemas/{s}.toml"))).expect("schema");
+        let schema =
+            SourceSchema::load(&Path::new(root).join(format!("schemas/{s}.toml"))).expect("schema");
         let key = &schema.key;
         script.push_str(&format!(
             "CREATE VIEW linked_{s} AS SELECT s.*, k.person_id, k.household_id, k.match_probability FROM staged_{s} s \
@@ -131,20 +168,42 @@ fn main() {
         ));
     }
     for rule in &rules {
-        script.push_str(&format!("SELECT '{}' AS rule, count(*) AS signals FROM ({}) t;\n", rule.id, rule.query(as_of)));
+        script.push_str(&format!(
+            "SELECT '{}' AS rule, count(*) AS signals FROM ({}) t;\n",
+            rule.id,
+            rule.query(as_of)
+        ));
     }
     let script_file = data.join("rules.duckdb.sql");
     std::fs::write(&script_file, &script).expect("script");
-    let duck = Command::new("duckdb").arg("-version").output().is_ok_and(|o| o.status.success());
+    let duck = Command::new("duckdb")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
 
-    println!("| households | roster people | department records | tool | seconds | peak MiB | result |");
+    println!(
+        "| households | roster people | department records | tool | seconds | peak MiB | result |"
+    );
     println!("|---:|---:|---:|---|---:|---:|---|");
-    println!("| {households} | {people} | {records} | safetynet warn (9 rules, pending-review pass, state, write) | {seconds:.2} | {peak:.0} | {warnings} warnings |");
+    println!(
+        "| {households} | {people} | {records} | safetynet warn (9 rules, pending-review pass, state, write) | {seconds:.2} | {peak:.0} | {warnings} warnings |"
+    );
     if duck {
-        let (seconds, peak, out) = measure(Command::new("duckdb").args([":memory:", "-csv", "-noheader", "-f"]).arg(&script_file));
-        let signals: u64 = out.lines().filter_map(|l| l.split(',').nth(1)?.trim().parse::<u64>().ok()).sum();
-        println!("| {households} | {people} | {records} | DuckDB, same rule SQL on Parquet copies | {seconds:.2} | {peak:.0} | {signals} signals |");
+        let (seconds, peak, out) = measure(
+            Command::new("duckdb")
+                .args([":memory:", "-csv", "-noheader", "-f"])
+                .arg(&script_file),
+        );
+        let signals: u64 = out
+            .lines()
+            .filter_map(|l| l.split(',').nth(1)?.trim().parse::<u64>().ok())
+            .sum();
+        println!(
+            "| {households} | {people} | {records} | DuckDB, same rule SQL on Parquet copies | {seconds:.2} | {peak:.0} | {signals} signals |"
+        );
     } else {
-        println!("| {households} | {people} | {records} | DuckDB | not installed (pip install duckdb-cli) | | |");
+        println!(
+            "| {households} | {people} | {records} | DuckDB | not installed (pip install duckdb-cli) | | |"
+        );
     }
 }
