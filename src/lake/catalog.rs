@@ -40,8 +40,8 @@ pub async fn table_names(lake: &Lake) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// The session every command uses.
-pub async fn session(lake: &Lake) -> Result<SessionContext> {
+/// The session every command uses: every table, or only `only` when given.
+pub async fn session(lake: &Lake, only: Option<&[&str]>) -> Result<SessionContext> {
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_limit(memory_limit_bytes(), 1.0)
         .build_arc()?;
@@ -58,7 +58,12 @@ pub async fn session(lake: &Lake) -> Result<SessionContext> {
     let ctx = SessionContext::new_with_state(state);
     crate::link::udf::register(&ctx);
 
-    let names = table_names(lake).await?;
+    let mut names = table_names(lake).await?;
+    if let Some(only) = only {
+        names.retain(|n| only.contains(&n.as_str()));
+    }
+    // Open every table's log at once: sessions are built by every command.
+    let tables = try_join_all(names.iter().map(|n| lake.table(n))).await?;
     let batches = match lake.table(BATCHES).await? {
         Some(table) => {
             table.update_datafusion_session(&ctx.state())?;
@@ -66,8 +71,8 @@ pub async fn session(lake: &Lake) -> Result<SessionContext> {
         }
         None => None,
     };
-    for name in names {
-        let Some(table) = lake.table(&name).await? else {
+    for (name, table) in names.into_iter().zip(tables) {
+        let Some(table) = table else {
             continue;
         };
         table.update_datafusion_session(&ctx.state())?;

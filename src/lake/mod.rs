@@ -195,7 +195,12 @@ impl Lake {
     /// A DataFusion session with every lake table registered by name. The
     /// `staged_*` and `quarantine_*` tables show committed batches only.
     pub async fn session(&self) -> Result<SessionContext> {
-        catalog::session(self).await
+        catalog::session(self, None).await
+    }
+
+    /// A session with only the named tables (cheaper for small look-ups).
+    pub async fn session_with(&self, tables: &[&str]) -> Result<SessionContext> {
+        catalog::session(self, Some(tables)).await
     }
 }
 

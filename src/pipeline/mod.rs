@@ -64,7 +64,7 @@ pub async fn print_overview(lake: &Lake) -> Result<()> {
 
 /// Print the highest-scoring open warnings with their evidence.
 pub async fn print_top_warnings(lake: &Lake, n: usize) -> Result<()> {
-    let ctx = lake.session().await?;
+    let ctx = lake.session_with(&["warnings"]).await?;
     if !ctx.table_exist("warnings")? {
         return Ok(());
     }

@@ -190,6 +190,7 @@ async fn monitored_risks(ctx: &SessionContext) -> Result<BTreeMap<String, HashSe
 
 /// Run every rule as of a date and bring `warnings` up to date.
 pub async fn run(lake: &Lake, config: &WarnConfig, as_of: NaiveDate) -> Result<WarnReport> {
+    let started = std::time::Instant::now();
     let rules = rules::load_dir(&config.rules_dir)?;
     let ctx = lake.session().await?;
     for t in [ROSTER_PERSON, ROSTER_HOUSEHOLD] {
@@ -198,8 +199,13 @@ pub async fn run(lake: &Lake, config: &WarnConfig, as_of: NaiveDate) -> Result<W
         }
     }
     thresholds::register(&ctx, &config.thresholds, &config.population_groups)?;
-    ctx.sql(&thresholds::household_thresholds_sql(as_of))
+    // Every rule joins to it, in both passes: compute it once.
+    let resolved = ctx
+        .sql(&thresholds::household_thresholds_query(as_of))
+        .await?
+        .cache()
         .await?;
+    ctx.register_table("household_thresholds", resolved.into_view())?;
     let sources: HashSet<String> = rules.iter().map(|r| r.source.clone()).collect();
 
     // Records still in link review: counted per rule, never warned on.
@@ -214,6 +220,10 @@ pub async fn run(lake: &Lake, config: &WarnConfig, as_of: NaiveDate) -> Result<W
         pending.insert(rule.id.clone(), keys.len());
     }
 
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "pending-review pass done"
+    );
     let ready = register_linked_views(&ctx, config, &sources, "linked").await?;
     let monitored = monitored_risks(&ctx).await?;
     let mut report = WarnReport {
@@ -249,6 +259,11 @@ pub async fn run(lake: &Lake, config: &WarnConfig, as_of: NaiveDate) -> Result<W
         signals.extend(found);
     }
 
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        signals = signals.len(),
+        "rules done"
+    );
     // One warning per household × risk × period; the period is the year.
     let period = chrono::Datelike::year(&as_of).to_string();
     let mut kept = Vec::new();
@@ -266,6 +281,10 @@ pub async fn run(lake: &Lake, config: &WarnConfig, as_of: NaiveDate) -> Result<W
     report.suppressed = suppressed.len();
     let fresh = state::combine(kept, &as_of.to_string());
 
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "signals combined"
+    );
     let mut stored = store::read_warnings(&ctx).await?;
     let mut events: Vec<Event> = Vec::new();
     for warning in fresh {
@@ -290,8 +309,12 @@ pub async fn run(lake: &Lake, config: &WarnConfig, as_of: NaiveDate) -> Result<W
         let all: Vec<&state::Warning> = stored.values().collect();
         store::write_warnings(lake, &ctx, &all).await?;
     }
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "warnings written"
+    );
 
-    let ctx = lake.session().await?;
+    let ctx = lake.session_with(&[WARNINGS]).await?;
     if ctx.table_exist(WARNINGS)? {
         let batches = ctx
             .sql(&format!(

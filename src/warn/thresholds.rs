@@ -151,11 +151,18 @@ pub fn register(ctx: &SessionContext, thresholds: &Path, groups: &Path) -> Resul
     Ok(rows.len())
 }
 
-/// The view rules join to.
+/// The view rules join to, as a statement (for other engines).
 pub fn household_thresholds_sql(as_of: NaiveDate) -> String {
     format!(
-        "CREATE VIEW household_thresholds AS
-         SELECT household_id, parameter, value, source FROM (
+        "CREATE VIEW household_thresholds AS {}",
+        household_thresholds_query(as_of)
+    )
+}
+
+/// For every household and parameter, the threshold row that applies.
+pub fn household_thresholds_query(as_of: NaiveDate) -> String {
+    format!(
+        "SELECT household_id, parameter, value, source FROM (
            SELECT h.household_id, t.parameter, t.value, t.source,
              row_number() OVER (PARTITION BY h.household_id, t.parameter
                ORDER BY length(t.region_prefix) DESC,
