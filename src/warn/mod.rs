@@ -23,7 +23,7 @@ use crate::lake::query::strings_of;
 use crate::lake::tables::{ROSTER_HOUSEHOLD, ROSTER_PERSON};
 use rules::Rule;
 use state::{Event, Evidence};
-use store::{WARNING_EVENTS, WARNINGS};
+use store::WARNINGS;
 
 /// Where the warning stage finds its files.
 #[derive(Debug, Clone)]
@@ -395,6 +395,3 @@ pub async fn verify(lake: &Lake, v: &Verification) -> Result<state::Warning> {
     store::write_warnings(lake, &ctx, &all).await?;
     Ok(updated)
 }
-
-pub use store::WARNINGS as WARNINGS_TABLE;
-pub const EVENTS_TABLE: &str = WARNING_EVENTS;
