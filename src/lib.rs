@@ -5,14 +5,20 @@
 //!   `batches`, `roster_person`, `roster_household`;
 //! - [`link`]: every department record to a roster person (`link_<source>`);
 //! - [`warn`]: SQL rules over linked records into `warnings` and `warning_events`;
+//! - [`deliver`]: push of warning changes to the monitoring system (`deliveries`);
+//! - [`api`]: the HTTP API of `safetynet serve`, with [`access`] for tokens,
+//!   roles, masking and the audit log;
 //! - [`generate`]: synthetic extracts with ground truth, for tests and benchmarks.
 //!
 //! [`identity`] holds the pure rules for ID numbers, names, dates and
 //! amounts; [`config`] the files a data office edits; [`lake`] the Delta
 //! tables and the one DataFusion session.
 
+pub mod access;
+pub mod api;
 pub mod cli;
 pub mod config;
+pub mod deliver;
 pub mod failpoint;
 pub mod generate;
 pub mod identity;

@@ -2,6 +2,7 @@
 //! done by the library modules.
 
 pub mod output;
+mod service;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -189,12 +190,42 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         wait: u64,
     },
-    /// Run the pipeline on its schedule (Asia/Shanghai), catching up a run
-    /// missed while the service was down (定时运行服务).
+    /// The service: the pipeline on its schedule (Asia/Shanghai), catching
+    /// up a run missed while it was down, the HTTP API and push delivery
+    /// (定时运行与接口服务).
     Serve {
         pipeline: PathBuf,
         #[arg(long)]
         lake: Option<String>,
+        /// Address for the HTTP API, overriding the pipeline's [api] listen.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Push warning changes to the monitoring system: one pass (推送预警).
+    Deliver {
+        /// Pipeline file whose [delivery] section names the endpoint.
+        #[arg(long)]
+        pipeline: Option<PathBuf>,
+        /// Lake location (default: the pipeline's).
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: Option<String>,
+        /// Endpoint URL, overriding (or instead of) the pipeline's.
+        #[arg(long)]
+        url: Option<String>,
+        /// Keep retrying failed items whose next try falls within this many seconds.
+        #[arg(long, default_value_t = 0)]
+        retry_within: u64,
+        /// Make dead-letter and rejected items pending again before the pass.
+        #[arg(long)]
+        requeue: bool,
+        /// Only show where delivery stands.
+        #[arg(long)]
+        status: bool,
+    },
+    /// API tokens for the monitoring system and other callers (访问令牌).
+    Token {
+        #[command(subcommand)]
+        action: service::TokenAction,
     },
     /// List recent runs and their stages (运行记录).
     Runs {
@@ -503,7 +534,16 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 by,
                 visited,
             };
-            let w = crate::warn::verify(&lake, &v).await?;
+            // Runs rewrite warnings too: hold the run lock while recording.
+            let lock = RunLock::acquire(
+                &lake,
+                "safetynet verify",
+                std::time::Duration::from_secs(60),
+            )
+            .await?;
+            let w = crate::warn::verify(&lake, &v).await;
+            lock.release().await?;
+            let w = w?;
             println!(
                 "{} is now {} ({})",
                 w.warning_id,
@@ -530,7 +570,20 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             lock.release().await?;
             result
         }
-        Command::Serve { pipeline, lake } => serve(&pipeline, lake).await,
+        Command::Serve {
+            pipeline,
+            lake,
+            listen,
+        } => service::serve(&pipeline, lake, listen).await,
+        Command::Deliver {
+            pipeline,
+            lake,
+            url,
+            retry_within,
+            requeue,
+            status,
+        } => service::deliver(pipeline, lake, url, retry_within, requeue, status).await,
+        Command::Token { action } => service::token(action).await,
         Command::Runs { lake, limit } => {
             let lake = Lake::open(&lake).await?;
             let ctx = lake.session().await?;
@@ -557,7 +610,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
 /// recorded with its error and ends the run; the next run redoes whatever
 /// is not done (ingest skips files already in, link relinks sources whose
 /// links are older than their data, warn changes only what changed).
-async fn run_stages(
+pub(crate) async fn run_stages(
     pipeline: &Pipeline,
     lake: &Lake,
     as_of: chrono::NaiveDate,
@@ -677,95 +730,42 @@ async fn run_stages(
     )
     .await?;
     let warn = warn.map_err(|e| e.context("stage warn failed"))?;
+    if stopping("warn") {
+        return Ok(exit_code(&outcomes));
+    }
+
+    // Deliver, when the pipeline names a monitoring endpoint. Items that
+    // fail stay in the outbox for the next pass (serve retries them).
+    let mut delivery = None;
+    if let Some(config) = &pipeline.delivery {
+        let started = chrono::Utc::now();
+        let result = crate::deliver::pass(lake, config, std::time::Duration::ZERO).await;
+        let counts = StageCounts {
+            delivered: result.as_ref().map_or(0, |r| r.delivered as i64),
+            ..Default::default()
+        };
+        let error = match &result {
+            Err(e) => Some(format!("{e:#}")),
+            Ok(r) if r.rejected + r.dead > 0 => Some(format!(
+                "{} item(s) rejected, {} dead-lettered: {}",
+                r.rejected,
+                r.dead,
+                r.errors.join("; ")
+            )),
+            Ok(_) => None,
+        };
+        log.record("deliver", started, &counts, error).await?;
+        delivery = Some(result.map_err(|e| e.context("stage deliver failed"))?);
+    }
 
     crate::pipeline::print_overview(lake).await?;
     print_warn_report(&warn);
     crate::pipeline::print_top_warnings(lake, 5).await?;
+    if let Some(r) = &delivery {
+        service::print_delivery_report(r);
+    }
     println!("run {} finished", log.run_id);
     Ok(exit_code(&outcomes))
-}
-
-/// The scheduler: wait for the next scheduled time (or run a missed one at
-/// once), run under the lake lock, repeat; SIGTERM or Ctrl-C ends the
-/// service, letting a running stage finish first.
-async fn serve(pipeline: &std::path::Path, lake: Option<String>) -> Result<ExitCode> {
-    use std::sync::Arc as StdArc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use tokio::signal::unix::{SignalKind, signal};
-
-    let pipeline = Pipeline::load(pipeline)?;
-    let schedule = crate::serve::schedule::Schedule::parse(&pipeline.schedule)?;
-    let lake = Lake::open(&lake.unwrap_or_else(|| pipeline.lake_location())).await?;
-    let stop = StdArc::new(AtomicBool::new(false));
-    let notify = StdArc::new(tokio::sync::Notify::new());
-    {
-        let (stop, notify) = (stop.clone(), notify.clone());
-        let mut term = signal(SignalKind::terminate())?;
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            tracing::info!("shutdown requested");
-            stop.store(true, Ordering::SeqCst);
-            notify.notify_waiters();
-        });
-    }
-    let last_run = last_run_start(&lake, &pipeline.name).await?;
-    let mut due_now = schedule.missed(last_run, chrono::Utc::now());
-    if let Some(due) = due_now {
-        tracing::info!(scheduled = %due.with_timezone(&crate::serve::schedule::china()), "catching up a missed run");
-    }
-    loop {
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
-        if due_now.take().is_none() {
-            let Some(next) = schedule.next_after(chrono::Utc::now()) else {
-                break;
-            };
-            tracing::info!(next = %next.with_timezone(&crate::serve::schedule::china()), "waiting for the next scheduled run");
-            let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = notify.notified() => break,
-            }
-        }
-        let holder = format!("safetynet serve {}", pipeline.name);
-        match RunLock::acquire(&lake, &holder, std::time::Duration::from_secs(3600)).await {
-            Ok(lock) => {
-                if let Err(e) = run_stages(&pipeline, &lake, today(), &stop).await {
-                    tracing::error!("run failed: {e:#}");
-                }
-                lock.release().await?;
-            }
-            Err(e) => tracing::error!("scheduled run skipped: {e:#}"),
-        }
-    }
-    tracing::info!("service stopped");
-    Ok(ExitCode::SUCCESS)
-}
-
-/// When the last run of this pipeline started, from the `runs` table.
-async fn last_run_start(
-    lake: &Lake,
-    pipeline: &str,
-) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-    let ctx = lake.session().await?;
-    if !ctx.table_exist(crate::pipeline::runs::RUNS)? {
-        return Ok(None);
-    }
-    let micros = crate::lake::query::scalar_i64(
-        &ctx,
-        &format!(
-            "SELECT CAST(max(started_at) AS BIGINT) FROM runs WHERE pipeline = '{}'",
-            pipeline.replace('\'', "''")
-        ),
-    )
-    .await?;
-    Ok((micros > 0)
-        .then(|| chrono::DateTime::from_timestamp_micros(micros))
-        .flatten())
 }
 
 /// The lake, linkage settings and the sources to work on (one, or every
@@ -789,7 +789,7 @@ async fn open_for_linking(
 }
 
 /// Today in China (Asia/Shanghai is UTC+8 all year).
-fn today() -> chrono::NaiveDate {
+pub(crate) fn today() -> chrono::NaiveDate {
     (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive()
 }
 

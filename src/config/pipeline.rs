@@ -37,6 +37,12 @@ pub struct Pipeline {
     pub thresholds: String,
     #[serde(default = "default_groups")]
     pub population_groups: String,
+    /// Where warnings are pushed (the monitoring system); no push without it.
+    #[serde(default)]
+    pub delivery: Option<crate::deliver::DeliveryConfig>,
+    /// The HTTP API of `safetynet serve`.
+    #[serde(default)]
+    pub api: ApiConfig,
     /// Directory of the pipeline file; filled in by [`Pipeline::load`].
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -53,6 +59,27 @@ pub struct PipelineSource {
     pub inputs: Vec<String>,
     #[serde(default)]
     pub encoding: Option<String>,
+}
+
+/// The HTTP API of `safetynet serve`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address to listen on; `serve --listen` overrides it.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
 }
 
 /// Remove `.` and `dir/..` pairs without touching the file system, so

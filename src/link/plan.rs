@@ -186,6 +186,20 @@ pub fn decision_sql(
             format!(", {label} AS {n}_level, b.{n}_weight", n = c.name)
         })
         .collect();
+    let status = format!(
+        "(CASE
+    WHEN b.record_key IS NULL THEN 'unlinked'
+    WHEN b.review_decision = 'match' THEN 'linked'
+    WHEN b.match_probability >= {link} AND (b.runner_up_weight IS NULL OR b.match_weight - b.runner_up_weight >= {margin})
+         AND ({requires}) THEN 'linked'
+    WHEN b.match_probability >= {review} THEN 'review'
+    ELSE 'unlinked'
+  END)",
+        link = settings.link_threshold,
+        review = settings.review_threshold,
+        margin = settings.margin_bits,
+        requires = settings.link_requires,
+    );
     format!(
         "{ctes},
 ordered AS (
@@ -200,26 +214,18 @@ decided AS (
   SELECT b.*, 1.0 / (1.0 + power(2.0, -b.match_weight)) AS match_probability FROM ordered b WHERE rank = 1
 )
 SELECT l.record_key AS {key_column},
-  r.person_id, r.household_id,
+  -- An unlinked record names no one: its best candidate is in `explain`.
+  CASE WHEN {status} = 'unlinked' THEN NULL ELSE r.person_id END AS person_id,
+  CASE WHEN {status} = 'unlinked' THEN NULL ELSE r.household_id END AS household_id,
   b.match_weight, b.match_probability,
-  CASE
-    WHEN b.record_key IS NULL THEN 'unlinked'
-    WHEN b.review_decision = 'match' THEN 'linked'
-    WHEN b.match_probability >= {link} AND (b.runner_up_weight IS NULL OR b.match_weight - b.runner_up_weight >= {margin})
-         AND ({requires}) THEN 'linked'
-    WHEN b.match_probability >= {review} THEN 'review'
-    ELSE 'unlinked'
-  END AS status,
+  {status} AS status,
   b.review_decision,
   b.runner_up_weight, coalesce(b.candidates, 0) AS candidates{labels},
   CAST({version} AS BIGINT) AS model_version
 FROM l LEFT JOIN decided b ON l.record_key = b.record_key
 LEFT JOIN r ON b.person_key = r.record_key",
         key_column = quote_ident(key),
-        link = settings.link_threshold,
-        review = settings.review_threshold,
-        margin = settings.margin_bits,
-        requires = settings.link_requires,
+        status = status,
         version = model.version,
     )
 }

@@ -1,5 +1,6 @@
-//! `safetynet serve`: the long-running service. Today it runs the pipeline
-//! on its schedule (`schedule`); the HTTP API and the PostgreSQL endpoint
-//! will live beside it.
+//! `safetynet serve`: the long-running service. It runs the pipeline on its
+//! schedule (`schedule`), serves the HTTP API (`crate::api`) and pushes
+//! warning changes (`crate::deliver`); the service loop itself is in
+//! `cli::service`.
 
 pub mod schedule;

@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use chrono::{DateTime, FixedOffset, Utc};
 use croner::Cron;
 
@@ -18,11 +18,8 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn parse(expressions: &[String]) -> Result<Schedule> {
-        if expressions.is_empty() {
-            bail!(
-                "the pipeline has no schedule: add e.g. schedule = [\"0 2 1,11,21 * *\"] (02:00 on the 1st, 11th and 21st)"
-            );
-        }
+        // No expressions: a service that runs nothing on its own (the API
+        // and delivery only); `next_after` and `missed` return None.
         let crons = expressions
             .iter()
             .map(|e| {
@@ -113,6 +110,8 @@ mod tests {
             panic!("a bad expression was accepted");
         };
         assert!(format!("{err:#}").contains("every tuesday"));
-        assert!(Schedule::parse(&[]).is_err());
+        let none = Schedule::parse(&[]).unwrap();
+        assert!(none.next_after(Utc::now()).is_none());
+        assert!(none.missed(None, Utc::now()).is_none());
     }
 }

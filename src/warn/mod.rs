@@ -304,7 +304,15 @@ pub async fn run(lake: &Lake, config: &WarnConfig, as_of: NaiveDate) -> Result<W
     if !events.is_empty() {
         // Events first, idempotently; then the table. A crash in between is
         // repaired by the next run, which makes the same decisions.
-        store::append_events(lake, &ctx, &events, &as_of.to_string(), "safetynet warn").await?;
+        store::append_events(
+            lake,
+            &ctx,
+            &events,
+            &stored,
+            &as_of.to_string(),
+            "safetynet warn",
+        )
+        .await?;
         crate::failpoint::hit("warn:after-events");
         let all: Vec<&state::Warning> = stored.values().collect();
         store::write_warnings(lake, &ctx, &all).await?;
@@ -390,7 +398,7 @@ pub async fn verify(lake: &Lake, v: &Verification) -> Result<state::Warning> {
         detail: format!("outcome {};{visited} {}", v.outcome, v.reason),
     };
     let today = chrono::Utc::now().date_naive().to_string();
-    store::append_events(lake, &ctx, &[event], &today, &v.by).await?;
+    store::append_events(lake, &ctx, &[event], &stored, &today, &v.by).await?;
     let all: Vec<&state::Warning> = stored.values().collect();
     store::write_warnings(lake, &ctx, &all).await?;
     Ok(updated)

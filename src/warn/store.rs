@@ -15,7 +15,7 @@ use datafusion::prelude::SessionContext;
 use super::state::{Event, Warning};
 use crate::lake::Lake;
 use crate::lake::query::{first_column, rows_of};
-use crate::lake::tables::timestamp_type;
+use crate::lake::tables::{ROSTER_HOUSEHOLD, timestamp_type};
 
 pub const WARNINGS: &str = "warnings";
 pub const WARNING_EVENTS: &str = "warning_events";
@@ -153,15 +153,93 @@ pub fn events_schema() -> SchemaRef {
         Field::new("evidence_hash", DataType::Utf8, false),
         Field::new("detail", DataType::Utf8, false),
         Field::new("actor", DataType::Utf8, false),
+        // The warning as it stands after this event, as pushed to the
+        // monitoring system: this table is also the delivery outbox, so a
+        // change and its delivery item are one commit.
+        Field::new("payload", DataType::Utf8, true),
     ]))
 }
 
-/// Append events, skipping any already recorded (a re-run after a crash
-/// between the two writes produces the same event ids).
+/// Region codes of the households of `warnings`, from the roster.
+async fn household_regions(
+    ctx: &SessionContext,
+    warnings: &[&Warning],
+) -> Result<BTreeMap<String, [Option<String>; 3]>> {
+    let mut out = BTreeMap::new();
+    if !ctx.table_exist(ROSTER_HOUSEHOLD)? || warnings.is_empty() {
+        return Ok(out);
+    }
+    let ids: HashSet<&str> = warnings.iter().map(|w| w.household_id.as_str()).collect();
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from_iter_values(ids))],
+    )?;
+    let _ = ctx.deregister_table("event_households");
+    ctx.register_table(
+        "event_households",
+        Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+    )?;
+    let batches = ctx
+        .sql(&format!(
+            "SELECT h.household_id, h.county_code, h.township_code, h.village_code
+             FROM {ROSTER_HOUSEHOLD} h JOIN event_households e ON h.household_id = e.id"
+        ))
+        .await?
+        .collect()
+        .await?;
+    for row in rows_of(&batches)? {
+        out.insert(
+            row.get("household_id").cloned().unwrap_or_default(),
+            [
+                row.get("county_code").cloned(),
+                row.get("township_code").cloned(),
+                row.get("village_code").cloned(),
+            ],
+        );
+    }
+    Ok(out)
+}
+
+/// What the monitoring system receives for one event: the idempotency key
+/// (the event id, so one key always carries one content) and the warning
+/// as it stands after the event.
+pub fn payload(event: &Event, w: &Warning, regions: Option<&[Option<String>; 3]>) -> String {
+    let region = |i: usize| regions.and_then(|r| r[i].clone());
+    serde_json::json!({
+        "idempotency_key": event.event_id,
+        "warning_id": w.warning_id,
+        "version": w.evidence_hash,
+        "event": event.event,
+        "status": w.status,
+        "outcome": w.outcome,
+        "household_id": w.household_id,
+        "county_code": region(0),
+        "township_code": region(1),
+        "village_code": region(2),
+        "risk_type": w.risk_type,
+        "severity": w.severity,
+        "score": w.score,
+        "period": w.period,
+        "rules": w.rules,
+        "records": w.records,
+        "evidence": w.evidence,
+        "new_evidence": w.new_evidence,
+        "first_seen": w.first_seen,
+        "last_seen": w.last_seen,
+    })
+    .to_string()
+}
+
+/// Append events with their delivery payloads (the state of each warning in
+/// `warnings` after this change), skipping any already recorded: a re-run
+/// after a crash between the two writes produces the same event ids, and a
+/// key once written never changes content.
 pub async fn append_events(
     lake: &Lake,
     ctx: &SessionContext,
     events: &[Event],
+    warnings: &BTreeMap<String, Warning>,
     as_of: &str,
     actor: &str,
 ) -> Result<usize> {
@@ -182,6 +260,19 @@ pub async fn append_events(
         return Ok(0);
     }
     let n = fresh.len();
+    let changed: Vec<&Warning> = fresh
+        .iter()
+        .filter_map(|e| warnings.get(&e.warning_id))
+        .collect();
+    let regions = household_regions(ctx, &changed).await?;
+    let payloads: Vec<Option<String>> = fresh
+        .iter()
+        .map(|e| {
+            warnings
+                .get(&e.warning_id)
+                .map(|w| payload(e, w, regions.get(&w.household_id)))
+        })
+        .collect();
     let text = |f: &dyn Fn(&Event) -> String| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(fresh.iter().map(|e| f(e))))
     };
@@ -199,6 +290,7 @@ pub async fn append_events(
             text(&|e| e.evidence_hash.clone()),
             text(&|e| e.detail.clone()),
             Arc::new(StringArray::from(vec![actor; n])),
+            Arc::new(StringArray::from(payloads)),
         ],
     )?;
     lake.append(WARNING_EVENTS, &events_schema(), vec![batch])

@@ -94,3 +94,58 @@ pub fn csv_rows(path: &Path) -> usize {
 pub fn lake_dir(tmp: &tempfile::TempDir) -> String {
     tmp.path().join("lake").to_string_lossy().into_owned()
 }
+
+/// Generated data and a pipeline file using the repository's schemas,
+/// linkage settings, rules and thresholds; `extra` is appended (e.g. a
+/// `[delivery]` section).
+pub fn pipeline_file(tmp: &Path, households: usize, extra: &str) -> PathBuf {
+    let data = tmp.join("data");
+    generate(
+        &data,
+        households,
+        &["--encoding", "civil_affairs:gb18030", "--xlsx", "education"],
+    );
+    let repo = repo();
+    let p = |rel: &str| repo.join(rel).display().to_string();
+    let d = |rel: &str| data.join(rel).display().to_string();
+    let text = format!(
+        r#"name = "test"
+lake = "{lake}"
+schemas = "{schemas}"
+linkage = "{linkage}"
+rules = "{rules}"
+thresholds = "{thresholds}"
+population_groups = "{groups}"
+[[source]]
+name = "roster"
+inputs = ["{roster}"]
+[[source]]
+name = "health"
+inputs = ["{health}"]
+[[source]]
+name = "civil_affairs"
+inputs = ["{civil}"]
+[[source]]
+name = "education"
+inputs = ["{education}"]
+[[source]]
+name = "social_insurance"
+inputs = ["{social}"]
+{extra}
+"#,
+        lake = tmp.join("lake").display(),
+        schemas = p("schemas"),
+        linkage = p("pipelines/linkage.toml"),
+        rules = p("pipelines/rules"),
+        thresholds = p("pipelines/thresholds.csv"),
+        groups = p("pipelines/population_groups.csv"),
+        roster = d("roster.csv"),
+        health = d("health.csv"),
+        civil = d("civil_affairs.csv"),
+        education = d("education.xlsx"),
+        social = d("social_insurance.csv"),
+    );
+    let file = tmp.join("pipeline.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}

@@ -1,0 +1,108 @@
+//! The HTTP API of `safetynet serve` (接口), JSON under `/api/v1`:
+//!
+//! - `warnings`: list (filters, cursor pagination), one with its evidence,
+//!   and posting a verification result;
+//! - `households`: a household's timeline of records, links and warnings;
+//! - `deliveries`: push delivery status, dead-letter included;
+//! - `metrics`: `/healthz` and Prometheus `/metrics`;
+//! - `openapi`: the OpenAPI document at `/api/v1/openapi.json`.
+//!
+//! Every `/api/v1` call but the OpenAPI document needs a bearer token
+//! (`safetynet token create`), is limited to the token's region and role,
+//! and is written to `audit_log` before it is answered.
+
+pub mod auth;
+pub mod deliveries;
+pub mod error;
+pub mod households;
+pub mod metrics;
+pub mod openapi;
+pub mod params;
+pub mod warnings;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::access::audit::AuditLog;
+use crate::lake::Lake;
+use error::ApiError;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub lake: Lake,
+    /// Source schemas, to know each source's key, name and ID columns.
+    pub schemas_dir: PathBuf,
+    pub audit: AuditLog,
+    pub tokens: Arc<auth::TokenCache>,
+    pub counters: Arc<metrics::Counters>,
+}
+
+impl AppState {
+    pub fn new(lake: Lake, schemas_dir: PathBuf) -> AppState {
+        AppState {
+            audit: AuditLog::start(lake.clone()),
+            tokens: Arc::new(auth::TokenCache::default()),
+            counters: Arc::new(metrics::Counters::default()),
+            lake,
+            schemas_dir,
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/warnings", get(warnings::list))
+        .route("/warnings/{warning_id}", get(warnings::one))
+        .route(
+            "/warnings/{warning_id}/verification",
+            post(warnings::verify),
+        )
+        .route(
+            "/households/{household_id}/timeline",
+            get(households::timeline),
+        )
+        .route("/deliveries", get(deliveries::list))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate_and_audit,
+        ))
+        .route("/openapi.json", get(openapi::document));
+    Router::new()
+        .nest("/api/v1", v1)
+        .route("/healthz", get(metrics::healthz))
+        .route("/metrics", get(metrics::prometheus))
+        .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError {
+                status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                message: "method not allowed for this endpoint; see /api/v1/openapi.json".into(),
+            }
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_requests,
+        ))
+        .with_state(state)
+}
+
+/// Serve the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    tracing::info!(address = %listener.local_addr()?, "HTTP API listening");
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,336 @@
+//! `/api/v1/warnings`: list, one warning with its evidence and history, and
+//! verification results from household visits.
+
+use std::collections::BTreeMap;
+
+use axum::Extension;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use chrono::NaiveDate;
+use datafusion::prelude::SessionContext;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::Rows;
+use super::error::{ApiError, ApiResult};
+use super::params;
+use crate::access::Principal;
+use crate::lake::query::rows_of;
+use crate::warn::rules::RISK_TYPES;
+use crate::warn::store::{WARNING_EVENTS, WARNINGS};
+
+pub const STATUSES: &[&str] = &["open", "verified", "closed"];
+pub const SEVERITIES: &[&str] = &["high", "medium", "low"];
+/// Outcomes a visit can report.
+pub const VISIT_OUTCOMES: &[&str] = &["included", "not_included", "risk_eliminated"];
+
+fn micros_to_rfc3339(text: Option<&String>) -> Value {
+    text.and_then(|t| t.parse::<i64>().ok())
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .map_or(Value::Null, |t| Value::from(t.to_rfc3339()))
+}
+
+/// SELECT list shared by the list and the one-warning queries.
+fn select(with_evidence: bool) -> String {
+    format!(
+        "SELECT w.warning_id, w.household_id, w.county_code, w.township_code, w.village_code,
+                w.risk_type, w.severity, w.score, w.period, w.rules, w.records, w.status, w.outcome,
+                CAST(w.first_seen AS VARCHAR) AS first_seen, CAST(w.last_seen AS VARCHAR) AS last_seen,
+                CAST(CAST(u.updated_at AS BIGINT) AS VARCHAR) AS updated_us{}
+         FROM {WARNINGS} w
+         LEFT JOIN (SELECT warning_id, max(at) AS updated_at FROM {WARNING_EVENTS} GROUP BY warning_id) u
+           ON u.warning_id = w.warning_id",
+        if with_evidence {
+            ", w.evidence, w.new_evidence"
+        } else {
+            ""
+        }
+    )
+}
+
+/// One warning row as JSON, with numbers as numbers.
+pub fn warning_json(row: &BTreeMap<String, String>) -> Value {
+    let text = |k: &str| row.get(k).map_or(Value::Null, |v| Value::from(v.clone()));
+    let mut out = json!({
+        "warning_id": text("warning_id"),
+        "household_id": text("household_id"),
+        "county_code": text("county_code"),
+        "township_code": text("township_code"),
+        "village_code": text("village_code"),
+        "risk_type": text("risk_type"),
+        "severity": text("severity"),
+        "score": row.get("score").and_then(|s| s.parse::<f64>().ok()),
+        "period": text("period"),
+        "rules": row.get("rules").map(|r| r.split(',').map(str::to_string).collect::<Vec<_>>()),
+        "records": row.get("records").and_then(|s| s.parse::<i64>().ok()),
+        "status": text("status"),
+        "outcome": text("outcome"),
+        "first_seen": text("first_seen"),
+        "last_seen": text("last_seen"),
+        "updated_at": micros_to_rfc3339(row.get("updated_us")),
+    });
+    for key in ["evidence", "new_evidence"] {
+        if let Some(v) = row.get(key) {
+            out[key] = serde_json::from_str(v).unwrap_or(Value::Null);
+        }
+    }
+    out
+}
+
+async fn has_warnings(ctx: &SessionContext) -> ApiResult<bool> {
+    Ok(ctx.table_exist(WARNINGS)? && ctx.table_exist(WARNING_EVENTS)?)
+}
+
+fn quoted(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// GET /api/v1/warnings
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let q = params::query(
+        raw.as_deref(),
+        &[
+            "region",
+            "risk_type",
+            "status",
+            "severity",
+            "since",
+            "limit",
+            "cursor",
+        ],
+    )?;
+    let mut filters = Vec::new();
+    let requested = q.get("region").map(|r| params::region(r)).transpose()?;
+    if let Some(region) = params::effective_region(&p, requested)? {
+        filters.push(format!("starts_with(w.village_code, {})", quoted(&region)));
+    }
+    if let Some(v) = q.get("risk_type") {
+        let v = params::one_of("risk_type", v, RISK_TYPES)?;
+        filters.push(format!("w.risk_type = {}", quoted(&v)));
+    }
+    if let Some(v) = q.get("status") {
+        let v = params::one_of("status", v, STATUSES)?;
+        filters.push(format!("w.status = {}", quoted(&v)));
+    }
+    if let Some(v) = q.get("severity") {
+        let v = params::one_of("severity", v, SEVERITIES)?;
+        filters.push(format!("w.severity = {}", quoted(&v)));
+    }
+    if let Some(v) = q.get("since") {
+        let micros = params::since(v)?.timestamp_micros();
+        filters.push(format!("CAST(u.updated_at AS BIGINT) >= {micros}"));
+    }
+    if let Some(v) = q.get("cursor") {
+        filters.push(format!("w.warning_id > {}", quoted(&params::cursor(v)?)));
+    }
+    let limit = params::limit(q.get("limit"), 100, 1000)?;
+
+    let ctx = state.lake.session_with(&[WARNINGS, WARNING_EVENTS]).await?;
+    let mut items: Vec<Value> = Vec::new();
+    if has_warnings(&ctx).await? {
+        let where_clause = if filters.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", filters.join(" AND "))
+        };
+        let sql = format!(
+            "{}{where_clause} ORDER BY w.warning_id LIMIT {}",
+            select(false),
+            limit + 1
+        );
+        let batches = ctx.sql(&sql).await?.collect().await?;
+        items = rows_of(&batches)?.iter().map(warning_json).collect();
+    }
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items
+            .last()
+            .and_then(|w| w["warning_id"].as_str())
+            .map(|id| hex::encode(id.as_bytes()))
+    } else {
+        None
+    };
+    let n = items.len();
+    let mut response = Json(json!({"items": items, "next_cursor": next_cursor})).into_response();
+    response.extensions_mut().insert(Rows(n));
+    Ok(response)
+}
+
+/// One warning by id, checked against the caller's region.
+async fn load_one(
+    ctx: &SessionContext,
+    p: &Principal,
+    warning_id: &str,
+) -> ApiResult<BTreeMap<String, String>> {
+    if !params::is_warning_id(warning_id) {
+        return Err(ApiError::bad_request(format!(
+            "'{warning_id}' is not a warning id (W followed by 16 hex digits)"
+        )));
+    }
+    let missing = || ApiError::not_found(format!("no warning {warning_id}"));
+    if !has_warnings(ctx).await? {
+        return Err(missing());
+    }
+    let sql = format!(
+        "{} WHERE w.warning_id = {}",
+        select(true),
+        quoted(warning_id)
+    );
+    let batches = ctx.sql(&sql).await?.collect().await?;
+    let row = rows_of(&batches)?.into_iter().next().ok_or_else(missing)?;
+    let codes =
+        ["county_code", "township_code", "village_code"].map(|k| row.get(k).map(String::as_str));
+    if !p.sees_region(&codes) {
+        return Err(ApiError::forbidden(format!(
+            "warning {warning_id} is outside this token's region"
+        )));
+    }
+    Ok(row)
+}
+
+/// The state changes of some warnings, oldest first.
+pub async fn events_of(ctx: &SessionContext, warning_ids: &[String]) -> ApiResult<Vec<Value>> {
+    if warning_ids.is_empty() || !ctx.table_exist(WARNING_EVENTS)? {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = warning_ids.iter().map(|w| quoted(w)).collect();
+    let batches = ctx
+        .sql(&format!(
+            "SELECT warning_id, event_id, event, CAST(CAST(at AS BIGINT) AS VARCHAR) AS at_us, as_of, detail, actor
+             FROM {WARNING_EVENTS} WHERE warning_id IN ({}) ORDER BY CAST(at AS BIGINT), event_id",
+            list.join(", ")
+        ))
+        .await?
+        .collect()
+        .await?;
+    Ok(rows_of(&batches)?
+        .iter()
+        .map(|r| {
+            json!({
+                "warning_id": r.get("warning_id"),
+                "event_id": r.get("event_id"),
+                "event": r.get("event"),
+                "at": micros_to_rfc3339(r.get("at_us")),
+                "as_of": r.get("as_of"),
+                "detail": r.get("detail"),
+                "actor": r.get("actor"),
+            })
+        })
+        .collect())
+}
+
+/// GET /api/v1/warnings/{warning_id}
+pub async fn one(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(warning_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    params::query(raw.as_deref(), &[])?;
+    let ctx = state
+        .lake
+        .session_with(&[WARNINGS, WARNING_EVENTS, crate::deliver::outbox::DELIVERIES])
+        .await?;
+    let row = load_one(&ctx, &p, &warning_id).await?;
+    let mut out = warning_json(&row);
+    out["events"] = Value::from(events_of(&ctx, std::slice::from_ref(&warning_id)).await?);
+    let deliveries: Vec<Value> = crate::deliver::outbox::items(&ctx)
+        .await?
+        .into_iter()
+        .filter(|i| i.warning_id == warning_id)
+        .map(|i| super::deliveries::item_json(&i))
+        .collect();
+    out["deliveries"] = Value::from(deliveries);
+    let mut response = Json(out).into_response();
+    response.extensions_mut().insert(Rows(1));
+    Ok(response)
+}
+
+/// The body of a verification result.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerificationBody {
+    /// The day of the household visit (YYYY-MM-DD).
+    pub visited_on: String,
+    /// included / not_included / risk_eliminated
+    pub outcome: String,
+    #[serde(default)]
+    pub reason: String,
+    /// Who visited (name or staff id).
+    pub visited_by: String,
+}
+
+/// POST /api/v1/warnings/{warning_id}/verification
+pub async fn verify(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(warning_id): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> ApiResult<Response> {
+    params::query(raw.as_deref(), &[])?;
+    if !p.can_verify() {
+        return Err(ApiError::forbidden(format!(
+            "role {} may read but not post verification results",
+            p.role.name()
+        )));
+    }
+    let body: VerificationBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "body must be JSON {{\"visited_on\": \"2026-08-01\", \"outcome\": \"not_included\", \"reason\": \"…\", \"visited_by\": \"…\"}}: {e}"
+        ))
+    })?;
+    let visited = NaiveDate::parse_from_str(&body.visited_on, "%Y-%m-%d").map_err(|_| {
+        ApiError::bad_request(format!(
+            "visited_on '{}' must be a date like 2026-08-01",
+            body.visited_on
+        ))
+    })?;
+    let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
+    if visited > today {
+        return Err(ApiError::bad_request(format!(
+            "visited_on {visited} is in the future"
+        )));
+    }
+    let outcome = params::one_of("outcome", &body.outcome, VISIT_OUTCOMES)?;
+    if body.visited_by.trim().is_empty() {
+        return Err(ApiError::bad_request("visited_by must name who visited"));
+    }
+    {
+        let ctx = state.lake.session_with(&[WARNINGS, WARNING_EVENTS]).await?;
+        load_one(&ctx, &p, &warning_id).await?;
+    }
+    // Warnings are rewritten by runs too: take the run lock briefly.
+    let lock = crate::pipeline::lock::RunLock::acquire(
+        &state.lake,
+        &format!("api verification by {}", p.name),
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .map_err(|e| ApiError::unavailable(format!("{e:#}; try again later")))?;
+    let result = crate::warn::verify(
+        &state.lake,
+        &crate::warn::Verification {
+            warning_id: warning_id.clone(),
+            outcome,
+            reason: body.reason.trim().to_string(),
+            by: format!("{} (token {})", body.visited_by.trim(), p.name),
+            visited: Some(visited),
+        },
+    )
+    .await;
+    lock.release().await?;
+    result?;
+    let ctx = state.lake.session_with(&[WARNINGS, WARNING_EVENTS]).await?;
+    let row = load_one(&ctx, &p, &warning_id).await?;
+    let mut response = Json(warning_json(&row)).into_response();
+    response.extensions_mut().insert(Rows(1));
+    Ok(response)
+}

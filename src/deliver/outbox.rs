@@ -1,0 +1,262 @@
+//! The outbox and its delivery log.
+//!
+//! The outbox is `warning_events`: every event that changes a warning is
+//! written with its payload in the same commit. Each delivery attempt is
+//! appended to `deliveries`; an item's state is derived from its attempts,
+//! so both tables are append-only and a crash loses at most the record of
+//! an attempt, which is then simply made again with the same key and body.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{
+    ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::prelude::SessionContext;
+use serde::Serialize;
+
+use crate::lake::Lake;
+use crate::lake::query::rows_of;
+use crate::lake::tables::timestamp_type;
+use crate::warn::store::WARNING_EVENTS;
+
+pub const DELIVERIES: &str = "deliveries";
+
+/// Outcomes of one attempt, as stored in `deliveries.outcome`.
+pub const DELIVERED: &str = "delivered";
+pub const RETRY: &str = "retry";
+pub const REJECTED: &str = "rejected";
+pub const DEAD: &str = "dead";
+/// Written by `deliver --requeue`: attempts before it no longer count.
+pub const REQUEUED: &str = "requeued";
+
+pub fn deliveries_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("idempotency_key", DataType::Utf8, false),
+        Field::new("warning_id", DataType::Utf8, false),
+        Field::new("batch_id", DataType::Utf8, false),
+        Field::new("attempt", DataType::Int64, false),
+        Field::new("at", timestamp_type(), false),
+        Field::new("outcome", DataType::Utf8, false),
+        Field::new("http_status", DataType::Int32, true),
+        Field::new("error", DataType::Utf8, true),
+        Field::new("next_attempt_at", timestamp_type(), true),
+    ]))
+}
+
+/// Where one outbox item stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Not yet delivered; `next` is when it may be tried (None: now).
+    Pending {
+        next: Option<DateTime<Utc>>,
+    },
+    Delivered,
+    /// The receiver refused it (a 4xx other than 408/429).
+    Rejected,
+    /// Every allowed attempt failed.
+    Dead,
+}
+
+impl State {
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Pending { .. } => "pending",
+            State::Delivered => DELIVERED,
+            State::Rejected => REJECTED,
+            State::Dead => DEAD,
+        }
+    }
+}
+
+/// One outbox item and its delivery state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub idempotency_key: String,
+    pub warning_id: String,
+    pub event: String,
+    pub created: DateTime<Utc>,
+    pub attempts: i64,
+    pub state: State,
+    pub last_error: Option<String>,
+    pub last_attempt: Option<DateTime<Utc>>,
+}
+
+fn micros(text: Option<&String>) -> Option<DateTime<Utc>> {
+    text.and_then(|t| t.parse::<i64>().ok())
+        .and_then(DateTime::from_timestamp_micros)
+}
+
+/// Every outbox item with its state, oldest first.
+pub async fn items(ctx: &SessionContext) -> Result<Vec<Item>> {
+    if !ctx.table_exist(WARNING_EVENTS)? {
+        return Ok(Vec::new());
+    }
+    let batches = ctx
+        .sql(&format!(
+            "SELECT event_id, warning_id, event, CAST(CAST(at AS BIGINT) AS VARCHAR) AS at_us
+             FROM {WARNING_EVENTS} WHERE payload IS NOT NULL ORDER BY CAST(at AS BIGINT), event_id"
+        ))
+        .await?
+        .collect()
+        .await?;
+    let mut attempts: BTreeMap<String, Vec<BTreeMap<String, String>>> = BTreeMap::new();
+    if ctx.table_exist(DELIVERIES)? {
+        let log = ctx
+            .sql(&format!(
+                "SELECT idempotency_key, attempt, outcome, error,
+                        CAST(CAST(at AS BIGINT) AS VARCHAR) AS at_us,
+                        CAST(CAST(next_attempt_at AS BIGINT) AS VARCHAR) AS next_us
+                 FROM {DELIVERIES} ORDER BY CAST(at AS BIGINT), attempt"
+            ))
+            .await?
+            .collect()
+            .await?;
+        for row in rows_of(&log)? {
+            let key = row.get("idempotency_key").cloned().unwrap_or_default();
+            attempts.entry(key).or_default().push(row);
+        }
+    }
+    let mut out = Vec::new();
+    for row in rows_of(&batches)? {
+        let key = row.get("event_id").cloned().unwrap_or_default();
+        let log = attempts.get(&key).map(Vec::as_slice).unwrap_or_default();
+        // Only attempts since the last requeue count.
+        let since = log
+            .iter()
+            .rposition(|a| a.get("outcome").map(String::as_str) == Some(REQUEUED))
+            .map_or(0, |i| i + 1);
+        let counted = &log[since..];
+        let last = counted.last();
+        let state = match last.and_then(|a| a.get("outcome")).map(String::as_str) {
+            Some(DELIVERED) => State::Delivered,
+            Some(REJECTED) => State::Rejected,
+            Some(DEAD) => State::Dead,
+            Some(_) => State::Pending {
+                next: micros(last.and_then(|a| a.get("next_us"))),
+            },
+            None => State::Pending { next: None },
+        };
+        // An item delivered once stays delivered even if a later record
+        // (a resend after a crash) says otherwise.
+        let state = if counted
+            .iter()
+            .any(|a| a.get("outcome").map(String::as_str) == Some(DELIVERED))
+        {
+            State::Delivered
+        } else {
+            state
+        };
+        out.push(Item {
+            warning_id: row.get("warning_id").cloned().unwrap_or_default(),
+            event: row.get("event").cloned().unwrap_or_default(),
+            created: micros(row.get("at_us")).unwrap_or_default(),
+            attempts: counted
+                .iter()
+                .filter(|a| a.get("outcome").map(String::as_str) != Some(DELIVERED))
+                .count() as i64,
+            last_error: counted.iter().rev().find_map(|a| a.get("error").cloned()),
+            last_attempt: micros(last.and_then(|a| a.get("at_us"))),
+            idempotency_key: key,
+            state,
+        });
+    }
+    Ok(out)
+}
+
+/// One attempt's record, before it is written.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub idempotency_key: String,
+    pub warning_id: String,
+    pub batch_id: String,
+    pub attempt: i64,
+    pub outcome: &'static str,
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// Append attempt records in one commit.
+pub async fn record(lake: &Lake, attempts: &[Attempt]) -> Result<()> {
+    if attempts.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now().timestamp_micros();
+    let text = |f: &dyn Fn(&Attempt) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(attempts.iter().map(f)))
+    };
+    let batch = RecordBatch::try_new(
+        deliveries_schema(),
+        vec![
+            text(&|a| a.idempotency_key.clone()),
+            text(&|a| a.warning_id.clone()),
+            text(&|a| a.batch_id.clone()),
+            Arc::new(Int64Array::from_iter_values(
+                attempts.iter().map(|a| a.attempt),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![now; attempts.len()]).with_timezone("UTC"),
+            ),
+            text(&|a| a.outcome.to_string()),
+            Arc::new(Int32Array::from(
+                attempts
+                    .iter()
+                    .map(|a| a.http_status.map(i32::from))
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                attempts.iter().map(|a| a.error.clone()).collect::<Vec<_>>(),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from(
+                    attempts
+                        .iter()
+                        .map(|a| a.next_attempt_at.map(|t| t.timestamp_micros()))
+                        .collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
+            ),
+        ],
+    )?;
+    lake.append(DELIVERIES, &deliveries_schema(), vec![batch])
+        .await
+}
+
+/// The payloads of `keys`, by key.
+pub async fn payloads(ctx: &SessionContext, keys: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    let schema = Arc::new(Schema::new(vec![Field::new("key", DataType::Utf8, false)]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from_iter_values(keys))],
+    )?;
+    let _ = ctx.deregister_table("due_keys");
+    ctx.register_table(
+        "due_keys",
+        Arc::new(datafusion::datasource::MemTable::try_new(
+            schema,
+            vec![vec![batch]],
+        )?),
+    )?;
+    let batches = ctx
+        .sql(&format!(
+            "SELECT e.event_id, e.payload FROM {WARNING_EVENTS} e JOIN due_keys d ON e.event_id = d.key"
+        ))
+        .await?
+        .collect()
+        .await?;
+    for row in rows_of(&batches)? {
+        if let (Some(k), Some(p)) = (row.get("event_id"), row.get("payload")) {
+            out.insert(k.clone(), p.clone());
+        }
+    }
+    Ok(out)
+}
