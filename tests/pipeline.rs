@@ -61,12 +61,17 @@ fn snapshot(lake: &str) -> Vec<(String, Vec<Vec<String>>)> {
         .collect()
 }
 
-/// Delta log versions of every table but `runs`.
+/// Delta log versions of every table but `runs` and `audit_log`.
 fn versions(lake: &str) -> Vec<(String, usize)> {
     let mut out: Vec<(String, usize)> = std::fs::read_dir(lake)
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("_delta_log").is_dir() && e.file_name() != "runs")
+        // `runs` grows by design, and `audit_log` with every `sql` call.
+        .filter(|e| {
+            e.path().join("_delta_log").is_dir()
+                && e.file_name() != "runs"
+                && e.file_name() != "audit_log"
+        })
         .map(|e| {
             let n = std::fs::read_dir(e.path().join("_delta_log"))
                 .unwrap()

@@ -4,6 +4,8 @@
 
 pub mod audit;
 pub mod mask;
+pub mod read_only;
+pub mod secure;
 pub mod tokens;
 
 use anyhow::{Result, bail};
@@ -15,6 +17,8 @@ use serde::Serialize;
 pub enum Role {
     /// Everything, raw values included, and the audit log.
     Admin,
+    /// Query every region; identifiers masked; may export results.
+    Analyst,
     /// Read warnings and post verification results; identifiers masked.
     Verifier,
     /// Read only; identifiers masked.
@@ -22,11 +26,12 @@ pub enum Role {
 }
 
 impl Role {
-    pub const NAMES: &[&str] = &["admin", "verifier", "reader"];
+    pub const NAMES: &[&str] = &["admin", "analyst", "verifier", "reader"];
 
     pub fn parse(text: &str) -> Result<Role> {
         Ok(match text.trim().to_ascii_lowercase().as_str() {
             "admin" => Role::Admin,
+            "analyst" => Role::Analyst,
             "verifier" => Role::Verifier,
             "reader" => Role::Reader,
             other => bail!("role '{other}' is not one of {}", Self::NAMES.join(", ")),
@@ -36,6 +41,7 @@ impl Role {
     pub fn name(self) -> &'static str {
         match self {
             Role::Admin => "admin",
+            Role::Analyst => "analyst",
             Role::Verifier => "verifier",
             Role::Reader => "reader",
         }

@@ -3,12 +3,13 @@
 
 pub mod output;
 mod service;
+mod shell;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -70,6 +71,18 @@ enum Command {
         file: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// The role to query as: admin (raw values), analyst or reader (names
+        /// and ID numbers masked).
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// Only rows of this administrative code prefix.
+        #[arg(long)]
+        region: Option<String>,
+        /// Write the result to a .csv or .parquet file (admin and analyst).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = "schemas")]
+        schemas: PathBuf,
     },
     /// Write synthetic extracts with ground truth (生成模拟数据).
     Generate {
@@ -331,20 +344,22 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             command,
             file,
             format,
+            role,
+            region,
+            out,
+            schemas,
         } => {
-            let lake = Lake::open(&lake).await?;
-            let text = match (command, file) {
-                (Some(c), _) => c,
-                (None, Some(f)) => std::fs::read_to_string(&f)
-                    .with_context(|| format!("cannot read {}", f.display()))?,
-                (None, None) => anyhow::bail!("give a statement with -c or a file with -f"),
-            };
-            let ctx = lake.session().await?;
-            for statement in split_statements(&text) {
-                let batches = ctx.sql(&statement).await?.collect().await?;
-                output::print_batches(&batches, format)?;
-            }
-            Ok(ExitCode::SUCCESS)
+            shell::sql(shell::SqlArgs {
+                lake,
+                command,
+                file,
+                format,
+                role,
+                region,
+                out,
+                schemas,
+            })
+            .await
         }
         Command::Generate {
             households,
@@ -678,9 +693,11 @@ pub(crate) async fn run_stages(
         for source in crate::link::linkable_sources(lake, &schemas).await? {
             if crate::link::needs_linking(lake, &source).await? {
                 tracing::info!(source = %source, "linking");
-                reports.push(
-                    crate::link::link_source(lake, &schemas, &settings, &source, false).await?,
-                );
+                let bar = stage_spinner(format!("linking 关联 {source}"));
+                let report =
+                    crate::link::link_source(lake, &schemas, &settings, &source, false).await;
+                bar.finish_and_clear();
+                reports.push(report?);
             }
         }
         Ok(())
@@ -711,7 +728,10 @@ pub(crate) async fn run_stages(
 
     // Warn.
     let started = chrono::Utc::now();
+    tracing::info!(as_of = %as_of, "raising warnings");
+    let bar = stage_spinner("warning rules 预警规则".into());
     let warn = crate::warn::run(lake, &pipeline.warn_config(), as_of).await;
+    bar.finish_and_clear();
     let counts = warn.as_ref().map_or_else(
         |_| StageCounts::default(),
         |w| StageCounts {
@@ -739,7 +759,9 @@ pub(crate) async fn run_stages(
     let mut delivery = None;
     if let Some(config) = &pipeline.delivery {
         let started = chrono::Utc::now();
+        let bar = stage_spinner("delivering 推送".into());
         let result = crate::deliver::pass(lake, config, std::time::Duration::ZERO).await;
+        bar.finish_and_clear();
         let counts = StageCounts {
             delivered: result.as_ref().map_or(0, |r| r.delivered as i64),
             ..Default::default()
@@ -946,30 +968,17 @@ fn exit_code(outcomes: &[FileOutcome]) -> ExitCode {
     }
 }
 
-/// Split on semicolons outside quotes.
-fn split_statements(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    let mut quote: Option<char> = None;
-    for c in text.chars() {
-        match (quote, c) {
-            (None, '\'' | '"') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            (None, ';') => {
-                if !current.trim().is_empty() {
-                    out.push(current.trim().to_string());
-                }
-                current.clear();
-                continue;
-            }
-            _ => {}
-        }
-        current.push(c);
-    }
-    if !current.trim().is_empty() {
-        out.push(current.trim().to_string());
-    }
-    out
+/// A spinner with the stage's name and elapsed time for work that reports
+/// no row counts (linking, rules). indicatif draws it only on a terminal;
+/// elsewhere the stage's log lines tell the story.
+fn stage_spinner(message: String) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("static template"),
+    );
+    bar.set_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
 }
 
 /// Ingest with a progress spinner on a terminal (hidden otherwise) and a log
@@ -1031,18 +1040,5 @@ fn print_ingest_summary(outcomes: &[FileOutcome]) {
         if let Err(e) = &o.result {
             eprintln!("error: {e:#}");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_statements;
-
-    #[test]
-    fn statements_split_outside_quotes() {
-        assert_eq!(
-            split_statements("select 1; select ';' ;"),
-            vec!["select 1", "select ';'"]
-        );
     }
 }

@@ -42,7 +42,7 @@ fn utf8(array: &ArrayRef) -> Result<ArrayRef> {
 }
 
 /// A string → string function.
-fn text_udf(name: &str, f: fn(&str) -> Option<String>) -> ScalarUDF {
+pub(crate) fn text_udf(name: &str, f: fn(&str) -> Option<String>) -> ScalarUDF {
     create_udf(
         name,
         vec![DataType::Utf8],

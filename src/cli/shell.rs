@@ -1,0 +1,265 @@
+//! `safetynet sql`: analysts' SQL over the lake (查询), one-shot (`-c`,
+//! `-f`) or as an interactive shell with line editing, history, multi-line
+//! statements, `\dt`, `\d TABLE`, `\timing` and `\o FILE` export.
+//!
+//! Every statement is read-only checked, runs in the caller's view of the
+//! lake (role and region, see `access::secure`) and is written to
+//! `audit_log`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::prelude::SessionContext;
+
+use super::output::{self, Format};
+use crate::access::audit::{AuditLog, Entry};
+use crate::access::{Principal, Role, read_only, secure};
+use crate::lake::Lake;
+
+/// Who runs the shell: the operating-system user, in the role asked for.
+fn principal(role: &str, region: Option<String>) -> Result<Principal> {
+    if let Some(r) = &region {
+        crate::access::tokens::check_region(r)?;
+    }
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    Ok(Principal {
+        name: format!("os:{user}"),
+        role: Role::parse(role)?,
+        region,
+    })
+}
+
+/// Options of `safetynet sql`.
+pub struct SqlArgs {
+    pub lake: String,
+    pub command: Option<String>,
+    pub file: Option<PathBuf>,
+    pub format: Format,
+    pub role: String,
+    pub region: Option<String>,
+    pub out: Option<PathBuf>,
+    pub schemas: PathBuf,
+}
+
+struct Shell {
+    ctx: SessionContext,
+    principal: Principal,
+    audit: AuditLog,
+    format: Format,
+    timing: bool,
+}
+
+/// Write a result to CSV or Parquet, by the file's extension.
+fn export(path: &Path, batches: &[RecordBatch]) -> Result<()> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("csv") => {
+            let mut w = std::io::BufWriter::new(file);
+            output::write_batches(&mut w, batches, Format::Csv)?;
+        }
+        Some("parquet") => {
+            let schema = batches
+                .first()
+                .map(RecordBatch::schema)
+                .context("the result has no columns to write")?;
+            let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(
+                file,
+                schema,
+                Some(crate::lake::writer_properties()),
+            )?;
+            for b in batches {
+                w.write(b)?;
+            }
+            w.close()?;
+        }
+        _ => bail!(
+            "export to {}: the file must end in .csv or .parquet",
+            path.display()
+        ),
+    }
+    Ok(())
+}
+
+impl Shell {
+    /// Run the statements of `text`; each is audited.
+    async fn run(&self, text: &str, export_to: Option<&Path>) -> Result<()> {
+        let started = Instant::now();
+        let result: Result<usize> = async {
+            if export_to.is_some() && self.principal.role == Role::Reader {
+                bail!("role reader may not export results (导出需 analyst 或 admin 角色)");
+            }
+            let statements = read_only::check(text)?;
+            let mut rows = 0;
+            for statement in statements {
+                let batches = self
+                    .ctx
+                    .sql_with_options(&statement, read_only::sql_options())
+                    .await?
+                    .collect()
+                    .await?;
+                rows += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+                match export_to {
+                    Some(path) => {
+                        export(path, &batches)?;
+                        eprintln!("{rows} row(s) written to {}", path.display());
+                    }
+                    None => output::print_batches(&batches, self.format)?,
+                }
+            }
+            Ok(rows)
+        }
+        .await;
+        let entry = Entry {
+            at: chrono::Utc::now(),
+            interface: "sql",
+            user: self.principal.name.clone(),
+            role: self.principal.role.name().into(),
+            client: "local shell".into(),
+            request: text.trim().to_string(),
+            code: 0,
+            rows: *result.as_ref().unwrap_or(&0) as i64,
+            ok: result.is_ok(),
+            error: result.as_ref().err().map(|e| format!("{e:#}")),
+            millis: started.elapsed().as_millis() as i64,
+        };
+        self.audit.record(entry).await?;
+        if self.timing {
+            eprintln!("Time: {:.3} s", started.elapsed().as_secs_f64());
+        }
+        result.map(|_| ())
+    }
+
+    /// `\dt`, `\d TABLE`, `\timing`, `\?`; returns false for `\q`.
+    async fn meta(&mut self, line: &str, export_next: &mut Option<PathBuf>) -> Result<bool> {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("\\q"), _) => return Ok(false),
+            (Some("\\dt") | Some("\\d"), None) => {
+                self.run(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
+                    None,
+                )
+                .await?;
+            }
+            (Some("\\d"), Some(table)) => {
+                let table = table.replace('\'', "''");
+                self.run(
+                    &format!(
+                        "SELECT column_name, data_type, is_nullable FROM information_schema.columns \
+                         WHERE table_schema = 'public' AND table_name = '{table}' ORDER BY ordinal_position"
+                    ),
+                    None,
+                )
+                .await?;
+            }
+            (Some("\\timing"), _) => {
+                self.timing = !self.timing;
+                eprintln!("Timing is {}.", if self.timing { "on" } else { "off" });
+            }
+            (Some("\\o"), Some(file)) => {
+                *export_next = Some(PathBuf::from(file));
+                eprintln!("the next result goes to {file}");
+            }
+            _ => eprintln!(
+                "\\dt  list tables        \\d TABLE  columns of a table\n\
+                 \\timing  toggle timing   \\o FILE   send the next result to FILE (.csv or .parquet)\n\
+                 \\q  quit                 statements end with ;"
+            ),
+        }
+        Ok(true)
+    }
+
+    async fn interactive(&mut self) -> Result<()> {
+        let mut editor = rustyline::DefaultEditor::new()?;
+        let history = std::env::var("HOME")
+            .map(|h| PathBuf::from(h).join(".safetynet_history"))
+            .ok();
+        if let Some(h) = &history {
+            let _ = editor.load_history(h);
+        }
+        eprintln!(
+            "safetynet SQL as {} ({}{}); \\? for help, \\q to quit",
+            self.principal.name,
+            self.principal.role.name(),
+            self.principal
+                .region
+                .as_deref()
+                .map(|r| format!(", region {r}"))
+                .unwrap_or_default()
+        );
+        let mut buffer = String::new();
+        let mut export_next: Option<PathBuf> = None;
+        loop {
+            let prompt = if buffer.is_empty() {
+                "safetynet=> "
+            } else {
+                "safetynet-> "
+            };
+            let line = match tokio::task::block_in_place(|| editor.readline(prompt)) {
+                Ok(l) => l,
+                Err(rustyline::error::ReadlineError::Interrupted) => {
+                    buffer.clear();
+                    continue;
+                }
+                Err(rustyline::error::ReadlineError::Eof) => break,
+                Err(e) => return Err(e.into()),
+            };
+            let _ = editor.add_history_entry(line.as_str());
+            if buffer.is_empty() && line.trim_start().starts_with('\\') {
+                match self.meta(line.trim(), &mut export_next).await {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        continue;
+                    }
+                }
+            }
+            buffer.push_str(&line);
+            buffer.push('\n');
+            if !line.trim_end().ends_with(';') {
+                continue;
+            }
+            let text = std::mem::take(&mut buffer);
+            let target = export_next.take();
+            if let Err(e) = self.run(&text, target.as_deref()).await {
+                eprintln!("error: {e:#}");
+            }
+        }
+        if let Some(h) = &history {
+            let _ = editor.save_history(h);
+        }
+        Ok(())
+    }
+}
+
+pub async fn sql(args: SqlArgs) -> Result<ExitCode> {
+    let lake = Lake::open(&args.lake).await?;
+    let principal = principal(&args.role, args.region)?;
+    let ctx = secure::session_for(&lake, &principal, &args.schemas).await?;
+    let mut shell = Shell {
+        ctx,
+        principal,
+        audit: AuditLog::start(lake.clone()),
+        format: args.format,
+        timing: false,
+    };
+    let text = match (args.command, args.file) {
+        (Some(c), _) => c,
+        (None, Some(f)) => {
+            std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?
+        }
+        (None, None) => {
+            shell.interactive().await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    shell.run(&text, args.out.as_deref()).await?;
+    Ok(ExitCode::SUCCESS)
+}
