@@ -8,6 +8,7 @@
 //! - [`deliver`]: push of warning changes to the monitoring system (`deliveries`);
 //! - [`api`]: the HTTP API of `safetynet serve`, with [`access`] for tokens,
 //!   roles, masking and the audit log;
+//! - [`sql_endpoint`]: the PostgreSQL wire-protocol endpoint of `serve`;
 //! - [`generate`]: synthetic extracts with ground truth, for tests and benchmarks.
 //!
 //! [`identity`] holds the pure rules for ID numbers, names, dates and
@@ -27,4 +28,5 @@ pub mod lake;
 pub mod link;
 pub mod pipeline;
 pub mod serve;
+pub mod sql_endpoint;
 pub mod warn;

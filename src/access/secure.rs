@@ -114,9 +114,18 @@ pub fn register_udfs(ctx: &SessionContext) {
     }));
 }
 
-/// The lake as `p` may see it.
-pub async fn session_for(lake: &Lake, p: &Principal, schemas_dir: &Path) -> Result<SessionContext> {
-    let ctx = lake.session().await?;
+/// The lake as `p` may see it; `memory_limit` in bytes (default: the
+/// lake's usual limit).
+pub async fn session_for(
+    lake: &Lake,
+    p: &Principal,
+    schemas_dir: &Path,
+    memory_limit: Option<usize>,
+) -> Result<SessionContext> {
+    let ctx = match memory_limit {
+        Some(bytes) => crate::lake::catalog::session_with_memory(lake, None, bytes).await?,
+        None => lake.session().await?,
+    };
     register_udfs(&ctx);
     let (names, ids) = sensitive_columns(schemas_dir)?;
     let key_of = |source: &str| -> Option<String> {
@@ -187,7 +196,47 @@ pub async fn session_for(lake: &Lake, p: &Principal, schemas_dir: &Path) -> Resu
         ctx.deregister_table(table.as_str())?;
     }
     for (table, view) in views {
-        ctx.register_table(table.as_str(), view)?;
+        ctx.register_table(table.as_str(), std::sync::Arc::new(AsTable(view)))?;
     }
     Ok(ctx)
+}
+
+/// A caller's view presented as a base table, so clients' catalog queries
+/// (psql's `\dt`, DBeaver's tree) list it like the table it stands for.
+#[derive(Debug)]
+struct AsTable(std::sync::Arc<dyn datafusion::catalog::TableProvider>);
+
+#[async_trait::async_trait]
+impl datafusion::catalog::TableProvider for AsTable {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.0.schema()
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        datafusion::datasource::TableType::Base
+    }
+
+    fn get_logical_plan(
+        &self,
+    ) -> Option<std::borrow::Cow<'_, datafusion::logical_expr::LogicalPlan>> {
+        self.0.get_logical_plan()
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&datafusion::logical_expr::Expr],
+    ) -> datafusion::error::Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
+        self.0.supports_filters_pushdown(filters)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[datafusion::logical_expr::Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>
+    {
+        self.0.scan(state, projection, filters, limit).await
+    }
 }

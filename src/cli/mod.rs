@@ -213,6 +213,14 @@ enum Command {
         /// Address for the HTTP API, overriding the pipeline's [api] listen.
         #[arg(long)]
         listen: Option<String>,
+        /// Address for the PostgreSQL endpoint, overriding the pipeline's [sql] listen.
+        #[arg(long)]
+        sql_listen: Option<String>,
+    },
+    /// Accounts of the PostgreSQL endpoint (SQL 用户).
+    User {
+        #[command(subcommand)]
+        action: service::UserAction,
     },
     /// Push warning changes to the monitoring system: one pass (推送预警).
     Deliver {
@@ -589,7 +597,9 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             pipeline,
             lake,
             listen,
-        } => service::serve(&pipeline, lake, listen).await,
+            sql_listen,
+        } => service::serve(&pipeline, lake, listen, sql_listen).await,
+        Command::User { action } => service::user(action),
         Command::Deliver {
             pipeline,
             lake,

@@ -50,6 +50,50 @@ pub enum TokenAction {
     },
 }
 
+#[derive(Subcommand)]
+pub enum UserAction {
+    /// Add (or replace) a user; the password is read from the first line of
+    /// standard input and only its salted SCRAM hash is written.
+    Add {
+        /// The users file, e.g. pipelines/users.toml.
+        #[arg(long)]
+        users: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// admin (raw values, audit log), analyst, verifier or reader (masked).
+        #[arg(long, default_value = "analyst")]
+        role: String,
+        /// Limit to an administrative code prefix.
+        #[arg(long)]
+        region: Option<String>,
+    },
+}
+
+pub fn user(action: UserAction) -> Result<ExitCode> {
+    match action {
+        UserAction::Add {
+            users,
+            name,
+            role,
+            region,
+        } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("cannot read the password from standard input")?;
+            crate::sql_endpoint::users::add(
+                &users,
+                &name,
+                Role::parse(&role)?,
+                region.as_deref(),
+                password.trim_end_matches(['\r', '\n']),
+            )?;
+            println!("user {name} ({role}) written to {}", users.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn token(action: TokenAction) -> Result<ExitCode> {
     match action {
         TokenAction::Create {
@@ -175,6 +219,7 @@ pub async fn serve(
     pipeline: &Path,
     lake: Option<String>,
     listen: Option<String>,
+    sql_listen: Option<String>,
 ) -> Result<ExitCode> {
     use tokio::signal::unix::{SignalKind, signal};
 
@@ -185,6 +230,22 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .with_context(|| format!("cannot listen on {address} for the HTTP API"))?;
+    let sql = match &pipeline.sql {
+        Some(config) => Some(
+            crate::sql_endpoint::bind(
+                config,
+                |p| pipeline.resolve(p),
+                lake.clone(),
+                pipeline.schemas_dir(),
+                sql_listen,
+            )
+            .await?,
+        ),
+        None if sql_listen.is_some() => {
+            bail!("--sql-listen needs a [sql] section in the pipeline file")
+        }
+        None => None,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let (stopped_tx, stopped_rx) = tokio::sync::watch::channel(false);
     {
@@ -210,6 +271,13 @@ pub async fn serve(
         state,
         stopped(stopped_rx.clone()),
     ));
+    let sql = sql.map(|(listener, shared)| {
+        tokio::spawn(crate::sql_endpoint::serve(
+            listener,
+            shared,
+            stopped(stopped_rx.clone()),
+        ))
+    });
 
     let delivery = pipeline.delivery.clone().map(|config| {
         let (lake, rx) = (lake.clone(), stopped_rx.clone());
@@ -266,6 +334,9 @@ pub async fn serve(
         let _ = d.await;
     }
     api.await??;
+    if let Some(sql) = sql {
+        sql.await??;
+    }
     tracing::info!("service stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -242,7 +242,7 @@ impl Shell {
 pub async fn sql(args: SqlArgs) -> Result<ExitCode> {
     let lake = Lake::open(&args.lake).await?;
     let principal = principal(&args.role, args.region)?;
-    let ctx = secure::session_for(&lake, &principal, &args.schemas).await?;
+    let ctx = secure::session_for(&lake, &principal, &args.schemas, None).await?;
     let mut shell = Shell {
         ctx,
         principal,

@@ -43,6 +43,9 @@ pub struct Pipeline {
     /// The HTTP API of `safetynet serve`.
     #[serde(default)]
     pub api: ApiConfig,
+    /// The PostgreSQL endpoint of `safetynet serve`; none without it.
+    #[serde(default)]
+    pub sql: Option<crate::sql_endpoint::SqlConfig>,
     /// Directory of the pipeline file; filled in by [`Pipeline::load`].
     #[serde(skip)]
     pub base_dir: PathBuf,

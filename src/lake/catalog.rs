@@ -42,8 +42,17 @@ pub async fn table_names(lake: &Lake) -> Result<Vec<String>> {
 
 /// The session every command uses: every table, or only `only` when given.
 pub async fn session(lake: &Lake, only: Option<&[&str]>) -> Result<SessionContext> {
+    session_with_memory(lake, only, memory_limit_bytes()).await
+}
+
+/// As [`session`], with its own memory limit (a SQL connection's).
+pub async fn session_with_memory(
+    lake: &Lake,
+    only: Option<&[&str]>,
+    memory_limit: usize,
+) -> Result<SessionContext> {
     let runtime = RuntimeEnvBuilder::new()
-        .with_memory_limit(memory_limit_bytes(), 1.0)
+        .with_memory_limit(memory_limit, 1.0)
         .build_arc()?;
     let config = SessionConfig::new()
         .with_information_schema(true)

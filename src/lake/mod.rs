@@ -5,7 +5,7 @@
 //! place a DataFusion `SessionContext` is built, with every table registered
 //! by name.
 
-mod catalog;
+pub mod catalog;
 pub mod query;
 mod store;
 pub mod tables;

@@ -1,0 +1,148 @@
+//! The PostgreSQL wire-protocol endpoint of `safetynet serve` (SQL 接口):
+//! psql, DBeaver, psycopg, JDBC and BI tools connect with a user from the
+//! users file (SCRAM-SHA-256), see the lake through their role and region,
+//! can only read, and every statement is audited.
+//!
+//! `users` holds the accounts, `connection` the per-connection handlers
+//! built on datafusion-postgres.
+
+pub mod connection;
+pub mod users;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use datafusion_postgres::pgwire::api::ConnectionManager;
+use datafusion_postgres::pgwire::tokio::{TlsAcceptor, process_socket, tokio_rustls};
+use serde::Deserialize;
+
+use crate::access::audit::AuditLog;
+use crate::lake::Lake;
+use users::Users;
+
+/// The `[sql]` section of a pipeline file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlConfig {
+    /// Address to listen on, e.g. "127.0.0.1:5432"; `serve --sql-listen` overrides.
+    pub listen: String,
+    /// Users file (relative to the pipeline file), see `safetynet user add`.
+    pub users: String,
+    /// PEM certificate chain and private key; when set, only TLS connections
+    /// are accepted, and a file that cannot be loaded stops start-up.
+    #[serde(default)]
+    pub tls_cert: Option<String>,
+    #[serde(default)]
+    pub tls_key: Option<String>,
+    /// Time a statement may take to deliver its rows.
+    #[serde(default = "default_timeout")]
+    pub statement_timeout_seconds: f64,
+    /// Memory a connection's queries may use before spilling or failing.
+    #[serde(default = "default_memory")]
+    pub memory_limit_mb: usize,
+}
+
+fn default_timeout() -> f64 {
+    300.0
+}
+
+fn default_memory() -> usize {
+    2048
+}
+
+/// What every connection shares.
+pub struct Shared {
+    pub lake: Lake,
+    pub users: Users,
+    pub audit: AuditLog,
+    pub schemas_dir: PathBuf,
+    pub statement_timeout: Duration,
+    pub memory_limit_bytes: usize,
+    pub tls: Option<TlsAcceptor>,
+    pub connections: Arc<ConnectionManager>,
+}
+
+fn load_tls(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("cannot read TLS certificate {}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("bad TLS certificate {}", cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("no certificate in {}", cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("cannot read TLS private key {}", key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .context("the TLS certificate and key do not fit together")?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Check the configuration and bind: every mistake (users file, TLS files,
+/// address) is a start-up error, never a silent plaintext fallback.
+pub async fn bind(
+    config: &SqlConfig,
+    resolve: impl Fn(&str) -> String,
+    lake: Lake,
+    schemas_dir: PathBuf,
+    listen: Option<String>,
+) -> Result<(tokio::net::TcpListener, Arc<Shared>)> {
+    let users = Users::load(Path::new(&resolve(&config.users)))?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(c), Some(k)) => Some(load_tls(Path::new(&resolve(c)), Path::new(&resolve(k)))?),
+        (None, None) => None,
+        _ => anyhow::bail!("[sql] needs both tls_cert and tls_key, or neither"),
+    };
+    let address = listen.unwrap_or_else(|| config.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("cannot listen on {address} for the SQL endpoint"))?;
+    let shared = Arc::new(Shared {
+        audit: AuditLog::start(lake.clone()),
+        lake,
+        users,
+        schemas_dir,
+        statement_timeout: Duration::from_secs_f64(config.statement_timeout_seconds.max(0.001)),
+        memory_limit_bytes: config.memory_limit_mb.max(64) * 1024 * 1024,
+        tls,
+        connections: Arc::new(ConnectionManager::new()),
+    });
+    Ok((listener, shared))
+}
+
+/// Accept connections until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    tracing::info!(
+        address = %listener.local_addr()?,
+        tls = shared.tls.is_some(),
+        "SQL endpoint listening"
+    );
+    tokio::pin!(shutdown);
+    loop {
+        let (socket, peer) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            _ = &mut shutdown => return Ok(()),
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let tls = shared.tls.clone();
+            let handlers = connection::Connection::new(shared);
+            if let Err(e) = process_socket(socket, tls, handlers).await {
+                tracing::warn!(client = %peer, "SQL connection ended: {e}");
+            }
+        });
+    }
+}

@@ -1,0 +1,205 @@
+//! The SQL endpoint's users (`users.toml`): name, role, region and a salted
+//! SCRAM-SHA-256 password hash. `safetynet user add` writes entries; the
+//! cleartext password is never stored.
+//!
+//! ```toml
+//! [[user]]
+//! name = "analyst1"
+//! role = "analyst"          # admin, analyst, verifier or reader
+//! region = "522322"         # optional administrative code prefix
+//! password = "scram-sha-256$4096$<salt, hex>$<salted password, hex>"
+//! ```
+//!
+//! The stored value is SCRAM's SaltedPassword (PBKDF2-HMAC-SHA-256, 4096
+//! rounds): not the password, but enough to log in as the user, so the file
+//! must be readable by the service only.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use async_trait::async_trait;
+use datafusion_postgres::pgwire::api::auth::sasl::scram::{SCRAM_ITERATIONS, gen_salted_password};
+use datafusion_postgres::pgwire::api::auth::{AuthSource, LoginInfo, Password};
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::access::{Principal, Role};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub password: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersFile {
+    #[serde(rename = "user", default)]
+    pub users: Vec<User>,
+}
+
+/// A checked user: who they are and their hash.
+#[derive(Debug, Clone)]
+struct Account {
+    principal: Principal,
+    salt: Vec<u8>,
+    salted_password: Vec<u8>,
+}
+
+/// The users, checked at start-up.
+#[derive(Debug, Clone)]
+pub struct Users {
+    accounts: Vec<Account>,
+}
+
+/// `scram-sha-256$<iterations>$<salt hex>$<salted password hex>` for a password.
+pub fn hash_password(password: &str) -> String {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salted = gen_salted_password(password, &salt, SCRAM_ITERATIONS);
+    format!(
+        "scram-sha-256${SCRAM_ITERATIONS}${}${}",
+        hex::encode(salt),
+        hex::encode(salted)
+    )
+}
+
+fn parse_hash(user: &str, text: &str) -> Result<(Vec<u8>, Vec<u8>)> {
+    let parts: Vec<&str> = text.split('$').collect();
+    let [scheme, iterations, salt, salted] = parts.as_slice() else {
+        bail!(
+            "user {user}: password must be a hash written by `safetynet user add`, not a password"
+        );
+    };
+    if *scheme != "scram-sha-256" || iterations.parse::<usize>().ok() != Some(SCRAM_ITERATIONS) {
+        bail!(
+            "user {user}: password hash must be scram-sha-256 with {SCRAM_ITERATIONS} iterations"
+        );
+    }
+    let salt = hex::decode(salt).with_context(|| format!("user {user}: bad salt"))?;
+    let salted = hex::decode(salted).with_context(|| format!("user {user}: bad hash"))?;
+    if salt.len() < 8 || salted.len() != 32 {
+        bail!("user {user}: the password hash is damaged");
+    }
+    Ok((salt, salted))
+}
+
+impl Users {
+    pub fn load(path: &Path) -> Result<Users> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the SQL users file {}", path.display()))?;
+        let file: UsersFile =
+            toml::from_str(&text).with_context(|| format!("in users file {}", path.display()))?;
+        let mut accounts = Vec::new();
+        for u in file.users {
+            if accounts
+                .iter()
+                .any(|a: &Account| a.principal.name == u.name)
+            {
+                bail!("{}: user {} is listed twice", path.display(), u.name);
+            }
+            if let Some(r) = &u.region {
+                crate::access::tokens::check_region(r)
+                    .with_context(|| format!("{}: user {}", path.display(), u.name))?;
+            }
+            let (salt, salted_password) =
+                parse_hash(&u.name, &u.password).with_context(|| path.display().to_string())?;
+            accounts.push(Account {
+                principal: Principal {
+                    name: u.name.clone(),
+                    role: Role::parse(&u.role)
+                        .with_context(|| format!("{}: user {}", path.display(), u.name))?,
+                    region: u.region.clone(),
+                },
+                salt,
+                salted_password,
+            });
+        }
+        if accounts.is_empty() {
+            bail!("{}: no [[user]] entries", path.display());
+        }
+        Ok(Users { accounts })
+    }
+
+    pub fn principal(&self, name: &str) -> Option<Principal> {
+        self.accounts
+            .iter()
+            .find(|a| a.principal.name == name)
+            .map(|a| a.principal.clone())
+    }
+}
+
+/// Add or replace a user in the file (created if missing).
+pub fn add(
+    path: &Path,
+    name: &str,
+    role: Role,
+    region: Option<&str>,
+    password: &str,
+) -> Result<()> {
+    if password.chars().count() < 8 {
+        bail!("the password must have at least 8 characters");
+    }
+    if let Some(r) = region {
+        crate::access::tokens::check_region(r)?;
+    }
+    let mut file: UsersFile = match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text).with_context(|| format!("in {}", path.display()))?,
+        Err(_) => UsersFile::default(),
+    };
+    file.users.retain(|u| u.name != name);
+    file.users.push(User {
+        name: name.to_string(),
+        role: role.name().to_string(),
+        region: region.map(str::to_string),
+        password: hash_password(password),
+    });
+    std::fs::write(path, toml::to_string(&file)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl AuthSource for Users {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        let name = login.user().unwrap_or_default();
+        match self.accounts.iter().find(|a| a.principal.name == name) {
+            Some(a) => Ok(Password::new(
+                Some(a.salt.clone()),
+                a.salted_password.clone(),
+            )),
+            None => Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                "28P01".into(),
+                format!("password authentication failed for user \"{name}\""),
+            )))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_round_trip_and_plain_passwords_are_refused() {
+        let h = hash_password("correct horse");
+        let (salt, salted) = parse_hash("u", &h).unwrap();
+        assert_eq!(
+            salted,
+            gen_salted_password("correct horse", &salt, SCRAM_ITERATIONS)
+        );
+        assert_ne!(h, hash_password("correct horse"), "salted");
+        assert!(parse_hash("u", "correct horse").is_err());
+    }
+}

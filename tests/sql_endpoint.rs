@@ -1,0 +1,343 @@
+//! The PostgreSQL endpoint of `safetynet serve` with real clients:
+//! tokio-postgres (simple and extended protocol, prepared statements with
+//! parameters) and psql. Refused logins, refused writes, masking, region
+//! scoping, audit rows and TLS, each asserted.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::OnceLock;
+
+use common::*;
+use serde_json::Value;
+
+const PASSWORD: &str = "s3cret-passw0rd";
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+struct Fixture {
+    lake: String,
+    county: String,
+    pipeline: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+fn add_user(users: &Path, name: &str, role: &str, region: Option<&str>) {
+    let mut cmd = bin();
+    cmd.args(["user", "add", "--users"])
+        .arg(users)
+        .args(["--name", name, "--role", role]);
+    if let Some(r) = region {
+        cmd.args(["--region", r]);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let users = tmp.path().join("users.toml");
+        let file = pipeline_file(
+            tmp.path(),
+            150,
+            &format!(
+                "[sql]\nlisten = \"127.0.0.1:0\"\nusers = \"{}\"\n",
+                users.display()
+            ),
+        );
+        let lake = tmp.path().join("lake").display().to_string();
+        ok(bin()
+            .arg("run")
+            .arg(&file)
+            .args(["--lake", &lake, "--as-of", "2026-11-20"]));
+        let county = sql(&lake, "SELECT min(county_code) FROM warnings")[0][0].clone();
+        add_user(&users, "admin", "admin", None);
+        add_user(&users, "analyst", "analyst", None);
+        add_user(&users, "county", "reader", Some(&county));
+        Fixture {
+            lake,
+            county,
+            pipeline: file,
+            _tmp: tmp,
+        }
+    })
+}
+
+/// Start `serve` on ephemeral ports and read the SQL port from its log.
+fn start(pipeline: &Path) -> Result<Server, String> {
+    let mut child = bin()
+        .env("SAFETYNET_LOG", "safetynet=info")
+        .args(["--log-format", "json", "serve"])
+        .arg(pipeline)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut log = Vec::new();
+    for line in lines.by_ref().map_while(Result::ok) {
+        log.push(line.clone());
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if v["fields"]["message"] == "SQL endpoint listening" {
+            let address = v["fields"]["address"].as_str().unwrap().to_string();
+            let port = address.rsplit(':').next().unwrap().parse().unwrap();
+            // Keep reading, so the service never writes to a closed pipe.
+            std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+            return Ok(Server { child, port });
+        }
+    }
+    let _ = child.wait();
+    Err(log.join("\n"))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+async fn connect(
+    port: u16,
+    user: &str,
+    password: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let config = format!("host=127.0.0.1 port={port} user={user} password={password} dbname=lake");
+    let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+#[test]
+fn logins_need_a_known_user_and_the_right_password() {
+    let server = start(&fixture().pipeline).expect("serve starts");
+    let port = server.port;
+    let rt = runtime();
+    rt.block_on(async {
+        let Err(wrong) = connect(port, "analyst", "not-the-password").await else {
+            panic!("a wrong password was accepted");
+        };
+        assert!(
+            wrong.to_string().contains("password") || format!("{wrong:?}").contains("28P01"),
+            "{wrong:?}"
+        );
+        assert!(
+            connect(port, "nobody", PASSWORD).await.is_err(),
+            "unknown user refused"
+        );
+        let c = connect(port, "analyst", PASSWORD).await.unwrap();
+        let one: i64 = c.query_one("SELECT 1::BIGINT", &[]).await.unwrap().get(0);
+        assert_eq!(one, 1);
+    });
+}
+
+#[test]
+fn prepared_statements_masking_scoping_and_refused_writes() {
+    let f = fixture();
+    let server = start(&f.pipeline).expect("serve starts");
+    let port = server.port;
+    let rt = runtime();
+    rt.block_on(async {
+        // Extended protocol: a prepared statement with a parameter.
+        let analyst = connect(port, "analyst", PASSWORD).await.unwrap();
+        let statement = analyst
+            .prepare("SELECT count(*) FROM warnings WHERE county_code = $1")
+            .await
+            .unwrap();
+        let n: i64 = analyst.query_one(&statement, &[&f.county]).await.unwrap().get(0);
+        let expected = count(&f.lake, &format!("SELECT count(*) FROM warnings WHERE county_code = '{}'", f.county));
+        assert_eq!(n, expected);
+
+        // Masked names and ID numbers for the analyst.
+        let rows = analyst
+            .query("SELECT name, id_number FROM roster_person ORDER BY person_id LIMIT 10", &[])
+            .await
+            .unwrap();
+        for r in &rows {
+            let (name, id): (String, String) = (r.get(0), r.get(1));
+            assert!(name.ends_with('*'), "{name}");
+            assert!(id[6..id.len() - 4].chars().all(|c| c == '*'), "{id}");
+        }
+        assert!(analyst.query("SELECT * FROM audit_log", &[]).await.is_err(), "audit log is admin's");
+
+        // The county reader sees its county only.
+        let county = connect(port, "county", PASSWORD).await.unwrap();
+        let counties: Vec<String> = county
+            .query("SELECT DISTINCT county_code FROM warnings", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(counties, vec![f.county.clone()]);
+
+        // Writes and server files are refused, in both protocols.
+        let target = std::env::temp_dir().join("safetynet-copy-test.csv");
+        for sql in [
+            format!("COPY (SELECT * FROM roster_person) TO '{}'", target.display()),
+            "CREATE TABLE t AS SELECT 1".into(),
+            "DROP TABLE warnings".into(),
+            "INSERT INTO warnings SELECT * FROM warnings".into(),
+        ] {
+            let e = analyst.batch_execute(&sql).await.expect_err(&sql);
+            let code = e.as_db_error().map(|d| d.code().code().to_string());
+            assert_eq!(code.as_deref(), Some("42501"), "{sql}: {e:?}");
+            assert!(analyst.prepare(&sql).await.is_err(), "prepared {sql}");
+        }
+        assert!(!target.exists());
+
+        // Every statement above is on record (written just after it ends;
+        // a new connection sees the latest lake).
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let mut found = 0;
+        for _ in 0..20 {
+            let admin = connect(port, "admin", PASSWORD).await.unwrap();
+            let rows = admin
+                .query(
+                    "SELECT user_name, outcome, rows_returned FROM audit_log WHERE interface = 'sql' AND request LIKE '%county_code = $1%'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            found = rows.len();
+            if found > 0 {
+                let (user, outcome, rows_returned): (String, String, i64) = (rows[0].get(0), rows[0].get(1), rows[0].get(2));
+                assert_eq!((user.as_str(), outcome.as_str(), rows_returned), ("analyst", "ok", 1));
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        assert_eq!(found, 1);
+        let admin = connect(port, "admin", PASSWORD).await.unwrap();
+        let refused: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM audit_log WHERE interface = 'sql' AND user_name = 'analyst' AND outcome = 'error' AND error LIKE '%read-only%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(refused >= 4, "{refused}");
+    });
+}
+
+fn psql(port: u16, user: &str, sslmode: &str, command: &str) -> std::process::Output {
+    std::process::Command::new("psql")
+        .env("PGPASSWORD", PASSWORD)
+        .args([
+            &format!("host=127.0.0.1 port={port} user={user} dbname=lake sslmode={sslmode}"),
+            "-X",
+            "-c",
+            command,
+        ])
+        .output()
+        .expect("psql is installed (apt-get install postgresql-client)")
+}
+
+#[test]
+fn psql_lists_and_describes_tables() {
+    let server = start(&fixture().pipeline).expect("serve starts");
+    let port = server.port;
+    let out = psql(port, "admin", "disable", "\\dt");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("warnings") && text.contains("roster_person"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = psql(port, "admin", "disable", "\\d warnings");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("household_id"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = psql(port, "county", "disable", "SELECT count(*) FROM audit_log");
+    assert!(!out.status.success());
+}
+
+#[test]
+fn tls_is_required_once_configured_and_bad_files_stop_start_up() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("c.pem"), tmp.path().join("k.pem"));
+    let users = f.pipeline.parent().unwrap().join("users.toml");
+    let write = |tls: &str| {
+        let text = std::fs::read_to_string(&f.pipeline).unwrap();
+        let text = text.replace(
+            &format!("users = \"{}\"\n", users.display()),
+            &format!("users = \"{}\"\n{tls}", users.display()),
+        );
+        let p = tmp.path().join("tls.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    // A certificate path that does not exist: start-up fails, naming it.
+    let missing = write(&format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        tmp.path().join("nope.pem").display(),
+        key.display()
+    ));
+    let err = start(&missing).err().expect("serve refuses to start");
+    assert!(err.contains("nope.pem"), "{err}");
+
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed");
+    assert!(made.status.success());
+    let good = write(&format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ));
+    let server = start(&good).expect("serve starts with TLS");
+    let plain = psql(server.port, "admin", "disable", "SELECT 1");
+    assert!(!plain.status.success(), "plaintext accepted");
+    assert!(
+        String::from_utf8_lossy(&plain.stderr).contains("TLS"),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    let secure = psql(server.port, "admin", "require", "SELECT 1");
+    assert!(
+        secure.status.success(),
+        "{}",
+        String::from_utf8_lossy(&secure.stderr)
+    );
+}
