@@ -341,3 +341,60 @@ fn tls_is_required_once_configured_and_bad_files_stop_start_up() {
         String::from_utf8_lossy(&secure.stderr)
     );
 }
+
+/// A query that would run for hours on the fixture.
+const ENDLESS: &str = "SELECT count(*) FROM roster_person a, roster_person b, roster_person c, roster_person d \
+                       WHERE a.member_id || b.member_id || c.member_id || d.member_id = 'x'";
+
+fn sqlstate(e: &tokio_postgres::Error) -> Option<String> {
+    e.as_db_error().map(|d| d.code().code().to_string())
+}
+
+#[test]
+fn long_statements_are_cancelled_on_request_and_at_the_time_limit() {
+    let f = fixture();
+    let rt = runtime();
+
+    // psql's Ctrl-C sends a cancel request; tokio-postgres sends the same.
+    let server = start(&f.pipeline).expect("serve starts");
+    rt.block_on(async {
+        let client = connect(server.port, "analyst", PASSWORD).await.unwrap();
+        let token = client.cancel_token();
+        let started = std::time::Instant::now();
+        let running =
+            tokio::spawn(async move { client.query(ENDLESS, &[]).await.map(|r| r.len()) });
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+        let result = tokio::time::timeout(std::time::Duration::from_secs(30), running)
+            .await
+            .expect("the query stops soon after the cancel request")
+            .unwrap();
+        let e = result.expect_err("a cancelled query returns an error");
+        assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{e:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    });
+    drop(server);
+
+    // The configured statement timeout ends it too.
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(&f.pipeline)
+        .unwrap()
+        .replace("[sql]\n", "[sql]\nstatement_timeout_seconds = 2.0\n");
+    let file = tmp.path().join("timeout.toml");
+    std::fs::write(&file, text).unwrap();
+    let server = start(&file).expect("serve starts");
+    rt.block_on(async {
+        let client = connect(server.port, "analyst", PASSWORD).await.unwrap();
+        let started = std::time::Instant::now();
+        let e = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            client.query(ENDLESS, &[]),
+        )
+        .await
+        .expect("the time limit ends the query")
+        .expect_err("a timed-out query returns an error");
+        assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{e:?}");
+        assert!(format!("{e:?}").contains("timeout"), "{e:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    });
+}

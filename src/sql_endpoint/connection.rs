@@ -26,10 +26,11 @@ use datafusion_postgres::pgwire::api::results::{FieldInfo, Response};
 use datafusion_postgres::pgwire::api::stmt::QueryParser;
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{
-    ClientInfo, ClientPortalStore, METADATA_USER, PgWireServerHandlers, Type,
+    ClientInfo, ClientPortalStore, ConnectionHandle, METADATA_USER, PgWireServerHandlers, Type,
 };
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use futures::channel::oneshot;
 use futures::{Sink, StreamExt};
 
 use super::Shared;
@@ -126,6 +127,30 @@ pub struct Session {
 /// the tables at its next statement, so long-lived connections (BI tools)
 /// see new runs.
 const SNAPSHOT_TTL: Duration = Duration::from_secs(30);
+
+/// Resolves when the client asks to cancel the running statement; never
+/// when no cancel can come (the handle was replaced or is missing).
+async fn cancelled(rx: &mut Option<oneshot::Receiver<()>>) {
+    if let Some(r) = rx {
+        let fired = r.await.is_ok();
+        *rx = None;
+        if fired {
+            return;
+        }
+    }
+    std::future::pending::<()>().await
+}
+
+/// The connection's cancel handle. pgwire listens for cancel requests only
+/// while `do_query` runs; rows are computed later, as they are sent, so the
+/// result stream takes the handle over on its first poll (after pgwire let
+/// go of it) and listens from then on.
+fn cancel_handle<C: ClientInfo>(client: &C) -> Option<Arc<ConnectionHandle>> {
+    client
+        .session_extensions()
+        .get::<Arc<ConnectionHandle>>()
+        .map(|h| Arc::clone(&*h))
+}
 
 /// What the query handlers of one connection share.
 pub struct ConnState {
@@ -241,22 +266,41 @@ impl ConnState {
         sql: &str,
         started: Instant,
         result: PgWireResult<Response>,
+        handle: Option<Arc<ConnectionHandle>>,
     ) -> PgWireResult<Response> {
         let record = self.record(client, principal, sql, started);
         match result {
             Ok(Response::Query(mut q)) => {
                 let deadline = started + self.shared.statement_timeout;
                 let rows = q.data_rows;
+                // Rows are computed as they are pulled: the time limit and a
+                // client's cancel request (psql's Ctrl-C) both apply here,
+                // and dropping the stream stops the query.
+                // On an error, a timeout or a cancel the inner stream is
+                // dropped at once, which stops the query's tasks.
                 let stream = futures::stream::unfold(
-                    (rows, 0i64, Some(record)),
-                    move |(mut rows, n, record)| async move {
-                        let record = record?;
-                        let next = tokio::time::timeout_at(deadline.into(), rows.next()).await;
+                    (Some(rows), 0i64, Some(record), handle, None),
+                    move |(rows, n, record, mut handle, mut cancel)| async move {
+                        let (mut rows, record) = (rows?, record?);
+                        if let Some(h) = handle.take() {
+                            cancel = Some(h.start_query().await);
+                        }
+                        let next = tokio::select! {
+                            next = tokio::time::timeout_at(deadline.into(), rows.next()) => next,
+                            _ = cancelled(&mut cancel) => {
+                                let e = user_error("57014", "canceling statement due to user request".into());
+                                record(n, Some(error_text(&e)));
+                                drop(rows);
+                                return Some((Err(e), (None, n, None, None, None)));
+                            }
+                        };
                         match next {
-                            Ok(Some(Ok(row))) => Some((Ok(row), (rows, n + 1, Some(record)))),
+                            Ok(Some(Ok(row))) => {
+                                Some((Ok(row), (Some(rows), n + 1, Some(record), None, cancel)))
+                            }
                             Ok(Some(Err(e))) => {
                                 record(n, Some(error_text(&e)));
-                                Some((Err(e), (rows, n, None)))
+                                Some((Err(e), (None, n, None, None, None)))
                             }
                             Ok(None) => {
                                 record(n, None);
@@ -268,7 +312,7 @@ impl ConnState {
                                     "canceling statement due to statement timeout".into(),
                                 );
                                 record(n, Some(error_text(&e)));
-                                Some((Err(e), (rows, n, None)))
+                                Some((Err(e), (None, n, None, None, None)))
                             }
                         }
                     },
@@ -304,19 +348,26 @@ impl SimpleQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let started = Instant::now();
+        let handle = cancel_handle(client);
         let session = self.state.session(client).await?;
         let result = SimpleQueryHandler::do_query(&*session.service, client, query).await;
         match result {
             Ok(responses) => responses
                 .into_iter()
                 .map(|r| {
-                    self.state
-                        .audit(client, &session.principal, query, started, Ok(r))
+                    self.state.audit(
+                        client,
+                        &session.principal,
+                        query,
+                        started,
+                        Ok(r),
+                        handle.clone(),
+                    )
                 })
                 .collect(),
             Err(e) => self
                 .state
-                .audit(client, &session.principal, query, started, Err(e))
+                .audit(client, &session.principal, query, started, Err(e), None)
                 .map(|r| vec![r]),
         }
     }
@@ -344,12 +395,13 @@ impl ExtendedQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let started = Instant::now();
+        let handle = cancel_handle(client);
         let session = self.state.session(client).await?;
         let result =
             ExtendedQueryHandler::do_query(&*session.service, client, portal, max_rows).await;
         let sql = portal.statement.statement.0.clone();
         self.state
-            .audit(client, &session.principal, &sql, started, result)
+            .audit(client, &session.principal, &sql, started, result, handle)
     }
 }
 
