@@ -90,7 +90,7 @@ impl Shell {
     /// Run the statements of `text`; each is audited.
     async fn run(&self, text: &str, export_to: Option<&Path>) -> Result<()> {
         let started = Instant::now();
-        let result: Result<usize> = async {
+        let work = async {
             if export_to.is_some() && self.principal.role == Role::Reader {
                 bail!("role reader may not export results (导出需 analyst 或 admin 角色)");
             }
@@ -113,8 +113,13 @@ impl Shell {
                 }
             }
             Ok(rows)
-        }
-        .await;
+        };
+        // Ctrl-C while a statement runs cancels it (dropping its streams
+        // stops the work); at the prompt it clears the line.
+        let result: Result<usize> = tokio::select! {
+            r = work => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("statement cancelled (Ctrl-C)")),
+        };
         let entry = Entry {
             at: chrono::Utc::now(),
             interface: "sql",
