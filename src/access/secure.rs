@@ -30,6 +30,7 @@ use super::tokens::API_TOKENS;
 use crate::config::SourceSchema;
 use crate::config::schema::Role as FieldRole;
 use crate::lake::Lake;
+use crate::lake::query::{sql_ident, sql_text};
 use crate::lake::tables::{BATCHES, ROSTER_HOUSEHOLD};
 use crate::link::link_table;
 
@@ -60,14 +61,6 @@ fn sensitive_columns(schemas_dir: &Path) -> Result<(BTreeSet<String>, BTreeSet<S
     Ok((names, ids))
 }
 
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
-fn literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
 /// The row filter of a table for a scoped caller, or None when the table
 /// cannot be scoped (and is then hidden).
 fn region_filter(
@@ -77,7 +70,7 @@ fn region_filter(
     key_of: &dyn Fn(&str) -> Option<String>,
     tables: &BTreeSet<String>,
 ) -> Option<String> {
-    let p = literal(prefix);
+    let p = sql_text(prefix);
     let households = format!(
         "(SELECT household_id FROM {ROSTER_HOUSEHOLD} WHERE starts_with(village_code, {p}))"
     );
@@ -100,7 +93,7 @@ fn region_filter(
     }
     Some(format!(
         "{k} IN (SELECT {k} FROM {link} WHERE household_id IN {households})",
-        k = quote(&key)
+        k = sql_ident(&key)
     ))
 }
 
@@ -164,7 +157,7 @@ pub async fn session_for(
         let select: Vec<String> = columns
             .iter()
             .map(|c| {
-                let q = quote(c);
+                let q = sql_ident(c);
                 if p.raw_values() {
                     q
                 } else if names.contains(c) {
@@ -181,7 +174,7 @@ pub async fn session_for(
         let sql = format!(
             "SELECT {} FROM {}{}",
             select.join(", "),
-            quote(table),
+            sql_ident(table),
             filter.map(|f| format!(" WHERE {f}")).unwrap_or_default()
         );
         let view = ctx

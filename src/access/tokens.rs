@@ -171,7 +171,9 @@ pub async fn list(lake: &Lake) -> Result<Vec<TokenInfo>> {
             }
         }
     }
-    Ok(by_id.into_values().collect())
+    let mut tokens: Vec<TokenInfo> = by_id.into_values().collect();
+    tokens.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    Ok(tokens)
 }
 
 pub async fn revoke(lake: &Lake, token_id: &str) -> Result<()> {

@@ -20,7 +20,7 @@ use super::warnings::{events_of, warning_json};
 use crate::access::{Principal, mask};
 use crate::config::SourceSchema;
 use crate::config::schema::Role as FieldRole;
-use crate::lake::query::rows_of;
+use crate::lake::query::{rows_of, sql_text};
 use crate::lake::tables::{ROSTER_HOUSEHOLD, ROSTER_PERSON, staged};
 use crate::link::link_table;
 use crate::warn::store::WARNINGS;
@@ -52,10 +52,6 @@ fn object(
         .collect()
 }
 
-fn quoted(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
 /// A field's lake column and its `_raw` twin.
 fn columns_with_role(schema: &SourceSchema, role: FieldRole) -> Vec<String> {
     schema
@@ -75,7 +71,7 @@ pub async fn timeline(
 ) -> ApiResult<Response> {
     params::query(raw.as_deref(), &[])?;
     let household_id = params::household_id(&household_id)?;
-    let id = quoted(&household_id);
+    let id = sql_text(&household_id);
     let ctx = state.lake.session().await?;
     if !ctx.table_exist(ROSTER_HOUSEHOLD)? {
         return Err(ApiError::not_found("no roster has been ingested yet"));

@@ -18,7 +18,7 @@ use super::auth::Rows;
 use super::error::{ApiError, ApiResult};
 use super::params;
 use crate::access::Principal;
-use crate::lake::query::rows_of;
+use crate::lake::query::{rows_of, sql_text};
 use crate::warn::rules::RISK_TYPES;
 use crate::warn::store::{WARNING_EVENTS, WARNINGS};
 
@@ -84,10 +84,6 @@ async fn has_warnings(ctx: &SessionContext) -> ApiResult<bool> {
     Ok(ctx.table_exist(WARNINGS)? && ctx.table_exist(WARNING_EVENTS)?)
 }
 
-fn quoted(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
 /// GET /api/v1/warnings
 pub async fn list(
     State(state): State<AppState>,
@@ -109,26 +105,29 @@ pub async fn list(
     let mut filters = Vec::new();
     let requested = q.get("region").map(|r| params::region(r)).transpose()?;
     if let Some(region) = params::effective_region(&p, requested)? {
-        filters.push(format!("starts_with(w.village_code, {})", quoted(&region)));
+        filters.push(format!(
+            "starts_with(w.village_code, {})",
+            sql_text(&region)
+        ));
     }
     if let Some(v) = q.get("risk_type") {
         let v = params::one_of("risk_type", v, RISK_TYPES)?;
-        filters.push(format!("w.risk_type = {}", quoted(&v)));
+        filters.push(format!("w.risk_type = {}", sql_text(&v)));
     }
     if let Some(v) = q.get("status") {
         let v = params::one_of("status", v, STATUSES)?;
-        filters.push(format!("w.status = {}", quoted(&v)));
+        filters.push(format!("w.status = {}", sql_text(&v)));
     }
     if let Some(v) = q.get("severity") {
         let v = params::one_of("severity", v, SEVERITIES)?;
-        filters.push(format!("w.severity = {}", quoted(&v)));
+        filters.push(format!("w.severity = {}", sql_text(&v)));
     }
     if let Some(v) = q.get("since") {
         let micros = params::since(v)?.timestamp_micros();
         filters.push(format!("CAST(u.updated_at AS BIGINT) >= {micros}"));
     }
     if let Some(v) = q.get("cursor") {
-        filters.push(format!("w.warning_id > {}", quoted(&params::cursor(v)?)));
+        filters.push(format!("w.warning_id > {}", sql_text(&params::cursor(v)?)));
     }
     let limit = params::limit(q.get("limit"), 100, 1000)?;
 
@@ -181,7 +180,7 @@ async fn load_one(
     let sql = format!(
         "{} WHERE w.warning_id = {}",
         select(true),
-        quoted(warning_id)
+        sql_text(warning_id)
     );
     let batches = ctx.sql(&sql).await?.collect().await?;
     let row = rows_of(&batches)?.into_iter().next().ok_or_else(missing)?;
@@ -200,7 +199,7 @@ pub async fn events_of(ctx: &SessionContext, warning_ids: &[String]) -> ApiResul
     if warning_ids.is_empty() || !ctx.table_exist(WARNING_EVENTS)? {
         return Ok(Vec::new());
     }
-    let list: Vec<String> = warning_ids.iter().map(|w| quoted(w)).collect();
+    let list: Vec<String> = warning_ids.iter().map(|w| sql_text(w)).collect();
     let batches = ctx
         .sql(&format!(
             "SELECT warning_id, event_id, event, CAST(CAST(at AS BIGINT) AS VARCHAR) AS at_us, as_of, detail, actor
@@ -241,11 +240,10 @@ pub async fn one(
     let row = load_one(&ctx, &p, &warning_id).await?;
     let mut out = warning_json(&row);
     out["events"] = Value::from(events_of(&ctx, std::slice::from_ref(&warning_id)).await?);
-    let deliveries: Vec<Value> = crate::deliver::outbox::items(&ctx)
+    let deliveries: Vec<Value> = crate::deliver::outbox::items(&ctx, Some(&warning_id))
         .await?
-        .into_iter()
-        .filter(|i| i.warning_id == warning_id)
-        .map(|i| super::deliveries::item_json(&i))
+        .iter()
+        .map(super::deliveries::item_json)
         .collect();
     out["deliveries"] = Value::from(deliveries);
     let mut response = Json(out).into_response();

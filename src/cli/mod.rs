@@ -60,30 +60,7 @@ enum Command {
         inputs: Vec<String>,
     },
     /// Run SQL against the lake's tables (查询).
-    Sql {
-        #[arg(long, env = "SAFETYNET_LAKE")]
-        lake: String,
-        /// The statement to run.
-        #[arg(short = 'c', long = "command", conflicts_with = "file")]
-        command: Option<String>,
-        /// A file of statements separated by semicolons.
-        #[arg(short = 'f', long = "file")]
-        file: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
-        /// The role to query as: admin (raw values), analyst or reader (names
-        /// and ID numbers masked).
-        #[arg(long, default_value = "admin")]
-        role: String,
-        /// Only rows of this administrative code prefix.
-        #[arg(long)]
-        region: Option<String>,
-        /// Write the result to a .csv or .parquet file (admin and analyst).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        #[arg(long, default_value = "schemas")]
-        schemas: PathBuf,
-    },
+    Sql(shell::SqlArgs),
     /// Write synthetic extracts with ground truth (生成模拟数据).
     Generate {
         #[arg(long, default_value_t = 500)]
@@ -347,28 +324,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             print_ingest_summary(&outcomes);
             Ok(exit_code(&outcomes))
         }
-        Command::Sql {
-            lake,
-            command,
-            file,
-            format,
-            role,
-            region,
-            out,
-            schemas,
-        } => {
-            shell::sql(shell::SqlArgs {
-                lake,
-                command,
-                file,
-                format,
-                role,
-                region,
-                out,
-                schemas,
-            })
-            .await
-        }
+        Command::Sql(args) => shell::sql(args).await,
         Command::Generate {
             households,
             seed,

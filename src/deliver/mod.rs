@@ -274,7 +274,7 @@ pub async fn pass(
         let ctx = lake
             .session_with(&[crate::warn::store::WARNING_EVENTS, outbox::DELIVERIES])
             .await?;
-        let items = outbox::items(&ctx).await?;
+        let items = outbox::items(&ctx, None).await?;
         let now = Utc::now();
         let due = due(&items, now);
         if due.is_empty() {
@@ -411,7 +411,7 @@ pub async fn requeue(lake: &Lake) -> Result<usize> {
     let ctx = lake
         .session_with(&[crate::warn::store::WARNING_EVENTS, outbox::DELIVERIES])
         .await?;
-    let stopped: Vec<Attempt> = outbox::items(&ctx)
+    let stopped: Vec<Attempt> = outbox::items(&ctx, None)
         .await?
         .into_iter()
         .filter(|i| matches!(i.state, State::Dead | State::Rejected))
@@ -435,7 +435,7 @@ pub async fn status(lake: &Lake) -> Result<(DeliveryStatus, Vec<Item>)> {
     let ctx = lake
         .session_with(&[crate::warn::store::WARNING_EVENTS, outbox::DELIVERIES])
         .await?;
-    let items = outbox::items(&ctx).await?;
+    let items = outbox::items(&ctx, None).await?;
     Ok((status_of(&items), items))
 }
 

@@ -19,7 +19,7 @@ use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use crate::lake::Lake;
-use crate::lake::query::rows_of;
+use crate::lake::query::{register_keys, rows_of, sql_text};
 use crate::lake::tables::timestamp_type;
 use crate::warn::store::WARNING_EVENTS;
 
@@ -91,15 +91,19 @@ fn micros(text: Option<&String>) -> Option<DateTime<Utc>> {
         .and_then(DateTime::from_timestamp_micros)
 }
 
-/// Every outbox item with its state, oldest first.
-pub async fn items(ctx: &SessionContext) -> Result<Vec<Item>> {
+/// Every outbox item with its state, oldest first; only those of one
+/// warning when `warning` is given.
+pub async fn items(ctx: &SessionContext, warning: Option<&str>) -> Result<Vec<Item>> {
+    let only = warning
+        .map(|w| format!(" AND warning_id = {}", sql_text(w)))
+        .unwrap_or_default();
     if !ctx.table_exist(WARNING_EVENTS)? {
         return Ok(Vec::new());
     }
     let batches = ctx
         .sql(&format!(
             "SELECT event_id, warning_id, event, CAST(CAST(at AS BIGINT) AS VARCHAR) AS at_us
-             FROM {WARNING_EVENTS} WHERE payload IS NOT NULL ORDER BY CAST(at AS BIGINT), event_id"
+             FROM {WARNING_EVENTS} WHERE payload IS NOT NULL{only} ORDER BY CAST(at AS BIGINT), event_id"
         ))
         .await?
         .collect()
@@ -111,7 +115,7 @@ pub async fn items(ctx: &SessionContext) -> Result<Vec<Item>> {
                 "SELECT idempotency_key, attempt, outcome, error,
                         CAST(CAST(at AS BIGINT) AS VARCHAR) AS at_us,
                         CAST(CAST(next_attempt_at AS BIGINT) AS VARCHAR) AS next_us
-                 FROM {DELIVERIES} ORDER BY CAST(at AS BIGINT), attempt"
+                 FROM {DELIVERIES} WHERE true{only} ORDER BY CAST(at AS BIGINT), attempt"
             ))
             .await?
             .collect()
@@ -233,19 +237,7 @@ pub async fn payloads(ctx: &SessionContext, keys: &[String]) -> Result<BTreeMap<
     if keys.is_empty() {
         return Ok(out);
     }
-    let schema = Arc::new(Schema::new(vec![Field::new("key", DataType::Utf8, false)]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![Arc::new(StringArray::from_iter_values(keys))],
-    )?;
-    let _ = ctx.deregister_table("due_keys");
-    ctx.register_table(
-        "due_keys",
-        Arc::new(datafusion::datasource::MemTable::try_new(
-            schema,
-            vec![vec![batch]],
-        )?),
-    )?;
+    register_keys(ctx, "due_keys", "key", keys.iter().map(String::as_str))?;
     let batches = ctx
         .sql(&format!(
             "SELECT e.event_id, e.payload FROM {WARNING_EVENTS} e JOIN due_keys d ON e.event_id = d.key"

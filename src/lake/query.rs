@@ -1,13 +1,47 @@
-//! Small helpers for reading query results whatever string encoding the
-//! scan produced (Delta scans give Utf8View, literals Utf8).
+//! Small helpers for building queries (quoting, small key tables) and for
+//! reading results whatever string encoding the scan produced (Delta scans
+//! give Utf8View, literals Utf8).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use anyhow::Result;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
+
+/// A SQL string literal: `it's` → `'it''s'`.
+pub fn sql_text(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// A quoted SQL identifier: `a"b` → `"a""b"`.
+pub fn sql_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Register (or replace) a one-column in-memory table `name(column)` of
+/// `values`, for joining a query to a set of keys.
+pub fn register_keys<'a>(
+    ctx: &SessionContext,
+    name: &str,
+    column: &str,
+    values: impl IntoIterator<Item = &'a str>,
+) -> Result<()> {
+    let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, false)]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from_iter_values(values))],
+    )?;
+    let _ = ctx.deregister_table(name);
+    ctx.register_table(
+        name,
+        Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+    )?;
+    Ok(())
+}
 
 /// A column as optional strings.
 pub fn strings_of(array: &ArrayRef) -> Result<Vec<Option<String>>> {

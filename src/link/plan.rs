@@ -5,6 +5,7 @@
 use super::compare::Kind;
 use super::model::Model;
 use super::settings::{Comparison, Settings};
+use crate::lake::query::{sql_ident, sql_text};
 
 pub const REVIEW_DECISIONS: &str = "review_decisions";
 
@@ -24,10 +25,6 @@ pub fn tf_source_column(c: &Comparison) -> String {
         (None, Kind::ChineseName) => "name_key".into(),
         _ => c.tf_column(),
     }
-}
-
-fn sql_text(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
 }
 
 /// Candidate pairs: the union of the blocking joins, each rule leaving out
@@ -156,10 +153,6 @@ pub fn scoring_ctes(
     format!("WITH {}", ctes.join(",\n"))
 }
 
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// Keep the best candidate per record and decide: a clerk's "match" wins;
 /// otherwise linked when probable enough, clearly ahead of the runner-up
 /// and `link_requires` holds; review in the band below; else unlinked.
@@ -224,7 +217,7 @@ SELECT l.record_key AS {key_column},
   CAST({version} AS BIGINT) AS model_version
 FROM l LEFT JOIN decided b ON l.record_key = b.record_key
 LEFT JOIN r ON b.person_key = r.record_key",
-        key_column = quote_ident(key),
+        key_column = sql_ident(key),
         status = status,
         version = model.version,
     )

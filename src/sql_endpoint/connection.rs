@@ -548,8 +548,3 @@ impl PgWireServerHandlers for Connection {
         self.cancel.clone()
     }
 }
-
-/// How long a statement may take to produce its rows.
-pub fn default_timeout() -> Duration {
-    Duration::from_secs(300)
-}

@@ -14,7 +14,7 @@ use datafusion::prelude::SessionContext;
 
 use super::state::{Event, Warning};
 use crate::lake::Lake;
-use crate::lake::query::{first_column, rows_of};
+use crate::lake::query::{first_column, register_keys, rows_of};
 use crate::lake::tables::{ROSTER_HOUSEHOLD, timestamp_type};
 
 pub const WARNINGS: &str = "warnings";
@@ -170,16 +170,7 @@ async fn household_regions(
         return Ok(out);
     }
     let ids: HashSet<&str> = warnings.iter().map(|w| w.household_id.as_str()).collect();
-    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![Arc::new(StringArray::from_iter_values(ids))],
-    )?;
-    let _ = ctx.deregister_table("event_households");
-    ctx.register_table(
-        "event_households",
-        Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
-    )?;
+    register_keys(ctx, "event_households", "id", ids)?;
     let batches = ctx
         .sql(&format!(
             "SELECT h.household_id, h.county_code, h.township_code, h.village_code
