@@ -36,6 +36,9 @@ fn default_rows(source: &str, households: usize) -> usize {
     let per_household = match source {
         "health" => 1.4,
         "education" => 0.35,
+        // Relief events (new 低保/特困 cases, temporary relief, deaths) are
+        // rarer than hospital bills; each of them is a warning signal.
+        "civil_affairs" => 0.12,
         _ => 0.3,
     };
     ((households as f64) * per_household).round().max(1.0) as usize
@@ -525,6 +528,14 @@ fn amount_text(rng: &mut impl Rng, fen: i64) -> String {
     }
 }
 
+/// A log-normal factor with median 1 and the given sigma (Box–Muller).
+fn lognormal(rng: &mut impl Rng, sigma: f64) -> f64 {
+    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.random();
+    let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+    (sigma * z).exp()
+}
+
 /// Who a department record is about.
 struct Subject {
     person: Person,
@@ -867,30 +878,35 @@ fn write_source(
                 ]
             }
             "health" => {
-                let (visit, scale) = match rng.random_range(0..10) {
-                    0..=4 => ("门诊", 30_000.0),
-                    5..=8 => ("住院", 900_000.0),
-                    _ => ("门诊慢特病", 200_000.0),
+                // Median cost per visit in fen: outpatient 150 yuan, inpatient
+                // 6,000, chronic-disease outpatient 1,500.
+                let (visit, median) = match rng.random_range(0..10) {
+                    0..=4 => ("门诊", 15_000.0),
+                    5..=8 => ("住院", 600_000.0),
+                    _ => ("门诊慢特病", 150_000.0),
                 };
+                // (diagnosis, serious, weight): serious illness is about one
+                // visit in twenty.
                 let diagnoses = [
-                    ("急性上呼吸道感染", false),
-                    ("高血压", false),
-                    ("2型糖尿病", false),
-                    ("肺炎", false),
-                    ("腰椎间盘突出", false),
-                    ("骨折", false),
-                    ("脑梗死", true),
-                    ("恶性肿瘤", true),
-                    ("慢性肾衰竭(尿毒症期)", true),
-                    ("白血病", true),
-                    ("冠心病", false),
-                    ("慢性阻塞性肺病", false),
+                    ("急性上呼吸道感染", false, 25),
+                    ("高血压", false, 20),
+                    ("2型糖尿病", false, 15),
+                    ("腰椎间盘突出", false, 8),
+                    ("骨折", false, 6),
+                    ("冠心病", false, 8),
+                    ("慢性阻塞性肺病", false, 8),
+                    ("脑梗死", true, 2),
+                    ("恶性肿瘤", true, 2),
+                    ("慢性肾衰竭(尿毒症期)", true, 1),
+                    ("白血病", true, 1),
                 ];
-                let (diagnosis, serious) = *diagnoses.choose(rng).expect("diagnoses");
-                let spread: f64 = rng.random::<f64>() * 2.5;
-                let total =
-                    (scale * (0.2 + spread * spread) * if serious { 3.0 } else { 1.0 }) as i64;
-                let fund = (total as f64 * rng.random_range(0.45..0.85)) as i64;
+                let (diagnosis, serious, _) =
+                    *diagnoses.choose_weighted(rng, |d| d.2).expect("diagnoses");
+                // Costs are log-normal: most bills are small, a few are ruinous.
+                let total = (median * lognormal(rng, 0.9) * if serious { 4.0 } else { 1.0 }) as i64;
+                // Basic insurance, critical-illness insurance and medical aid
+                // leave 10–40 % to the patient.
+                let fund = (total as f64 * rng.random_range(0.6..0.9)) as i64;
                 let self_paid = total - fund;
                 let settled = day + Duration::days(rng.random_range(0..20));
                 let birth = if rng.random_bool(0.5) {

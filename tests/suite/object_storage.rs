@@ -1,13 +1,11 @@
 //! Ingest from and into a local S3-compatible server (moto), through the
 //! same object_store code the data office's buckets use.
 
-mod common;
-
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 struct S3Server {
     child: Child,

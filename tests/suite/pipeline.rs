@@ -1,11 +1,9 @@
 //! Whole runs: `safetynet run` on generated data, re-runs, crashes at each
 //! stage, the run lock and the runs table.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 fn pipeline(tmp: &Path) -> PathBuf {
     pipeline_file(tmp, 150, "")

@@ -1,8 +1,6 @@
 //! Linking end to end on generated data with ground truth.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn eval_json(lake: &str, source: &str, truth: &std::path::Path) -> serde_json::Value {
     let out = ok(bin()

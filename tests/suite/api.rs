@@ -3,12 +3,10 @@
 //! metrics, and a walk over every operation of the OpenAPI document with
 //! good and bad input (400 with a message, never 500).
 
-mod common;
-
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 struct Fixture {

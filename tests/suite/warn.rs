@@ -2,12 +2,10 @@
 //! generated background, every shipped rule, and the state rules (no
 //! repeats, reopen on new evidence, suppression, pending review).
 
-mod common;
-
 use std::fmt::Write as _;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use safetynet::identity::id_number::check_char;
 
 fn id(region: &str, birth: &str, seq: u32) -> String {

@@ -1,8 +1,6 @@
 //! Ingest end to end: the real binary, real Delta tables in a temp dir.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Every source of a generated data set is ingested with counts conserved,
 /// the roster is split, and re-ingesting is a reported no-op.

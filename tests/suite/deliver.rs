@@ -4,17 +4,15 @@
 //! content it was sent, so "nothing lost, nothing delivered twice with
 //! different content" is checked directly.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::*;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use common::*;
 use serde_json::Value;
 
 enum Behaviour {
@@ -121,7 +119,7 @@ fn lake_with_warnings(
     batch_size: usize,
     max_attempts: u32,
 ) -> (PathBuf, String) {
-    let file = pipeline_file(tmp, 60, "");
+    let file = pipeline_file(tmp, 150, "");
     let lake = tmp.join("lake").display().to_string();
     ok(bin()
         .arg("run")

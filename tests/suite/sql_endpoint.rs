@@ -3,14 +3,12 @@
 //! parameters) and psql. Refused logins, refused writes, masking, region
 //! scoping, audit rows and TLS, each asserted.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::OnceLock;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const PASSWORD: &str = "s3cret-passw0rd";

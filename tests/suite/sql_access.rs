@@ -2,9 +2,7 @@
 //! files refused), masking by role, region scoping in every table, export
 //! rights, and every statement in `audit_log`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn lake_with_a_run(tmp: &tempfile::TempDir) -> String {
     let file = pipeline_file(tmp.path(), 150, "");
