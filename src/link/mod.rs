@@ -16,6 +16,7 @@ pub mod model;
 pub mod plan;
 pub mod prepare;
 pub mod review;
+pub mod scratch;
 pub mod settings;
 pub mod train;
 pub mod udf;
@@ -69,6 +70,8 @@ pub(crate) struct Sides {
     pub settings: Settings,
     pub records: i64,
     pub registry_size: i64,
+    /// Holds the files behind `l`, `r` and `pairs`; dropped with the run.
+    pub _scratch: scratch::Scratch,
 }
 
 /// Register `l` (the source, or one record of it), `r` (the registry) and
@@ -102,31 +105,28 @@ pub(crate) async fn prepare_sides(
             SourceSchema::load(&schemas_dir.join(format!("{}.toml", settings.registry)))?;
         prepare::source_view_sql(&ctx, &registry, true).await?
     };
-    // Every blocking rule reads both sides: compute them once.
+    // Every blocking rule reads both sides: compute them once, to files
+    // (see `scratch`), and the pairs one blocking rule at a time.
+    let scratch = scratch::Scratch::new()?;
     for (name, sql) in [("l", left), ("r", right)] {
-        let frame = ctx
-            .sql(&sql)
+        scratch
+            .materialise(&ctx, name, &[sql])
             .await
-            .with_context(|| format!("preparing side {name}"))?
-            .cache()
-            .await?;
-        ctx.register_table(name, frame.into_view())?;
+            .with_context(|| format!("preparing side {name}"))?;
     }
     let records = scalar_i64(&ctx, "SELECT count(*) FROM l").await?;
     let registry_size = scalar_i64(&ctx, "SELECT count(*) FROM r").await?;
-    let pairs = ctx
-        .sql(&plan::pairs_sql(&settings, only_record))
+    scratch
+        .materialise(&ctx, "pairs", &plan::pairs_sql(&settings, only_record))
         .await
-        .context("building candidate pairs")?
-        .cache()
-        .await?;
-    ctx.register_table("pairs", pairs.into_view())?;
+        .context("building candidate pairs")?;
     Ok(Sides {
         ctx,
         schema,
         settings,
         records,
         registry_size,
+        _scratch: scratch,
     })
 }
 
@@ -146,6 +146,7 @@ pub async fn link_source(
         settings,
         records,
         registry_size,
+        ..
     } = &sides;
     let candidate_pairs = scalar_i64(ctx, "SELECT count(*) FROM pairs").await?;
 

@@ -27,10 +27,10 @@ pub fn tf_source_column(c: &Comparison) -> String {
     }
 }
 
-/// Candidate pairs: the union of the blocking joins, each rule leaving out
-/// pairs an earlier rule already produced, so no pair appears twice.
-/// `only_record` restricts the record side (for explanations).
-pub fn pairs_sql(settings: &Settings, only_record: Option<&str>) -> String {
+/// Candidate pairs: one query per blocking join, each rule leaving out
+/// pairs an earlier rule already produced, so no pair appears twice in
+/// their union. `only_record` restricts the record side (for explanations).
+pub fn pairs_sql(settings: &Settings, only_record: Option<&str>) -> Vec<String> {
     let levels = level_columns(settings);
     let tf: String = settings
         .comparisons
@@ -54,8 +54,7 @@ pub fn pairs_sql(settings: &Settings, only_record: Option<&str>) -> String {
                 "SELECT l.record_key, r.record_key AS person_key{tf}, {levels} FROM l JOIN r ON ({rule}){earlier}{only}"
             )
         })
-        .collect::<Vec<_>>()
-        .join("\nUNION ALL\n")
+        .collect()
 }
 
 /// A CASE over a level column, giving each level's value.
