@@ -2,7 +2,7 @@
 //! `safetynet link --train` timed and measured for peak memory, quality from
 //! `safetynet eval`, and Splink on DuckDB on the same files in the same run.
 //!
-//!   cargo bench --bench link -- --households 100000 [--households 2000] [--dir /tmp/bench] [--no-splink]
+//!   cargo bench --bench link -- --households 100000 [--households 2000] [--seeds 1,2,3] [--dir /tmp/bench] [--no-splink]
 //!
 //! Splink runs through benches/splink_health.py (pip install splink pypinyin pandas).
 
@@ -18,6 +18,8 @@ fn main() {
     let mut sizes = Vec::new();
     let mut dir = std::env::temp_dir().join("safetynet-bench-link");
     let mut splink = true;
+    // Several seeds show how much the figures move between draws.
+    let mut seeds: Vec<u64> = vec![1];
     let mut i = 1;
     while i < args.len() {
         match args[i].as_str() {
@@ -30,6 +32,13 @@ fn main() {
                 i += 1;
             }
             "--no-splink" => splink = false,
+            "--seeds" => {
+                seeds = args[i + 1]
+                    .split(',')
+                    .map(|s| s.trim().parse().expect("--seeds 1,2,3"))
+                    .collect();
+                i += 1;
+            }
             _ => {}
         }
         i += 1;
@@ -43,8 +52,12 @@ fn main() {
         "| households | roster people | health records | tool | seconds | peak MiB | precision | recall | F1 |"
     );
     println!("|---:|---:|---:|---|---:|---:|---:|---:|---:|");
-    for households in sizes {
-        let data = dir.join(format!("h{households}"));
+    let runs: Vec<(usize, u64)> = sizes
+        .iter()
+        .flat_map(|&h| seeds.iter().map(move |&s| (h, s)))
+        .collect();
+    for (households, seed) in runs {
+        let data = dir.join(format!("h{households}-seed{seed}"));
         let lake = data.join("lake");
         let _ = std::fs::remove_dir_all(&lake);
         if !data.join("health.csv").exists() {
@@ -54,7 +67,7 @@ fn main() {
                     "--only",
                     "health",
                     "--seed",
-                    "1",
+                    &seed.to_string(),
                     "--households",
                     &households.to_string(),
                     "--out",
@@ -110,7 +123,7 @@ fn main() {
         let e: serde_json::Value = serde_json::from_str(&eval).expect("eval json");
         let f = |v: &serde_json::Value| format!("{:.4}", v.as_f64().unwrap_or(0.0));
         println!(
-            "| {households} | {people} | {records} | safetynet link --train | {seconds:.2} | {peak:.0} | {} | {} | {} |",
+            "| {households} | {people} | {records} | safetynet link --train, seed {seed} | {seconds:.2} | {peak:.0} | {} | {} | {} |",
             f(&e["precision"]),
             f(&e["recall"]),
             f(&e["f1"])
@@ -137,7 +150,7 @@ fn main() {
                 serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap_or_default();
             let best = &s["best"];
             println!(
-                "| {households} | {people} | {records} | Splink 5 + DuckDB (best threshold {}) | {:.2} (own timer {}) | {peak:.0} | {} | {} | {} |",
+                "| {households} | {people} | {records} | Splink 5 + DuckDB, seed {seed} (best threshold {}) | {:.2} (own timer {}) | {peak:.0} | {} | {} | {} |",
                 best["threshold"],
                 seconds,
                 s["seconds"],

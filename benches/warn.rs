@@ -3,7 +3,7 @@
 //! warnings) beside DuckDB running the same rule SQL on Parquet copies of
 //! the same tables in the same run.
 //!
-//!   cargo bench --bench warn -- --households 100000 [--dir /tmp/benchwarn]
+//!   cargo bench --bench warn -- --households 100000 [--dir /tmp/benchwarn] [--rows health=N ...]
 //!
 //! The lake is built with the real pipeline: generate, ingest, link.
 
@@ -30,6 +30,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mut households = 20_000usize;
     let mut dir = std::env::temp_dir().join("safetynet-bench-warn");
+    // `--rows source=N`, passed on to `safetynet generate`.
+    let mut rows: Vec<String> = Vec::new();
     let mut i = 1;
     while i < args.len() {
         match args[i].as_str() {
@@ -39,6 +41,10 @@ fn main() {
             }
             "--dir" => {
                 dir = PathBuf::from(&args[i + 1]);
+                i += 1;
+            }
+            "--rows" => {
+                rows.extend(["--rows".to_string(), args[i + 1].clone()]);
                 i += 1;
             }
             _ => {}
@@ -53,7 +59,7 @@ fn main() {
 
     if !lake.join("link_health").exists() {
         let _ = std::fs::remove_dir_all(&lake);
-        measure(
+        let (seconds, peak, _) = measure(
             safetynet(root)
                 .args([
                     "generate",
@@ -61,19 +67,25 @@ fn main() {
                     "1",
                     "--households",
                     &households.to_string(),
-                    "--out",
                 ])
+                .args(&rows)
+                .arg("--out")
                 .arg(&data),
         );
+        println!("building the lake: generate {seconds:.1} s, peak {peak:.0} MiB");
         for source in std::iter::once("roster").chain(SOURCES.iter().copied()) {
-            measure(
+            let (seconds, peak, _) = measure(
                 safetynet(root)
                     .args(["ingest", "--source", source, "--lake"])
                     .arg(&lake)
                     .arg(data.join(format!("{source}.csv"))),
             );
+            println!("building the lake: ingest {source} {seconds:.1} s, peak {peak:.0} MiB");
         }
-        measure(safetynet(root).args(["link", "--lake"]).arg(&lake));
+        let (seconds, peak, out) = measure(safetynet(root).args(["link", "--lake"]).arg(&lake));
+        println!(
+            "building the lake: link (every source, training) {seconds:.1} s, peak {peak:.0} MiB\n{out}"
+        );
     }
     // Parquet copies of exactly the rows the lake shows, for DuckDB.
     std::fs::create_dir_all(&parquet).expect("parquet dir");
@@ -118,6 +130,9 @@ fn main() {
             .arg(&lake),
     );
     let warnings = count("SELECT count(*) FROM warnings");
+    let warned = count(
+        "SELECT round(100.0 * count(DISTINCT w.household_id) / (SELECT count(*) FROM roster_household), 1) FROM warnings w",
+    );
 
     // DuckDB: the same rule SQL over the Parquet copies.
     let rules = rules::load_dir(&Path::new(root).join("pipelines/rules")).expect("rules");
@@ -163,7 +178,7 @@ fn main() {
     );
     println!("|---:|---:|---:|---|---:|---:|---|");
     println!(
-        "| {households} | {people} | {records} | safetynet warn (9 rules, pending-review pass, state, write) | {seconds:.2} | {peak:.0} | {warnings} warnings |"
+        "| {households} | {people} | {records} | safetynet warn (9 rules, pending-review pass, state, write) | {seconds:.2} | {peak:.0} | {warnings} warnings, {warned} % of households |"
     );
     if duck {
         let (seconds, peak, out) = measure(

@@ -33,24 +33,37 @@ impl TokenCache {
         state: &AppState,
         presented: &str,
     ) -> anyhow::Result<Option<Principal>> {
-        let mut guard = self.inner.lock().await;
-        let age = guard.as_ref().map(|(at, _)| at.elapsed());
-        // Re-read when stale, or when the token is unknown and the cache is
-        // more than a second old (a token created moments ago), but never
-        // more than once a second, whatever callers present.
-        let unknown = guard
-            .as_ref()
-            .is_none_or(|(_, list)| tokens::authenticate(list, presented).is_none());
-        let reload = match age {
-            None => true,
-            Some(age) => age > REFRESH || (unknown && age > MIN_RELOAD),
-        };
-        if reload {
+        let asked = Instant::now();
+        loop {
+            let mut guard = self.inner.lock().await;
+            let loaded_at = guard.as_ref().map(|(at, _)| *at);
+            let known = guard
+                .as_ref()
+                .and_then(|(_, list)| tokens::authenticate(list, presented));
+            match loaded_at {
+                // Fresh enough, and either known or unknown to a list read
+                // after the call arrived.
+                Some(at) if at.elapsed() <= REFRESH && (known.is_some() || at >= asked) => {
+                    return Ok(known);
+                }
+                // Unknown: perhaps a token created moments ago. Re-read,
+                // but never more than once a second, whatever callers
+                // present; a caller arriving sooner waits for that second
+                // (without holding the lock), so a new token is never
+                // refused for a stale cache.
+                Some(at) if at.elapsed() <= MIN_RELOAD => {
+                    let wait = MIN_RELOAD.saturating_sub(at.elapsed());
+                    drop(guard);
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                _ => {}
+            }
             *guard = Some((Instant::now(), tokens::list(&state.lake).await?));
+            return Ok(guard
+                .as_ref()
+                .and_then(|(_, list)| tokens::authenticate(list, presented)));
         }
-        Ok(guard
-            .as_ref()
-            .and_then(|(_, list)| tokens::authenticate(list, presented)))
     }
 }
 

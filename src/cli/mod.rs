@@ -263,7 +263,13 @@ enum ReviewAction {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    // Twice as many workers as cores: DataFusion runs a query's partitions
+    // as tasks that can hold a worker for seconds without yielding; with
+    // only one worker per core, `serve` could not answer health checks or
+    // fire a statement timeout or a cancel while a heavy query ran.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads((cores * 2).max(4))
         .enable_all()
         .build()
     {

@@ -27,7 +27,7 @@ use rand_chacha::ChaCha8Rng;
 
 use dirt::{ID_KINDS, NAME_KINDS, dirty_id, dirty_name, make_id};
 use names::*;
-use regions::{COUNTIES, PLACE_SYLLABLES};
+use regions::{County, PLACE_SYLLABLES};
 
 pub const SOURCES: &[&str] = &["civil_affairs", "health", "education", "social_insurance"];
 
@@ -113,10 +113,11 @@ struct World {
     households: Vec<Household>,
     members: Vec<Member>,
     sequence: u32,
+    counties: Vec<County>,
 }
 
 impl World {
-    fn new(seed: u64) -> Self {
+    fn new(seed: u64, households: usize) -> Self {
         World {
             rng: ChaCha8Rng::seed_from_u64(seed),
             surnames: WeightedIndex::new(SURNAMES.iter().map(|(_, w)| *w)).expect("weights"),
@@ -127,6 +128,7 @@ impl World {
             households: Vec::new(),
             members: Vec::new(),
             sequence: 0,
+            counties: regions::counties(households),
         }
     }
 
@@ -165,17 +167,15 @@ impl World {
     /// registered in the county they live in; some elsewhere.
     fn id_for(&mut self, county: usize, birth: NaiveDate, male: bool) -> String {
         let region = if self.rng.random_bool(0.9) {
-            COUNTIES[county].code
+            self.counties[county].code.clone()
         } else {
-            COUNTIES
-                .choose(&mut self.rng)
-                .map(|c| c.code)
-                .unwrap_or(COUNTIES[county].code)
+            let other = self.rng.random_range(0..self.counties.len());
+            self.counties[other].code.clone()
         };
         loop {
             self.sequence = self.sequence.wrapping_add(1);
             let seq = self.rng.random_range(0..500u32);
-            let id = make_id(region, birth, male, seq);
+            let id = make_id(&region, birth, male, seq);
             if self.used_ids.insert(id.clone()) {
                 return id;
             }
@@ -223,11 +223,12 @@ impl World {
         // Each county has townships, each township villages; codes are fixed
         // per (county, township, village) so households share villages.
         let mut villages: Vec<Vec<(String, String, String, String)>> = Vec::new();
-        for (ci, county) in COUNTIES.iter().enumerate() {
+        for ci in 0..self.counties.len() {
             let mut list = Vec::new();
             let townships = 4 + ci % 3;
+            let county_code = self.counties[ci].code.clone();
             for t in 1..=townships {
-                let township_code = format!("{}{t:03}", county.code);
+                let township_code = format!("{county_code}{t:03}");
                 let township_name = self.place_name("镇");
                 for v in 1..=6 {
                     let village_code = format!("{township_code}{:03}", 200 + v);
@@ -262,7 +263,7 @@ impl World {
         let sizes = WeightedIndex::new([10u32, 18, 22, 25, 15, 10]).expect("weights");
 
         for h in 0..households {
-            let county = self.rng.random_range(0..COUNTIES.len());
+            let county = self.rng.random_range(0..self.counties.len());
             let (_township_code, township_name, village_code, village_name) = villages[county]
                 .choose(&mut self.rng)
                 .cloned()
@@ -575,7 +576,7 @@ fn subject(world: &mut World, eligible: &[usize], min_age: i64, max_age: i64) ->
             village_code: None,
         };
     }
-    let county = world.rng.random_range(0..COUNTIES.len());
+    let county = world.rng.random_range(0..world.counties.len());
     let male = world.rng.random_bool(0.5);
     let person = world.person(county, min_age, max_age, male, None);
     Subject {
@@ -648,7 +649,7 @@ pub fn write(out: &Path, options: &Options) -> Result<Vec<(String, usize)>> {
         }
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut world = World::new(options.seed);
+    let mut world = World::new(options.seed, options.households);
     world.build_roster(options.households);
     let mut written = Vec::new();
     written.push(write_roster(&world, out, options)?);
@@ -692,13 +693,13 @@ fn write_roster(world: &World, out: &Path, options: &Options) -> Result<(String,
     let (mut sink, name) = Sink::create(out, "roster", &encoding, xlsx, &headers, &[16])?;
     for m in &world.members {
         let h = &world.households[m.household];
-        let county = &COUNTIES[h.county];
+        let county = &world.counties[h.county];
         sink.row(&[
             h.number.clone(),
             m.member_id.clone(),
-            county.province.into(),
-            county.prefecture.into(),
-            county.name.into(),
+            county.province.clone(),
+            county.prefecture.clone(),
+            county.name.clone(),
             h.township_name.clone(),
             h.village_name.clone(),
             h.village_code.clone(),
@@ -820,8 +821,9 @@ fn write_source(
     for i in 0..rows {
         let subject = subject(world, &pool, min_age, max_age);
         let (name_text, id_text, kinds) = as_written(world, &subject);
-        let county_code = COUNTIES[subject.person.county].code;
+        let county_code = world.counties[subject.person.county].code.clone();
         let key = format!("{prefix}{county_code}{:09}", i + 1);
+        let world_county_name = world.counties[subject.person.county].name.clone();
         let rng = &mut world.rng;
         let day = NaiveDate::from_ymd_opt(2026, 1, 1).expect("date")
             + Duration::days(rng.random_range(0..320));
@@ -928,7 +930,7 @@ fn write_source(
                     amount_text(rng, total),
                     amount_text(rng, fund),
                     amount_text(rng, self_paid),
-                    county_code.into(),
+                    county_code.clone(),
                 ]
             }
             "education" => {
@@ -955,7 +957,7 @@ fn write_source(
                 };
                 let school = format!(
                     "{}{}",
-                    COUNTIES[subject.person.county].name,
+                    world_county_name,
                     match stage {
                         "小学" => "第一小学",
                         "初中" => "第二中学",
@@ -982,7 +984,7 @@ fn write_source(
                     status.into(),
                     date_text(rng, day),
                     aid,
-                    county_code.into(),
+                    county_code.clone(),
                 ]
             }
             _ => {
@@ -995,7 +997,7 @@ fn write_source(
                 let base = rng.random_range(250_000..800_000);
                 let employer = format!(
                     "{}{}",
-                    COUNTIES[subject.person.county].name,
+                    world_county_name,
                     [
                         "建筑工程有限公司",
                         "农业合作社",
@@ -1081,7 +1083,7 @@ mod tests {
 
     #[test]
     fn namesakes_occur_in_the_same_county() {
-        let mut world = World::new(1);
+        let mut world = World::new(1, 100);
         world.build_roster(2000);
         let mut seen = HashSet::new();
         let mut namesakes = 0;
