@@ -97,13 +97,14 @@ fn main() {
     for t in &tables {
         let out = parquet.join(format!("{t}.parquet"));
         if !out.exists() {
-            measure(safetynet(root).args(["sql", "--lake"]).arg(&lake).args([
-                "-c",
-                &format!(
-                    "COPY (SELECT * FROM {t}) TO '{}' STORED AS PARQUET",
-                    out.display()
-                ),
-            ]));
+            measure(
+                safetynet(root)
+                    .args(["sql", "--lake"])
+                    .arg(&lake)
+                    .args(["-c", &format!("SELECT * FROM {t}")])
+                    .arg("--out")
+                    .arg(&out),
+            );
         }
     }
     let count = |sql: &str| -> String {

@@ -30,7 +30,7 @@ use datafusion::prelude::SessionContext;
 use crate::config::SourceSchema;
 use crate::lake::Lake;
 use crate::lake::query::scalar_i64;
-use crate::lake::tables::{ROSTER_HOUSEHOLD, ROSTER_PERSON, ROSTER_SOURCE};
+use crate::lake::tables::{self, ROSTER_HOUSEHOLD, ROSTER_PERSON, ROSTER_SOURCE};
 use settings::{Settings, SettingsFile};
 
 pub fn link_table(source: &str) -> String {
@@ -93,6 +93,11 @@ pub(crate) async fn prepare_sides(
             key.replace('\'', "''")
         );
     }
+    let registry_table = if settings.registry == ROSTER_SOURCE {
+        ROSTER_PERSON.to_string()
+    } else {
+        tables::staged(&settings.registry)
+    };
     let right = if settings.registry == ROSTER_SOURCE {
         for t in [ROSTER_PERSON, ROSTER_HOUSEHOLD] {
             if !ctx.table_exist(t)? {
@@ -107,7 +112,13 @@ pub(crate) async fn prepare_sides(
     };
     // Every blocking rule reads both sides: compute them once, to files
     // (see `scratch`), and the pairs one blocking rule at a time.
-    let scratch = scratch::Scratch::new()?;
+    let rows = scalar_i64(
+        &ctx,
+        &format!("SELECT count(*) FROM {}", tables::staged(source)),
+    )
+    .await?
+        + scalar_i64(&ctx, &format!("SELECT count(*) FROM {registry_table}")).await?;
+    let scratch = scratch::Scratch::new(rows)?;
     for (name, sql) in [("l", left), ("r", right)] {
         scratch
             .materialise(&ctx, name, &[sql])
