@@ -112,12 +112,16 @@ pub(crate) async fn prepare_sides(
     };
     // Every blocking rule reads both sides: compute them once, to files
     // (see `scratch`), and the pairs one blocking rule at a time.
-    let rows = scalar_i64(
+    // Counted on the tables (their metadata answers) before the sides
+    // exist, to choose memory or files. `r` has one row per registry
+    // person; `l` one per record unless restricted to one.
+    let source_rows = scalar_i64(
         &ctx,
         &format!("SELECT count(*) FROM {}", tables::staged(source)),
     )
-    .await?
-        + scalar_i64(&ctx, &format!("SELECT count(*) FROM {registry_table}")).await?;
+    .await?;
+    let registry_size = scalar_i64(&ctx, &format!("SELECT count(*) FROM {registry_table}")).await?;
+    let rows = source_rows + registry_size;
     let scratch = scratch::Scratch::new(rows)?;
     for (name, sql) in [("l", left), ("r", right)] {
         scratch
@@ -125,8 +129,11 @@ pub(crate) async fn prepare_sides(
             .await
             .with_context(|| format!("preparing side {name}"))?;
     }
-    let records = scalar_i64(&ctx, "SELECT count(*) FROM l").await?;
-    let registry_size = scalar_i64(&ctx, "SELECT count(*) FROM r").await?;
+    let records = if only_record.is_some() {
+        scalar_i64(&ctx, "SELECT count(*) FROM l").await?
+    } else {
+        source_rows
+    };
     scratch
         .materialise(&ctx, "pairs", &plan::pairs_sql(&settings, only_record))
         .await
