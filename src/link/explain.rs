@@ -78,6 +78,7 @@ pub async fn explain(
         source,
         sides.registry_size,
         decisions,
+        plan::ALL.pairs,
     );
     let candidate_values: String = SHOWN
         .iter()

@@ -1,13 +1,14 @@
 //! Linking department records to roster people, Fellegi–Sunter style, as
 //! DataFusion plans: blocking rules are joins, comparisons are vectorised
-//! UDFs, scoring is an expression and the best candidate is a window
-//! aggregate.
+//! UDFs, scoring is an expression and the best candidate is an aggregate
+//! (`best`).
 //!
 //! `chinese` and `compare` are pure functions; `udf` exposes them to SQL;
 //! `prepare` builds the two sides; `plan` writes the SQL; `train` and
 //! `model` estimate and store parameters; `explain`, `review` and `eval`
 //! serve the people who check the result.
 
+pub mod best;
 pub mod chinese;
 pub mod compare;
 pub mod eval;
@@ -70,8 +71,10 @@ pub(crate) struct Sides {
     pub settings: Settings,
     pub records: i64,
     pub registry_size: i64,
+    /// Parts the records are decided in (see `Scratch::buckets`).
+    pub buckets: i64,
     /// Holds the files behind `l`, `r` and `pairs`; dropped with the run.
-    pub _scratch: scratch::Scratch,
+    pub scratch: scratch::Scratch,
 }
 
 /// Register `l` (the source, or one record of it), `r` (the registry) and
@@ -125,7 +128,7 @@ pub(crate) async fn prepare_sides(
     let scratch = scratch::Scratch::new(rows)?;
     for (name, sql) in [("l", left), ("r", right)] {
         scratch
-            .materialise(&ctx, name, &[sql])
+            .materialise(&ctx, name, &[sql], None)
             .await
             .with_context(|| format!("preparing side {name}"))?;
     }
@@ -134,8 +137,18 @@ pub(crate) async fn prepare_sides(
     } else {
         source_rows
     };
+    let buckets = if only_record.is_some() {
+        1
+    } else {
+        scratch.buckets(records)?
+    };
     scratch
-        .materialise(&ctx, "pairs", &plan::pairs_sql(&settings, only_record))
+        .materialise(
+            &ctx,
+            "pairs",
+            &plan::pairs_sql(&settings, only_record, buckets),
+            (buckets > 1).then_some("bucket"),
+        )
         .await
         .context("building candidate pairs")?;
     Ok(Sides {
@@ -144,7 +157,8 @@ pub(crate) async fn prepare_sides(
         settings,
         records,
         registry_size,
-        _scratch: scratch,
+        buckets,
+        scratch: scratch,
     })
 }
 
@@ -164,9 +178,17 @@ pub async fn link_source(
         settings,
         records,
         registry_size,
+        buckets,
         ..
     } = &sides;
     let candidate_pairs = scalar_i64(ctx, "SELECT count(*) FROM pairs").await?;
+    tracing::info!(
+        source,
+        records,
+        candidate_pairs,
+        seconds = started.elapsed().as_secs_f64(),
+        "candidate pairs built"
+    );
 
     let stored = if train {
         None
@@ -179,25 +201,54 @@ pub async fn link_source(
         None => {
             let m = train::train_model(ctx, source, settings, *records, *registry_size).await?;
             model::store(lake, &m).await?;
+            tracing::info!(
+                source,
+                seconds = started.elapsed().as_secs_f64(),
+                "model trained"
+            );
             m
         }
     };
 
     let decisions = ctx.table_exist(plan::REVIEW_DECISIONS)?;
-    let sql = plan::decision_sql(
-        settings,
-        &model,
-        source,
-        &schema.key,
-        *registry_size,
-        decisions,
-    );
-    let plan = ctx
-        .sql(&sql)
-        .await
-        .context("scoring candidate pairs")?
-        .into_optimized_plan()?;
+    let decide = |inputs: &plan::Inputs| {
+        plan::decision_sql(
+            settings,
+            &model,
+            source,
+            &schema.key,
+            *registry_size,
+            decisions,
+            inputs,
+        )
+    };
     let table = link_table(source);
+    let plan = if *buckets == 1 {
+        ctx.sql(&decide(&plan::ALL)).await
+    } else {
+        // A large run decides in parts, each written to a scratch file;
+        // the link table is then written from those files in one commit.
+        let mut parts = Vec::new();
+        for b in 0..*buckets {
+            let (records, pairs) = (format!("l_part{b}"), format!("pairs_part{b}"));
+            let part_of_l = format!("SELECT * FROM l WHERE sn_bucket(record_key, {buckets}) = {b}");
+            let part_of_pairs = format!("SELECT * FROM pairs WHERE bucket = {b}");
+            ctx.register_table(&records, ctx.sql(&part_of_l).await?.into_view())?;
+            ctx.register_table(&pairs, ctx.sql(&part_of_pairs).await?.into_view())?;
+            parts.push(decide(&plan::Inputs {
+                records: &records,
+                pairs: &pairs,
+            }));
+        }
+        sides
+            .scratch
+            .materialise(ctx, "decided", &parts, None)
+            .await
+            .context("scoring candidate pairs")?;
+        ctx.sql("SELECT * FROM decided").await
+    }
+    .context("scoring candidate pairs")?
+    .into_optimized_plan()?;
     lake.overwrite_with_plan(ctx, &table, plan).await?;
 
     let ctx = lake.session().await?;

@@ -9,6 +9,10 @@ use crate::lake::query::{sql_ident, sql_text};
 
 pub const REVIEW_DECISIONS: &str = "review_decisions";
 
+/// Added to a pair's weight when a clerk said "match", so it ranks first:
+/// far above any weight a pair can have.
+const CLERK_FIRST: f64 = 1.0e6;
+
 /// `<level expression> AS <name>_level` for every comparison.
 pub fn level_columns(settings: &Settings) -> String {
     settings
@@ -27,10 +31,23 @@ pub fn tf_source_column(c: &Comparison) -> String {
     }
 }
 
+/// The relations a decision reads: the records (`l`) and their candidate
+/// pairs, or one part of each when a large run decides in parts.
+pub struct Inputs<'a> {
+    pub records: &'a str,
+    pub pairs: &'a str,
+}
+
+pub const ALL: Inputs<'static> = Inputs {
+    records: "l",
+    pairs: "pairs",
+};
+
 /// Candidate pairs: one query per blocking join, each rule leaving out
 /// pairs an earlier rule already produced, so no pair appears twice in
 /// their union. `only_record` restricts the record side (for explanations).
-pub fn pairs_sql(settings: &Settings, only_record: Option<&str>) -> Vec<String> {
+/// With `buckets` > 1 each pair carries its record's `bucket`.
+pub fn pairs_sql(settings: &Settings, only_record: Option<&str>, buckets: i64) -> Vec<String> {
     let levels = level_columns(settings);
     let tf: String = settings
         .comparisons
@@ -41,6 +58,11 @@ pub fn pairs_sql(settings: &Settings, only_record: Option<&str>) -> Vec<String> 
     let only = only_record.map_or(String::new(), |k| {
         format!(" AND l.record_key = {}", sql_text(k))
     });
+    let bucket = if buckets > 1 {
+        format!(", sn_bucket(l.record_key, {buckets}) AS bucket")
+    } else {
+        String::new()
+    };
     settings
         .blocking
         .iter()
@@ -51,7 +73,7 @@ pub fn pairs_sql(settings: &Settings, only_record: Option<&str>) -> Vec<String> 
                 .map(|p| format!(" AND NOT coalesce(({p}), false)"))
                 .collect();
             format!(
-                "SELECT l.record_key, r.record_key AS person_key{tf}, {levels} FROM l JOIN r ON ({rule}){earlier}{only}"
+                "SELECT l.record_key, r.record_key AS person_key, r.household_id AS person_household{tf}, {levels}{bucket} FROM l JOIN r ON ({rule}){earlier}{only}"
             )
         })
         .collect()
@@ -75,6 +97,7 @@ pub fn scoring_ctes(
     source: &str,
     registry_size: i64,
     decisions: bool,
+    pairs: &str,
 ) -> String {
     let mut weight_columns = Vec::new();
     let mut tf_joins = String::new();
@@ -124,7 +147,7 @@ pub fn scoring_ctes(
         .map(|c| format!(" + {}_weight", c.name))
         .collect();
     ctes.push(format!(
-        "scored AS (\n  SELECT p.record_key, p.person_key{levels},\n    {}\n  FROM pairs p{tf_joins}\n)",
+        "scored AS (\n  SELECT p.record_key, p.person_key, p.person_household{levels},\n    {}\n  FROM {pairs} p{tf_joins}\n)",
         weight_columns.join(",\n    ")
     ));
     let prior = model.prior_weight();
@@ -163,8 +186,16 @@ pub fn decision_sql(
     key: &str,
     registry_size: i64,
     decisions: bool,
+    inputs: &Inputs,
 ) -> String {
-    let ctes = scoring_ctes(settings, model, source, registry_size, decisions);
+    let ctes = scoring_ctes(
+        settings,
+        model,
+        source,
+        registry_size,
+        decisions,
+        inputs.pairs,
+    );
     let labels: String = settings
         .comparisons
         .iter()
@@ -192,30 +223,37 @@ pub fn decision_sql(
         margin = settings.margin_bits,
         requires = settings.link_requires,
     );
+    // The best candidate is an aggregate: the person with the highest rank
+    // (a clerk's "match" first, then weight; the smaller key on a tie), the
+    // two highest weights for the runner-up, and the count. Its pair's
+    // levels and weights come from joining back on (record, person).
     format!(
         "{ctes},
-ordered AS (
-  SELECT x.*,
-    row_number() OVER w AS rank,
-    lead(match_weight) OVER w AS runner_up_weight,
-    count(*) OVER (PARTITION BY record_key) AS candidates
-  FROM ranked x
-  WINDOW w AS (PARTITION BY record_key ORDER BY CASE WHEN review_decision = 'match' THEN 0 ELSE 1 END, match_weight DESC, person_key)
+best AS (
+  SELECT record_key AS best_record,
+    sn_best_key(CASE WHEN review_decision = 'match' THEN {CLERK_FIRST:.1} ELSE 0.0 END + match_weight, person_key) AS best_person,
+    max(match_weight) AS top_weight,
+    sn_second_max(match_weight) AS second_weight,
+    count(*) AS candidates
+  FROM ranked GROUP BY record_key
 ),
 decided AS (
-  SELECT b.*, 1.0 / (1.0 + power(2.0, -b.match_weight)) AS match_probability FROM ordered b WHERE rank = 1
+  SELECT x.*, k.candidates,
+    CASE WHEN x.match_weight >= k.top_weight THEN k.second_weight ELSE k.top_weight END AS runner_up_weight,
+    1.0 / (1.0 + power(2.0, -x.match_weight)) AS match_probability
+  FROM best k JOIN ranked x ON x.record_key = k.best_record AND x.person_key = k.best_person
 )
 SELECT l.record_key AS {key_column},
   -- An unlinked record names no one: its best candidate is in `explain`.
-  CASE WHEN {status} = 'unlinked' THEN NULL ELSE r.person_id END AS person_id,
-  CASE WHEN {status} = 'unlinked' THEN NULL ELSE r.household_id END AS household_id,
+  CASE WHEN {status} = 'unlinked' THEN NULL ELSE b.person_key END AS person_id,
+  CASE WHEN {status} = 'unlinked' THEN NULL ELSE b.person_household END AS household_id,
   b.match_weight, b.match_probability,
   {status} AS status,
   b.review_decision,
   b.runner_up_weight, coalesce(b.candidates, 0) AS candidates{labels},
   CAST({version} AS BIGINT) AS model_version
-FROM l LEFT JOIN decided b ON l.record_key = b.record_key
-LEFT JOIN r ON b.person_key = r.record_key",
+FROM {records} l LEFT JOIN decided b ON l.record_key = b.record_key",
+        records = inputs.records,
         key_column = sql_ident(key),
         status = status,
         version = model.version,

@@ -9,12 +9,14 @@
 //! Small runs (see [`ON_DISK_ROWS`]) keep them in memory instead: writing
 //! and re-reading files made a 100,000-household run three times slower.
 //! `SAFETYNET_SCRATCH_DIR` chooses where it lives (default: the system's
-//! temporary directory).
+//! temporary directory); `SAFETYNET_SCRATCH_ROWS` moves the threshold
+//! (0: always files). Runs on disk decide a million records at a time
+//! (`SAFETYNET_PART_RECORDS`).
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::config::TableParquetOptions;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
@@ -23,6 +25,20 @@ use tempfile::TempDir;
 /// Rows (records plus registry people) from which intermediate tables go
 /// to files rather than memory.
 pub const ON_DISK_ROWS: i64 = 2_000_000;
+
+/// A row count from the environment, or `default` when unset.
+fn rows_from_env(name: &str, default: i64) -> Result<i64> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .with_context(|| format!("{name} must be a number of rows, not '{v}'")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// Records per part when a large run decides in parts (see `buckets`).
+pub const RECORDS_PER_BUCKET: i64 = 1_000_000;
 
 pub struct Scratch {
     dir: TempDir,
@@ -43,7 +59,7 @@ impl Scratch {
             .with_context(|| format!("cannot create scratch directory in {}", base.display()))?;
         Ok(Self {
             dir,
-            on_disk: rows >= ON_DISK_ROWS,
+            on_disk: rows >= rows_from_env("SAFETYNET_SCRATCH_ROWS", ON_DISK_ROWS)?,
         })
     }
 
@@ -51,15 +67,33 @@ impl Scratch {
         self.dir.path()
     }
 
+    /// In how many parts to decide `records` records: one per million
+    /// (`SAFETYNET_PART_RECORDS`) on disk, else one. Scoring a part's
+    /// pairs and picking each record's best candidate then fits the memory
+    /// pool without spilling. (With six million records in one query,
+    /// DataFusion 55's repartition spill could stall the query for good:
+    /// apache/datafusion#24883.)
+    pub fn buckets(&self, records: i64) -> Result<i64> {
+        if !self.on_disk {
+            return Ok(1);
+        }
+        let per_part = rows_from_env("SAFETYNET_PART_RECORDS", RECORDS_PER_BUCKET)?.max(1);
+        Ok((records + per_part - 1).div_euclid(per_part).max(1))
+    }
+
     /// Run each query in turn, one Parquet file each, and register the
     /// union of their rows as table `name`. One query at a time keeps only
     /// one join's build side in memory (the blocking rules are such joins).
     /// The queries must return the same columns.
+    ///
+    /// With `partition`, the rows are written in one directory per value of
+    /// that integer column, and a filter on it reads only that directory.
     pub async fn materialise(
         &self,
         ctx: &SessionContext,
         name: &str,
         queries: &[String],
+        partition: Option<&str>,
     ) -> Result<()> {
         if !self.on_disk {
             let frame = ctx
@@ -82,26 +116,42 @@ impl Scratch {
                 .await
                 .with_context(|| format!("planning {name} (part {})", i + 1))?;
             if schema.is_none() {
-                schema = Some(frame.schema().as_arrow().clone());
+                let arrow = frame.schema().as_arrow();
+                let columns: Vec<_> = arrow
+                    .fields()
+                    .iter()
+                    .filter(|f| Some(f.name().as_str()) != partition)
+                    .cloned()
+                    .collect();
+                schema = Some(Schema::new(columns));
             }
-            let file = dir.join(format!("part-{i:03}.parquet"));
-            frame
-                .write_parquet(
-                    &file.to_string_lossy(),
+            let (target, options) = match partition {
+                // Files named by DataFusion, unique per write.
+                Some(column) => (
+                    format!("{}/", dir.to_string_lossy()),
+                    DataFrameWriteOptions::new().with_partition_by(vec![column.to_string()]),
+                ),
+                None => (
+                    dir.join(format!("part-{i:03}.parquet"))
+                        .to_string_lossy()
+                        .into_owned(),
                     DataFrameWriteOptions::new().with_single_file_output(true),
-                    Some(fast_parquet()),
-                )
+                ),
+            };
+            frame
+                .write_parquet(&target, options, Some(fast_parquet()))
                 .await
                 .with_context(|| format!("computing {name} (part {})", i + 1))?;
+            tracing::info!(table = name, part = i + 1, of = queries.len(), "written");
         }
         let schema = schema.context("materialise needs at least one query")?;
-        ctx.register_parquet(
-            name,
-            format!("{}/", dir.to_string_lossy()),
-            ParquetReadOptions::default().schema(&schema),
-        )
-        .await
-        .with_context(|| format!("reading back {name}"))?;
+        let mut read = ParquetReadOptions::default().schema(&schema);
+        if let Some(column) = partition {
+            read = read.table_partition_cols(vec![(column.to_string(), DataType::Int32)]);
+        }
+        ctx.register_parquet(name, format!("{}/", dir.to_string_lossy()), read)
+            .await
+            .with_context(|| format!("reading back {name}"))?;
         Ok(())
     }
 }
