@@ -199,13 +199,19 @@ pub async fn run(lake: &Lake, config: &WarnConfig, as_of: NaiveDate) -> Result<W
         }
     }
     thresholds::register(&ctx, &config.thresholds, &config.population_groups)?;
-    // Every rule joins to it, in both passes: compute it once.
+    // Every rule joins to it, in both passes: resolve the thresholds per
+    // place once; each household takes its place's.
     let resolved = ctx
-        .sql(&thresholds::household_thresholds_query(as_of))
+        .sql(&thresholds::place_thresholds_query(as_of))
         .await?
         .cache()
         .await?;
-    ctx.register_table("household_thresholds", resolved.into_view())?;
+    ctx.register_table(thresholds::PLACE_THRESHOLDS, resolved.into_view())?;
+    let per_household = ctx
+        .sql(&thresholds::household_thresholds_query())
+        .await?
+        .into_view();
+    ctx.register_table("household_thresholds", per_household)?;
     let sources: HashSet<String> = rules.iter().map(|r| r.source.clone()).collect();
 
     // Records still in link review: counted per rule, never warned on.

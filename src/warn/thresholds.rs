@@ -151,29 +151,122 @@ pub fn register(ctx: &SessionContext, thresholds: &Path, groups: &Path) -> Resul
     Ok(rows.len())
 }
 
-/// The view rules join to, as a statement (for other engines).
+/// The views rules join to, as statements (for other engines).
 pub fn household_thresholds_sql(as_of: NaiveDate) -> String {
     format!(
-        "CREATE VIEW household_thresholds AS {}",
-        household_thresholds_query(as_of)
+        "CREATE VIEW {PLACE_THRESHOLDS} AS {};\nCREATE VIEW household_thresholds AS {}",
+        place_thresholds_query(as_of),
+        household_thresholds_query()
     )
 }
 
-/// For every household and parameter, the threshold row that applies.
-pub fn household_thresholds_query(as_of: NaiveDate) -> String {
+/// Resolved thresholds per village and population group.
+pub const PLACE_THRESHOLDS: &str = "place_thresholds";
+
+/// For every village and population group that has households, and every
+/// parameter, the threshold row that applies. Resolved per place rather
+/// than per household: a province has millions of households but some
+/// ten thousand villages, and ranking 30 million household rows was a
+/// sort that outgrew the memory pool.
+pub fn place_thresholds_query(as_of: NaiveDate) -> String {
     format!(
-        "SELECT household_id, parameter, value, source FROM (
-           SELECT h.household_id, t.parameter, t.value, t.source,
-             row_number() OVER (PARTITION BY h.household_id, t.parameter
+        "SELECT village_code, population_group, parameter, value, source FROM (
+           SELECT k.village_code, k.population_group, t.parameter, t.value, t.source,
+             row_number() OVER (PARTITION BY k.village_code, k.population_group, t.parameter
                ORDER BY length(t.region_prefix) DESC,
                         CASE WHEN t.population_group = 'all' THEN 1 ELSE 0 END,
                         t.effective_from DESC) AS n
-           FROM roster_household h
-           LEFT JOIN population_groups g ON g.category = h.category
+           FROM (SELECT DISTINCT coalesce(h.village_code, '') AS village_code,
+                   coalesce(g.population_group, 'other') AS population_group
+                 FROM roster_household h
+                 LEFT JOIN population_groups g ON g.category = h.category) k
            JOIN thresholds t
-             ON starts_with(coalesce(h.village_code, ''), t.region_prefix)
+             ON starts_with(k.village_code, t.region_prefix)
             AND t.effective_from <= DATE '{as_of}'
-            AND (t.population_group = 'all' OR t.population_group = coalesce(g.population_group, 'other'))
+            AND (t.population_group = 'all' OR t.population_group = k.population_group)
          ) WHERE n = 1"
     )
+}
+
+/// For every household and parameter, the threshold that applies: its
+/// place's (see `place_thresholds_query`).
+pub fn household_thresholds_query() -> String {
+    format!(
+        "SELECT h.household_id, p.parameter, p.value, p.source
+         FROM roster_household h
+         LEFT JOIN population_groups g ON g.category = h.category
+         JOIN {PLACE_THRESHOLDS} p
+           ON p.village_code = coalesce(h.village_code, '')
+          AND p.population_group = coalesce(g.population_group, 'other')"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lake::query::strings_of;
+
+    /// The most specific row wins: longest region prefix, then the
+    /// household's own group over `all`, then the latest date not after
+    /// the run; households take their place's values.
+    #[tokio::test]
+    async fn the_most_specific_threshold_applies() {
+        let dir = tempfile::tempdir().unwrap();
+        let thresholds = dir.path().join("thresholds.csv");
+        std::fs::write(
+            &thresholds,
+            "region_prefix,year,effective_from,population_group,parameter,value,unit,source\n\
+             ,2026,2026-01-01,all,line,100,元,national\n\
+             52,2026,2026-01-01,all,line,200,元,province\n\
+             52,2026,2026-01-01,monitored,line,250,元,province monitored\n\
+             52,2026,2026-06-01,monitored,line,260,元,province monitored later\n\
+             52,2026,2027-01-01,monitored,line,999,元,not yet in force\n\
+             522322,2026,2026-01-01,all,line,300,元,county\n",
+        )
+        .unwrap();
+        let groups = dir.path().join("groups.csv");
+        std::fs::write(&groups, "category,population_group\n脱贫户,monitored\n").unwrap();
+        let ctx = SessionContext::new();
+        register(&ctx, &thresholds, &groups).unwrap();
+        ctx.sql(
+            "CREATE TABLE roster_household AS VALUES \
+             ('H1', '520100000001', '脱贫户'), ('H2', '520100000001', '一般户'), \
+             ('H3', '522322000001', '脱贫户'), ('H4', '110100000001', '脱贫户'), ('H5', NULL, NULL)",
+        )
+        .await
+        .unwrap();
+        ctx.sql(
+            "CREATE VIEW roster_household_v AS SELECT column1 AS household_id, column2 AS village_code, column3 AS category FROM roster_household",
+        )
+        .await
+        .unwrap();
+        let as_of = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let place = place_thresholds_query(as_of).replace("roster_household", "roster_household_v");
+        let place = ctx.sql(&place).await.unwrap().cache().await.unwrap();
+        ctx.register_table(PLACE_THRESHOLDS, place.into_view())
+            .unwrap();
+        let query = format!(
+            "SELECT household_id, source FROM ({}) ORDER BY household_id",
+            household_thresholds_query().replace("roster_household", "roster_household_v")
+        );
+        let batches = ctx.sql(&query).await.unwrap().collect().await.unwrap();
+        let mut got = Vec::new();
+        for b in &batches {
+            let h = strings_of(b.column(0)).unwrap();
+            let s = strings_of(b.column(1)).unwrap();
+            for (h, s) in h.into_iter().zip(s) {
+                got.push(format!("{}={}", h.unwrap(), s.unwrap()));
+            }
+        }
+        assert_eq!(
+            got,
+            [
+                "H1=province monitored later",
+                "H2=province",
+                "H3=county",
+                "H4=national",
+                "H5=national"
+            ]
+        );
+    }
 }
