@@ -15,15 +15,36 @@ use futures::future::try_join_all;
 use super::Lake;
 use super::tables::BATCHES;
 
-/// Memory DataFusion may use before it spills to disk. Override with
-/// SAFETYNET_MEMORY_LIMIT_MB.
-fn memory_limit_bytes() -> usize {
-    std::env::var("SAFETYNET_MEMORY_LIMIT_MB")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(4096)
-        * 1024
-        * 1024
+/// Memory DataFusion may use before it spills to disk: half of the
+/// machine's memory (4 GB when it cannot be read), or
+/// SAFETYNET_MEMORY_LIMIT_MB. Hash joins cannot spill in DataFusion 55, so
+/// the warning rules at province scale (millions of linked records joined
+/// to millions of households) need more than a fixed 4 GB.
+fn memory_limit_bytes() -> Result<usize> {
+    const MB: usize = 1024 * 1024;
+    match std::env::var("SAFETYNET_MEMORY_LIMIT_MB") {
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(mb) if mb > 0 => Ok(mb * MB),
+            _ => {
+                anyhow::bail!("SAFETYNET_MEMORY_LIMIT_MB must be a number of megabytes, not '{v}'")
+            }
+        },
+        Err(_) => Ok(half_of_memory().unwrap_or(4096 * MB)),
+    }
+}
+
+/// Half of MemTotal from /proc/meminfo (Linux), at least 1 GB.
+fn half_of_memory() -> Option<usize> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: usize = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some((kb * 1024 / 2).max(1024 * 1024 * 1024))
 }
 
 /// Directories under the root that hold a `_delta_log`.
@@ -44,7 +65,7 @@ pub async fn table_names(lake: &Lake) -> Result<Vec<String>> {
 
 /// The session every command uses: every table, or only `only` when given.
 pub async fn session(lake: &Lake, only: Option<&[&str]>) -> Result<SessionContext> {
-    session_with_memory(lake, only, memory_limit_bytes()).await
+    session_with_memory(lake, only, memory_limit_bytes()?).await
 }
 
 /// As [`session`], with its own memory limit (a SQL connection's).

@@ -398,7 +398,7 @@ mod tests {
     fn partial_states_merge_into_the_same_answer() {
         let rank: ArrayRef = Arc::new(Float64Array::from(vec![1.0, 4.0, 3.0, 4.0]));
         let key: ArrayRef = Arc::new(StringArray::from(vec!["a", "d", "c", "b"]));
-        let second = split_and_merge::<TopTwo>(&[rank.clone()]);
+        let second = split_and_merge::<TopTwo>(std::slice::from_ref(&rank));
         assert_eq!(second.as_primitive::<Float64Type>().value(0), 4.0);
         let best = split_and_merge::<BestKey>(&[rank, key]);
         assert_eq!(best.as_string::<i32>().value(0), "b");

@@ -158,7 +158,7 @@ pub(crate) async fn prepare_sides(
         records,
         registry_size,
         buckets,
-        scratch: scratch,
+        scratch,
     })
 }
 
