@@ -292,6 +292,11 @@ pub async fn run(lake: &Lake, config: &WarnConfig, as_of: NaiveDate) -> Result<W
         "signals combined"
     );
     let mut stored = store::read_warnings(&ctx).await?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        stored = stored.len(),
+        "stored warnings read"
+    );
     let mut events: Vec<Event> = Vec::new();
     for warning in fresh {
         match state::merge(stored.get(&warning.warning_id), warning) {
@@ -319,6 +324,11 @@ pub async fn run(lake: &Lake, config: &WarnConfig, as_of: NaiveDate) -> Result<W
             "safetynet warn",
         )
         .await?;
+        tracing::debug!(
+            seconds = started.elapsed().as_secs_f64(),
+            events = events.len(),
+            "events appended"
+        );
         crate::failpoint::hit("warn:after-events");
         let all: Vec<&state::Warning> = stored.values().collect();
         store::write_warnings(lake, &ctx, &all).await?;

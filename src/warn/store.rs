@@ -14,7 +14,7 @@ use datafusion::prelude::SessionContext;
 
 use super::state::{Event, Warning};
 use crate::lake::Lake;
-use crate::lake::query::{first_column, register_keys, rows_of};
+use crate::lake::query::{first_column, register_keys, rows_of, strings_of};
 use crate::lake::tables::{ROSTER_HOUSEHOLD, timestamp_type};
 
 pub const WARNINGS: &str = "warnings";
@@ -123,6 +123,7 @@ pub async fn write_warnings(
     ];
     let schema = warning_rows_schema();
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    tracing::debug!(warnings = warnings.len(), "warning rows built");
     let _ = ctx.deregister_table("warning_rows");
     ctx.register_table(
         "warning_rows",
@@ -179,47 +180,80 @@ async fn household_regions(
         .await?
         .collect()
         .await?;
-    for row in rows_of(&batches)? {
-        out.insert(
-            row.get("household_id").cloned().unwrap_or_default(),
-            [
-                row.get("county_code").cloned(),
-                row.get("township_code").cloned(),
-                row.get("village_code").cloned(),
-            ],
-        );
+    for batch in &batches {
+        let columns: Vec<Vec<Option<String>>> = batch
+            .columns()
+            .iter()
+            .map(strings_of)
+            .collect::<Result<_>>()?;
+        let [ids, county, township, village] = &columns[..] else {
+            continue;
+        };
+        for (i, id) in ids.iter().enumerate() {
+            if let Some(id) = id {
+                out.insert(
+                    id.clone(),
+                    [county[i].clone(), township[i].clone(), village[i].clone()],
+                );
+            }
+        }
     }
     Ok(out)
 }
 
 /// What the monitoring system receives for one event: the idempotency key
 /// (the event id, so one key always carries one content) and the warning
-/// as it stands after the event.
+/// as it stands after the event. Serialised straight from borrowed fields:
+/// at province scale there are over a million of them per run.
+#[derive(serde::Serialize)]
+struct Payload<'a> {
+    idempotency_key: &'a str,
+    warning_id: &'a str,
+    version: &'a str,
+    event: &'a str,
+    status: &'a str,
+    outcome: &'a Option<String>,
+    household_id: &'a str,
+    county_code: Option<&'a str>,
+    township_code: Option<&'a str>,
+    village_code: Option<&'a str>,
+    risk_type: &'a str,
+    severity: &'a str,
+    score: f64,
+    period: &'a str,
+    rules: &'a str,
+    records: i64,
+    evidence: &'a [super::state::Evidence],
+    new_evidence: &'a [super::state::Evidence],
+    first_seen: &'a str,
+    last_seen: &'a str,
+}
+
 pub fn payload(event: &Event, w: &Warning, regions: Option<&[Option<String>; 3]>) -> String {
-    let region = |i: usize| regions.and_then(|r| r[i].clone());
-    serde_json::json!({
-        "idempotency_key": event.event_id,
-        "warning_id": w.warning_id,
-        "version": w.evidence_hash,
-        "event": event.event,
-        "status": w.status,
-        "outcome": w.outcome,
-        "household_id": w.household_id,
-        "county_code": region(0),
-        "township_code": region(1),
-        "village_code": region(2),
-        "risk_type": w.risk_type,
-        "severity": w.severity,
-        "score": w.score,
-        "period": w.period,
-        "rules": w.rules,
-        "records": w.records,
-        "evidence": w.evidence,
-        "new_evidence": w.new_evidence,
-        "first_seen": w.first_seen,
-        "last_seen": w.last_seen,
+    let region = |i: usize| regions.and_then(|r| r[i].as_deref());
+    serde_json::to_string(&Payload {
+        idempotency_key: &event.event_id,
+        warning_id: &w.warning_id,
+        version: &w.evidence_hash,
+        event: &event.event,
+        status: &w.status,
+        outcome: &w.outcome,
+        household_id: &w.household_id,
+        county_code: region(0),
+        township_code: region(1),
+        village_code: region(2),
+        risk_type: &w.risk_type,
+        severity: &w.severity,
+        score: w.score,
+        period: &w.period,
+        rules: &w.rules,
+        records: w.records,
+        evidence: &w.evidence,
+        new_evidence: &w.new_evidence,
+        first_seen: &w.first_seen,
+        last_seen: &w.last_seen,
     })
-    .to_string()
+    .unwrap_or_default()
 }
 
 /// Append events with their delivery payloads (the state of each warning in
@@ -264,6 +298,7 @@ pub async fn append_events(
                 .map(|w| payload(e, w, regions.get(&w.household_id)))
         })
         .collect();
+    tracing::debug!(events = n, "delivery payloads built");
     let text = |f: &dyn Fn(&Event) -> String| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(fresh.iter().map(|e| f(e))))
     };
