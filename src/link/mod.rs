@@ -71,8 +71,8 @@ pub(crate) struct Sides {
     pub settings: Settings,
     pub records: i64,
     pub registry_size: i64,
-    /// Parts the records are decided in (see `Scratch::buckets`).
-    pub buckets: i64,
+    /// Parts the records are decided in (see `Scratch::parts`).
+    pub parts: i64,
     /// Holds the files behind `l`, `r` and `pairs`; dropped with the run.
     pub scratch: scratch::Scratch,
 }
@@ -137,17 +137,17 @@ pub(crate) async fn prepare_sides(
     } else {
         source_rows
     };
-    let buckets = if only_record.is_some() {
+    let parts = if only_record.is_some() {
         1
     } else {
-        scratch.buckets(records)?
+        scratch.parts(records)?
     };
     scratch
         .materialise(
             &ctx,
             "pairs",
-            &plan::pairs_sql(&settings, only_record, buckets),
-            (buckets > 1).then_some("bucket"),
+            &plan::pairs_sql(&settings, only_record, parts),
+            (parts > 1).then_some("part"),
         )
         .await
         .context("building candidate pairs")?;
@@ -157,7 +157,7 @@ pub(crate) async fn prepare_sides(
         settings,
         records,
         registry_size,
-        buckets,
+        parts,
         scratch,
     })
 }
@@ -178,7 +178,7 @@ pub async fn link_source(
         settings,
         records,
         registry_size,
-        buckets,
+        parts,
         ..
     } = &sides;
     let candidate_pairs = scalar_i64(ctx, "SELECT count(*) FROM pairs").await?;
@@ -223,26 +223,29 @@ pub async fn link_source(
         )
     };
     let table = link_table(source);
-    let plan = if *buckets == 1 {
+    let plan = if *parts == 1 {
         ctx.sql(&decide(&plan::ALL)).await
     } else {
         // A large run decides in parts, each written to a scratch file;
         // the link table is then written from those files in one commit.
-        let mut parts = Vec::new();
-        for b in 0..*buckets {
+        let mut queries = Vec::new();
+        for b in 0..*parts {
             let (records, pairs) = (format!("l_part{b}"), format!("pairs_part{b}"));
-            let part_of_l = format!("SELECT * FROM l WHERE sn_bucket(record_key, {buckets}) = {b}");
-            let part_of_pairs = format!("SELECT * FROM pairs WHERE bucket = {b}");
+            let part_of_l = format!(
+                "SELECT * FROM l WHERE {} = {b}",
+                plan::part_of("record_key", *parts)
+            );
+            let part_of_pairs = format!("SELECT * FROM pairs WHERE part = {b}");
             ctx.register_table(&records, ctx.sql(&part_of_l).await?.into_view())?;
             ctx.register_table(&pairs, ctx.sql(&part_of_pairs).await?.into_view())?;
-            parts.push(decide(&plan::Inputs {
+            queries.push(decide(&plan::Inputs {
                 records: &records,
                 pairs: &pairs,
             }));
         }
         sides
             .scratch
-            .materialise(ctx, "decided", &parts, None)
+            .materialise(ctx, "decided", &queries, None)
             .await
             .context("scoring candidate pairs")?;
         ctx.sql("SELECT * FROM decided").await

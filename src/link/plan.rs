@@ -43,11 +43,17 @@ pub const ALL: Inputs<'static> = Inputs {
     pairs: "pairs",
 };
 
+/// Which of `parts` parts a record key belongs to, as SQL: the same
+/// expression tags the pairs and selects the records of a part.
+pub fn part_of(record_key: &str, parts: i64) -> String {
+    format!("sn_bucket({record_key}, {parts})")
+}
+
 /// Candidate pairs: one query per blocking join, each rule leaving out
 /// pairs an earlier rule already produced, so no pair appears twice in
 /// their union. `only_record` restricts the record side (for explanations).
-/// With `buckets` > 1 each pair carries its record's `bucket`.
-pub fn pairs_sql(settings: &Settings, only_record: Option<&str>, buckets: i64) -> Vec<String> {
+/// With `parts` > 1 each pair carries its record's `part`.
+pub fn pairs_sql(settings: &Settings, only_record: Option<&str>, parts: i64) -> Vec<String> {
     let levels = level_columns(settings);
     let tf: String = settings
         .comparisons
@@ -58,8 +64,8 @@ pub fn pairs_sql(settings: &Settings, only_record: Option<&str>, buckets: i64) -
     let only = only_record.map_or(String::new(), |k| {
         format!(" AND l.record_key = {}", sql_text(k))
     });
-    let bucket = if buckets > 1 {
-        format!(", sn_bucket(l.record_key, {buckets}) AS bucket")
+    let part = if parts > 1 {
+        format!(", {} AS part", part_of("l.record_key", parts))
     } else {
         String::new()
     };
@@ -73,7 +79,7 @@ pub fn pairs_sql(settings: &Settings, only_record: Option<&str>, buckets: i64) -
                 .map(|p| format!(" AND NOT coalesce(({p}), false)"))
                 .collect();
             format!(
-                "SELECT l.record_key, r.record_key AS person_key, r.household_id AS person_household{tf}, {levels}{bucket} FROM l JOIN r ON ({rule}){earlier}{only}"
+                "SELECT l.record_key, r.record_key AS person_key, r.household_id AS person_household{tf}, {levels}{part} FROM l JOIN r ON ({rule}){earlier}{only}"
             )
         })
         .collect()

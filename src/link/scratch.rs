@@ -37,8 +37,8 @@ fn rows_from_env(name: &str, default: i64) -> Result<i64> {
     }
 }
 
-/// Records per part when a large run decides in parts (see `buckets`).
-pub const RECORDS_PER_BUCKET: i64 = 1_000_000;
+/// Records per part when a large run decides in parts (see `parts`).
+pub const RECORDS_PER_PART: i64 = 1_000_000;
 
 pub struct Scratch {
     dir: TempDir,
@@ -73,12 +73,12 @@ impl Scratch {
     /// pool without spilling. (With six million records in one query,
     /// DataFusion 55's repartition spill could stall the query for good:
     /// apache/datafusion#24883.)
-    pub fn buckets(&self, records: i64) -> Result<i64> {
+    pub fn parts(&self, records: i64) -> Result<i64> {
         if !self.on_disk {
             return Ok(1);
         }
-        let per_part = rows_from_env("SAFETYNET_PART_RECORDS", RECORDS_PER_BUCKET)?.max(1);
-        Ok((records + per_part - 1).div_euclid(per_part).max(1))
+        let per_part = rows_from_env("SAFETYNET_PART_RECORDS", RECORDS_PER_PART)?.max(1);
+        Ok((records.max(1) as u64).div_ceil(per_part as u64) as i64)
     }
 
     /// Run each query in turn, one Parquet file each, and register the

@@ -229,25 +229,26 @@ mod tests {
         let ctx = SessionContext::new();
         register(&ctx, &thresholds, &groups).unwrap();
         ctx.sql(
-            "CREATE TABLE roster_household AS VALUES \
+            "CREATE TABLE roster_household AS \
+             SELECT column1 AS household_id, column2 AS village_code, column3 AS category FROM (VALUES \
              ('H1', '520100000001', '脱贫户'), ('H2', '520100000001', '一般户'), \
-             ('H3', '522322000001', '脱贫户'), ('H4', '110100000001', '脱贫户'), ('H5', NULL, NULL)",
-        )
-        .await
-        .unwrap();
-        ctx.sql(
-            "CREATE VIEW roster_household_v AS SELECT column1 AS household_id, column2 AS village_code, column3 AS category FROM roster_household",
+             ('H3', '522322000001', '脱贫户'), ('H4', '110100000001', '脱贫户'), ('H5', NULL, NULL))",
         )
         .await
         .unwrap();
         let as_of = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-        let place = place_thresholds_query(as_of).replace("roster_household", "roster_household_v");
-        let place = ctx.sql(&place).await.unwrap().cache().await.unwrap();
+        let place = ctx
+            .sql(&place_thresholds_query(as_of))
+            .await
+            .unwrap()
+            .cache()
+            .await
+            .unwrap();
         ctx.register_table(PLACE_THRESHOLDS, place.into_view())
             .unwrap();
         let query = format!(
             "SELECT household_id, source FROM ({}) ORDER BY household_id",
-            household_thresholds_query().replace("roster_household", "roster_household_v")
+            household_thresholds_query()
         );
         let batches = ctx.sql(&query).await.unwrap().collect().await.unwrap();
         let mut got = Vec::new();

@@ -95,6 +95,23 @@ pub fn lake_dir(tmp: &tempfile::TempDir) -> String {
     tmp.path().join("lake").to_string_lossy().into_owned()
 }
 
+/// A generated data set in `tmp/data` with the roster and `sources`
+/// ingested into `tmp/lake`: (data directory, lake).
+pub fn generated_lake(
+    tmp: &tempfile::TempDir,
+    households: usize,
+    sources: &[&str],
+) -> (PathBuf, String) {
+    let data = tmp.path().join("data");
+    generate(&data, households, &[]);
+    let lake = lake_dir(tmp);
+    ingest_ok(&lake, "roster", &[&data.join("roster.csv")]);
+    for source in sources {
+        ingest_ok(&lake, source, &[&data.join(format!("{source}.csv"))]);
+    }
+    (data, lake)
+}
+
 /// Generated data and a pipeline file using the repository's schemas,
 /// linkage settings, rules and thresholds; `extra` is appended (e.g. a
 /// `[delivery]` section).

@@ -16,13 +16,7 @@ fn eval_json(lake: &str, source: &str, truth: &std::path::Path) -> serde_json::V
 #[test]
 fn generated_sources_link_accurately_and_models_are_reused() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    generate(&data, 600, &[]);
-    let lake = lake_dir(&tmp);
-    ingest_ok(&lake, "roster", &[&data.join("roster.csv")]);
-    for source in ["health", "social_insurance"] {
-        ingest_ok(&lake, source, &[&data.join(format!("{source}.csv"))]);
-    }
+    let (data, lake) = generated_lake(&tmp, 600, &["health", "social_insurance"]);
     let out = ok(bin().args(["link", "--lake", &lake]));
     assert!(
         out.contains("health") && out.contains("social_insurance"),
@@ -89,11 +83,7 @@ fn generated_sources_link_accurately_and_models_are_reused() {
 #[test]
 fn scratch_files_give_the_same_links_as_memory() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    generate(&data, 300, &[]);
-    let lake = lake_dir(&tmp);
-    ingest_ok(&lake, "roster", &[&data.join("roster.csv")]);
-    ingest_ok(&lake, "health", &[&data.join("health.csv")]);
+    let (_, lake) = generated_lake(&tmp, 300, &["health"]);
     let links = "SELECT settlement_id, person_id, household_id, status, round(match_weight, 6), candidates FROM link_health ORDER BY settlement_id";
     ok(bin().args(["link", "--lake", &lake]));
     let in_memory = sql(&lake, links);
@@ -122,10 +112,7 @@ fn scratch_files_give_the_same_links_as_memory() {
 #[test]
 fn name_and_region_alone_do_not_link() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    generate(&data, 300, &[]);
-    let lake = lake_dir(&tmp);
-    ingest_ok(&lake, "roster", &[&data.join("roster.csv")]);
+    let (_, lake) = generated_lake(&tmp, 300, &[]);
     // Pick a roster person; write records about them by hand.
     let person = sql(
         &lake,
