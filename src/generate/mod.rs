@@ -114,6 +114,8 @@ struct World {
     members: Vec<Member>,
     sequence: u32,
     counties: Vec<County>,
+    /// Village codes (12 digits) of each county, filled with the roster.
+    villages: Vec<Vec<String>>,
 }
 
 impl World {
@@ -129,6 +131,7 @@ impl World {
             members: Vec::new(),
             sequence: 0,
             counties: regions::counties(households),
+            villages: Vec::new(),
         }
     }
 
@@ -242,6 +245,10 @@ impl World {
             }
             villages.push(list);
         }
+        self.villages = villages
+            .iter()
+            .map(|list| list.iter().map(|v| v.2.clone()).collect())
+            .collect();
         let categories = [
             ("脱贫户", 60u32),
             ("脱贫不稳定户", 15),
@@ -542,27 +549,47 @@ struct Subject {
     person: Person,
     /// True ID when the person is on the roster.
     truth: Option<String>,
-    village_code: Option<String>,
+    /// The village the person lives in (12 digits).
+    village_code: String,
+}
+
+impl World {
+    fn random_village(&mut self, county: usize) -> String {
+        self.villages[county]
+            .choose(&mut self.rng)
+            .cloned()
+            .unwrap_or_else(|| format!("{}001001", self.counties[county].code))
+    }
 }
 
 /// Pick a subject: a roster person in the age range (65 %), a namesake of
-/// one who is not on the roster (10 %), or a stranger (25 %).
+/// one who is not on the roster (10 %), or a stranger (25 %). Everyone lives
+/// in a village: roster people in their household's; a namesake in the same
+/// village a fifth of the time (rural villages are often one clan, so
+/// namesakes cluster), else anywhere in the county; a stranger anywhere in
+/// theirs.
 fn subject(world: &mut World, eligible: &[usize], min_age: i64, max_age: i64) -> Subject {
     let roll: f64 = world.rng.random();
     let pick = *eligible.choose(&mut world.rng).expect("eligible members");
+    let home = world.households[world.members[pick].household]
+        .village_code
+        .clone();
     if roll < 0.65 {
-        let m = &world.members[pick];
-        let village = world.households[m.household].village_code.clone();
         return Subject {
-            person: m.person.clone(),
-            truth: Some(m.person.id.clone()),
-            village_code: Some(village),
+            person: world.members[pick].person.clone(),
+            truth: Some(world.members[pick].person.id.clone()),
+            village_code: home,
         };
     }
     if roll < 0.75 {
         let template = world.members[pick].person.clone();
         let birth = world.birth_between(min_age, max_age);
         let id = world.id_for(template.county, birth, template.male);
+        let village_code = if world.rng.random_bool(0.2) {
+            home
+        } else {
+            world.random_village(template.county)
+        };
         let person = Person {
             name: template.name,
             id,
@@ -573,16 +600,45 @@ fn subject(world: &mut World, eligible: &[usize], min_age: i64, max_age: i64) ->
         return Subject {
             person,
             truth: None,
-            village_code: None,
+            village_code,
         };
     }
     let county = world.rng.random_range(0..world.counties.len());
     let male = world.rng.random_bool(0.5);
     let person = world.person(county, min_age, max_age, male, None);
+    let village_code = world.random_village(county);
     Subject {
         person,
         truth: None,
-        village_code: None,
+        village_code,
+    }
+}
+
+/// The region code a department writes for the subject. Departments differ
+/// in how fine it is: relief is applied for through the village committee
+/// (village code), schools record their township (`…000`), medical
+/// insurance the county that pools it, social insurance mostly the county. One record in twenty of a
+/// roster person names another village of the county (the person moved, or
+/// the clerk took the place of residence).
+fn region_as_written(world: &mut World, source: &str, subject: &Subject) -> String {
+    let county = world.counties[subject.person.county].code.clone();
+    let (village_share, township_share) = match source {
+        "civil_affairs" => (0.9, 0.0),
+        "health" => (0.0, 0.0),
+        "education" => (0.0, 0.7),
+        _ => (0.2, 0.0),
+    };
+    let mut village = subject.village_code.clone();
+    if subject.truth.is_some() && world.rng.random_bool(0.05) {
+        village = world.random_village(subject.person.county);
+    }
+    let roll: f64 = world.rng.random();
+    if roll < village_share {
+        village
+    } else if roll < village_share + township_share {
+        format!("{}000", village.get(..9).unwrap_or(&county))
+    } else {
+        county
     }
 }
 
@@ -622,6 +678,15 @@ fn eligible(world: &World, min_age: i64, max_age: i64) -> Vec<usize> {
         (0..world.members.len()).collect()
     } else {
         list
+    }
+}
+
+/// The birth date as written, or blank for the given share of records.
+fn birth_text(rng: &mut impl Rng, person: &Person, present: f64) -> String {
+    if rng.random_bool(present) {
+        date_text(rng, person.birth)
+    } else {
+        String::new()
     }
 }
 
@@ -737,6 +802,8 @@ fn write_source(
                 "业务编号",
                 "姓名",
                 "身份证号",
+                "性别",
+                "出生日期",
                 "救助类型",
                 "业务类型",
                 "发生日期",
@@ -744,7 +811,7 @@ fn write_source(
                 "残疾等级",
                 "行政区划代码",
             ],
-            &[5],
+            &[4, 7],
             0,
             95,
         ),
@@ -793,13 +860,15 @@ fn write_source(
                 "业务流水号",
                 "姓名",
                 "公民身份号码",
+                "性别",
+                "出生日期",
                 "事件类型",
                 "事件日期",
                 "单位名称",
                 "月缴费基数",
                 "参保地区划",
             ],
-            &[4],
+            &[4, 6],
             16,
             60,
         ),
@@ -824,13 +893,10 @@ fn write_source(
         let county_code = world.counties[subject.person.county].code.clone();
         let key = format!("{prefix}{county_code}{:09}", i + 1);
         let world_county_name = world.counties[subject.person.county].name.clone();
+        let region = region_as_written(world, source, &subject);
         let rng = &mut world.rng;
         let day = NaiveDate::from_ymd_opt(2026, 1, 1).expect("date")
             + Duration::days(rng.random_range(0..320));
-        let region = subject
-            .village_code
-            .clone()
-            .unwrap_or_else(|| county_code.to_string());
         let cells: Vec<String> = match source {
             "civil_affairs" => {
                 let (kind, action) = match rng.random_range(0..20) {
@@ -867,10 +933,14 @@ fn write_source(
                 } else {
                     String::new()
                 };
+                // 低保 rosters carry sex and birth date; older case files
+                // sometimes leave the date blank.
                 vec![
                     key.clone(),
                     name_text,
                     id_text,
+                    gender_text(rng, subject.person.male),
+                    birth_text(rng, &subject.person, 0.8),
                     kind.into(),
                     action.into(),
                     date_text(rng, day),
@@ -911,11 +981,7 @@ fn write_source(
                 let fund = (total as f64 * rng.random_range(0.6..0.9)) as i64;
                 let self_paid = total - fund;
                 let settled = day + Duration::days(rng.random_range(0..20));
-                let birth = if rng.random_bool(0.5) {
-                    date_text(rng, subject.person.birth)
-                } else {
-                    String::new()
-                };
+                let birth = birth_text(rng, &subject.person, 0.5);
                 vec![
                     key.clone(),
                     name_text,
@@ -930,7 +996,7 @@ fn write_source(
                     amount_text(rng, total),
                     amount_text(rng, fund),
                     amount_text(rng, self_paid),
-                    county_code.clone(),
+                    region,
                 ]
             }
             "education" => {
@@ -984,7 +1050,7 @@ fn write_source(
                     status.into(),
                     date_text(rng, day),
                     aid,
-                    county_code.clone(),
+                    region,
                 ]
             }
             _ => {
@@ -1008,10 +1074,14 @@ fn write_source(
                     .copied()
                     .unwrap_or("公司")
                 );
+                // The insured person's birth date decides the retirement
+                // age, so social insurance records almost always have it.
                 vec![
                     key.clone(),
                     name_text,
                     id_text,
+                    gender_text(rng, subject.person.male),
+                    birth_text(rng, &subject.person, 0.95),
                     event.into(),
                     date_text(rng, day),
                     employer,
@@ -1079,6 +1149,41 @@ mod tests {
         assert!((0.6..0.7).contains(&roster_share), "{roster_share}");
         let dirty_share = dirty as f64 / on_roster as f64;
         assert!(dirty_share >= 0.33, "{dirty_share}");
+    }
+
+    /// How fine a record's region code is must not give away whether its
+    /// subject is on the roster: namesakes and strangers live in villages
+    /// too, and a namesake sometimes in the roster person's own.
+    #[test]
+    fn region_codes_do_not_reveal_who_is_on_the_roster() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            households: 2000,
+            only: vec!["civil_affairs".into()],
+            ..Options::default()
+        };
+        write(dir.path(), &options).unwrap();
+        let truth: Vec<bool> = csv::Reader::from_path(dir.path().join("truth_civil_affairs.csv"))
+            .unwrap()
+            .records()
+            .map(|r| !r.unwrap()[1].is_empty())
+            .collect();
+        let mut village = [(0, 0), (0, 0)];
+        let mut reader = csv::Reader::from_path(dir.path().join("civil_affairs.csv")).unwrap();
+        for (r, on_roster) in reader.records().zip(&truth) {
+            let r = r.unwrap();
+            let region = &r[r.len() - 1];
+            let slot = &mut village[usize::from(*on_roster)];
+            slot.0 += usize::from(region.len() == 12);
+            slot.1 += 1;
+        }
+        let share = |(v, n): (usize, usize)| v as f64 / n as f64;
+        let (off, on) = (share(village[0]), share(village[1]));
+        assert!(
+            (on - off).abs() < 0.1,
+            "village codes: on roster {on}, off {off}"
+        );
+        assert!(on > 0.8, "{on}");
     }
 
     #[test]

@@ -48,7 +48,10 @@ impl Kind {
             Kind::Date => &["exact", "one_part_differs", "same_year", "different"],
             Kind::Gender => &["same", "different"],
             Kind::Region => &[
+                "same_village",
+                "same_township",
                 "same_county",
+                "same_county_other_township",
                 "same_prefecture",
                 "same_province",
                 "different",
@@ -186,18 +189,46 @@ pub fn gender(left: &str, right: &str) -> u8 {
     if left == right { 1 } else { 2 }
 }
 
-/// Administrative codes: same county (6 digits), prefecture (4), province (2).
+/// Administrative codes (统计用区划代码): province (2 digits), prefecture
+/// (4), county (6), township (9), village (12). A township is written as
+/// its 9 digits or as 12 ending in `000`; a county as 6, or 9 ending in
+/// `000`. Levels: same village; same township; same county where one side
+/// does not say the township; same county, other township; same
+/// prefecture; same province; different.
 pub fn region(left: &str, right: &str) -> u8 {
-    let prefix = |n: usize| left.len() >= n && right.len() >= n && left[..n] == right[..n];
-    if prefix(6) {
+    let (l, r) = (region_precision(left), region_precision(right));
+    let prefix = |n: usize| l.len() >= n && r.len() >= n && l[..n] == r[..n];
+    if l.len() == 12 && prefix(12) {
         1
-    } else if prefix(4) {
+    } else if prefix(9) {
         2
+    } else if prefix(6) {
+        if l.len() >= 9 && r.len() >= 9 { 4 } else { 3 }
+    } else if prefix(4) {
+        5
     } else if prefix(2) {
-        3
+        6
     } else {
-        4
+        7
     }
+}
+
+/// The meaningful part of a region code: trailing `000` groups below the
+/// county say "not given", and anything that is not ASCII digits counts
+/// only as far as it is digits.
+fn region_precision(code: &str) -> &str {
+    let digits = code.bytes().take_while(u8::is_ascii_digit).count();
+    let mut code = &code[..digits];
+    if code.len() > 12 {
+        code = &code[..12];
+    }
+    if code.len() != 12 && code.len() != 9 {
+        return code.get(..6).unwrap_or(code);
+    }
+    while code.len() > 6 && code.ends_with("000") {
+        code = &code[..code.len() - 3];
+    }
+    code
 }
 
 /// Generic string comparison with thresholds: level 1 exact, then one level
@@ -276,6 +307,25 @@ mod tests {
     }
 
     #[test]
+    fn region_levels() {
+        let village = "522322101203";
+        assert_eq!(region(village, "522322101203"), 1);
+        assert_eq!(region(village, "522322101205"), 2);
+        // A school's township, written both ways.
+        assert_eq!(region(village, "522322101000"), 2);
+        assert_eq!(region(village, "522322101"), 2);
+        // Only the county is known on one side: no evidence either way below it.
+        assert_eq!(region(village, "522322"), 3);
+        assert_eq!(region(village, "522322000000"), 3);
+        assert_eq!(region(village, "522322102203"), 4);
+        assert_eq!(region(village, "522301"), 5);
+        assert_eq!(region(village, "520101"), 6);
+        assert_eq!(region(village, "450101"), 7);
+        assert_eq!(region("5223２2", "522322"), 5);
+        assert_eq!(region("", "522322"), 7);
+    }
+
+    #[test]
     fn generic_levels() {
         assert_eq!(
             generic_string(Kind::JaroWinkler, "martha", "marhta", &[0.95, 0.9]),
@@ -290,7 +340,7 @@ mod tests {
             2
         );
         assert_eq!(generic_number(100.0, 103.0, &[1.0, 5.0]), 3);
-        assert_eq!(region("522322", "522301"), 2);
+        assert_eq!(region("522322", "522301"), 5);
         assert_eq!(
             Kind::JaroWinkler.labels(&[0.9]),
             vec!["exact", "jaro_winkler_0.9", "different"]

@@ -139,6 +139,69 @@ fn name_and_region_alone_do_not_link() {
     assert_eq!(rows[1][1], "linked", "{rows:?}");
 }
 
+/// Known only by name and place (no ID, no birth date): a rare name in the
+/// person's own village links; the roster's most frequent name in its
+/// village, or a rare name with only the county, goes to review.
+#[test]
+fn a_rare_name_links_in_its_village_and_a_frequent_one_does_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, lake) = generated_lake(&tmp, 600, &["civil_affairs"]);
+    ok(bin().args(["link", "--lake", &lake]));
+    let person = |order: &str| {
+        let rows = sql(
+            &lake,
+            &format!(
+                "WITH f AS (SELECT name, count(*) AS n FROM roster_person GROUP BY name) \
+                 SELECT p.person_id, p.name, p.gender, h.village_code, h.county_code \
+                 FROM roster_person p JOIN f USING (name) JOIN roster_household h USING (household_id) \
+                 WHERE p.gender IS NOT NULL ORDER BY {order}, p.person_id LIMIT 1"
+            ),
+        );
+        rows[0].clone()
+    };
+    let rare = person("f.n ASC");
+    let frequent = person("f.n DESC");
+    assert_ne!(rare[1], frequent[1]);
+    let row = |key: &str, p: &[String], region: &str| {
+        format!(
+            "{key},{},,{},,临时救助,发放,2026-03-01,500,,{region}\n",
+            p[1], p[2]
+        )
+    };
+    let file = tmp.path().join("by_name.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "业务编号,姓名,身份证号,性别,出生日期,救助类型,业务类型,发生日期,金额(元),残疾等级,行政区划代码\n{}{}{}",
+            row("RARE_VILLAGE", &rare, &rare[3]),
+            row("FREQUENT_VILLAGE", &frequent, &frequent[3]),
+            row("RARE_COUNTY", &rare, &rare[4]),
+        ),
+    )
+    .unwrap();
+    ingest_ok(&lake, "civil_affairs", &[&file]);
+    ok(bin().args(["link", "--lake", &lake, "--source", "civil_affairs"]));
+    let rows = sql(
+        &lake,
+        "SELECT record_id, status, person_id FROM link_civil_affairs \
+         WHERE record_id IN ('RARE_VILLAGE', 'FREQUENT_VILLAGE', 'RARE_COUNTY') ORDER BY record_id",
+    );
+    let status = |key: &str| {
+        rows.iter()
+            .find(|r| r[0] == key)
+            .unwrap_or_else(|| panic!("{key} missing: {rows:?}"))
+            .clone()
+    };
+    let linked = status("RARE_VILLAGE");
+    assert_eq!(
+        (linked[1].as_str(), &linked[2]),
+        ("linked", &rare[0]),
+        "{rows:?}"
+    );
+    assert_ne!(status("FREQUENT_VILLAGE")[1], "linked", "{rows:?}");
+    assert_ne!(status("RARE_COUNTY")[1], "linked", "{rows:?}");
+}
+
 /// Explanations, and the review loop: exported review rows, clerks'
 /// decisions imported, and the next link run follows them.
 #[test]
