@@ -91,6 +91,13 @@ pub fn id_number(left: &str, left_raw: Option<&str>, right: &str) -> u8 {
         }
         return 3;
     }
+    // A mistyped digit or a swap of neighbours always breaks the check
+    // character, so a record whose number is valid and yet not the
+    // candidate's is about someone else: at province scale, a namesake
+    // born the same day in the same county (same first 14 characters).
+    if crate::identity::id_number::is_valid(left) {
+        return 6;
+    }
     if left.len() == 18 && right.len() == 18 && left.is_ascii() && right.is_ascii() {
         let l = left.as_bytes();
         let r = right.as_bytes();
@@ -279,8 +286,18 @@ mod tests {
         assert_eq!(id_number("11010519491231003X", None, ID), 4); // one typo
         assert_eq!(id_number("11010519491231003Y", None, ID), 4); // typo, check differs too
         assert_eq!(id_number("11010519492131002X", None, ID), 4); // adjacent swap
-        assert_eq!(id_number("110105194912319999", None, ID), 5);
+        assert_eq!(id_number("110105194912319998", None, ID), 5); // not a valid number
         assert_eq!(id_number("522322198001010011", None, ID), 6);
+        // Valid numbers that are not the candidate's: other people, however
+        // close (same place and birth date; one digit and the check).
+        let other = |first17: &str| {
+            format!(
+                "{first17}{}",
+                crate::identity::id_number::check_char(first17).unwrap()
+            )
+        };
+        assert_eq!(id_number(&other("11010519491231005"), None, ID), 6);
+        assert_eq!(id_number(&other("11010519491231003"), None, ID), 6);
     }
 
     #[test]
