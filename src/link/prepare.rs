@@ -2,7 +2,8 @@
 //! department records, and `r`, the registry people. Standard columns come
 //! from the schema's roles, so a county's own column names do not matter:
 //! record_key, name, id_number, id_number_raw, id_number_valid, birth_date,
-//! gender, region_code, county_code, name_key, name_pinyin, surname; plus
+//! birth_date_from_id, gender, region_code, county_code, name_key,
+//! name_pinyin, surname; plus
 //! person_id and household_id on the registry side. Every other column of
 //! the source is kept as it is.
 
@@ -23,6 +24,7 @@ const STANDARD: &[&str] = &[
     "id_number_raw",
     "id_number_valid",
     "birth_date",
+    "birth_date_from_id",
     "gender",
     "region_code",
     "county_code",
@@ -101,6 +103,9 @@ pub async fn source_view_sql(
         "SELECT CAST({key} AS VARCHAR) AS record_key, {person} AS person_id, {household} AS household_id,
            {name} AS name, {id_col} AS id_number, {id_raw} AS id_number_raw, {id_valid} AS id_number_valid,
            CASE WHEN {id_valid} THEN sn_id_birth({id_col}) ELSE coalesce({birth}, sn_id_birth({id_col})) END AS birth_date,
+           -- The birth date read from a number that fails the check: the
+           -- ID comparison's near levels already count these digits.
+           (NOT {id_valid} AND {birth} IS NULL AND sn_id_birth({id_col}) IS NOT NULL) AS birth_date_from_id,
            CASE WHEN {id_valid} THEN sn_id_gender({id_col}) ELSE coalesce({gender}, sn_id_gender({id_col})) END AS gender,
            {region} AS region_code, substr({region}, 1, 6) AS county_code,
            {names},
@@ -115,7 +120,7 @@ pub fn roster_view_sql() -> String {
     format!(
         "SELECT p.person_id AS record_key, p.person_id, p.household_id, p.name, p.id_number,
            p.id_number AS id_number_raw, coalesce(p.id_number_valid, false) AS id_number_valid,
-           p.birth_date, p.gender, h.village_code AS region_code, h.county_code,
+           p.birth_date, false AS birth_date_from_id, p.gender, h.village_code AS region_code, h.county_code,
            {names},
            p.member_id, p.relation, h.category
          FROM {person} p LEFT JOIN {household} h ON p.household_id = h.household_id",

@@ -111,10 +111,19 @@ impl Comparison {
                 None => "sn_level_chinese_name_keys(l.name, r.name, l.name_key, r.name_key, l.name_pinyin, r.name_pinyin)"
                     .into(),
             },
-            Kind::Date => {
-                let c = column("birth_date");
-                format!("sn_level_date(l.{c}, r.{c})")
-            }
+            Kind::Date => match &self.column {
+                Some(c) => format!("sn_level_date(l.{c}, r.{c})"),
+                // A birth date read from the record's own damaged ID number
+                // is the same evidence as that number being near the
+                // candidate's (one typo, or the same first 14 characters):
+                // counting it twice made namesakes born the same day in the
+                // county outscore the true person. It counts only when the
+                // numbers are not near.
+                None => "CASE WHEN l.birth_date_from_id \
+                         AND sn_level_id_number(l.id_number, l.id_number_raw, r.id_number) IN (4, 5) \
+                         THEN 0 ELSE sn_level_date(l.birth_date, r.birth_date) END"
+                    .into(),
+            },
             Kind::Gender => {
                 let c = column("gender");
                 format!("sn_level_gender(l.{c}, r.{c})")

@@ -139,6 +139,52 @@ fn name_and_region_alone_do_not_link() {
     assert_eq!(rows[1][1], "linked", "{rows:?}");
 }
 
+/// A record whose only birth date is read from its own mistyped ID number:
+/// the near ID carries that evidence, so the birth date is not counted a
+/// second time (it made namesakes born the same day outscore the person).
+#[test]
+fn a_birth_date_read_from_a_mistyped_id_is_not_counted_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, lake) = generated_lake(&tmp, 300, &[]);
+    let person = sql(
+        &lake,
+        "SELECT p.person_id, p.name, p.id_number, h.county_code FROM roster_person p JOIN roster_household h USING (household_id) WHERE p.id_number_valid ORDER BY p.person_id LIMIT 1",
+    );
+    let (person_id, name, id, county) =
+        (&person[0][0], &person[0][1], &person[0][2], &person[0][3]);
+    // One digit of the sequence mistyped: the check character now fails.
+    let mut typo: Vec<char> = id.chars().collect();
+    typo[15] = if typo[15] == '7' { '8' } else { '7' };
+    let typo: String = typo.into_iter().collect();
+    let file = tmp.path().join("health.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "结算流水号,姓名,证件号码,结算日期,个人自付,参保地区划\n\
+             T1,{name},{typo},2026-01-01,10,{county}\n\
+             T2,{name},{id},2026-01-01,10,{county}\n"
+        ),
+    )
+    .unwrap();
+    ingest_ok(&lake, "health", &[&file]);
+    ok(bin().args(["link", "--lake", &lake, "--source", "health"]));
+    let rows = sql(
+        &lake,
+        "SELECT settlement_id, status, person_id, id_number_level, birth_date_level FROM link_health ORDER BY settlement_id",
+    );
+    assert_eq!(
+        rows[0][1..],
+        ["linked", person_id.as_str(), "one_typo_or_swap", "missing"],
+        "{rows:?}"
+    );
+    // With a valid number the birth date read from it counts as usual.
+    assert_eq!(
+        rows[1][1..],
+        ["linked", person_id.as_str(), "exact", "exact"],
+        "{rows:?}"
+    );
+}
+
 /// Known only by name and place (no ID, no birth date): a rare name in the
 /// person's own village links; the roster's most frequent name in its
 /// village, or a rare name with only the county, goes to review.
