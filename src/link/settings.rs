@@ -93,6 +93,10 @@ fn default_sample() -> usize {
     2000
 }
 
+/// The ID number comparison's level for a pair (4 and 5 are the near
+/// levels: one typo or swap, the same first 14 characters).
+const ID_NUMBER_LEVEL: &str = "sn_level_id_number(l.id_number, l.id_number_raw, r.id_number)";
+
 impl Comparison {
     /// The SQL expression giving this comparison's level for a pair.
     pub fn level_sql(&self) -> String {
@@ -104,7 +108,7 @@ impl Comparison {
             .collect::<Vec<_>>()
             .join(",");
         match self.kind {
-            Kind::IdNumber => "sn_level_id_number(l.id_number, l.id_number_raw, r.id_number)".into(),
+            Kind::IdNumber => ID_NUMBER_LEVEL.into(),
             Kind::ChineseName => match &self.column {
                 Some(c) => format!("sn_level_chinese_name(l.{c}, r.{c})"),
                 // The standard name column comes with its keys precomputed.
@@ -119,10 +123,10 @@ impl Comparison {
                 // counting it twice made namesakes born the same day in the
                 // county outscore the true person. It counts only when the
                 // numbers are not near.
-                None => "CASE WHEN l.birth_date_from_id \
-                         AND sn_level_id_number(l.id_number, l.id_number_raw, r.id_number) IN (4, 5) \
-                         THEN 0 ELSE sn_level_date(l.birth_date, r.birth_date) END"
-                    .into(),
+                None => format!(
+                    "CASE WHEN l.birth_date_from_id AND {ID_NUMBER_LEVEL} IN (4, 5) \
+                     THEN 0 ELSE sn_level_date(l.birth_date, r.birth_date) END"
+                ),
             },
             Kind::Gender => {
                 let c = column("gender");

@@ -107,6 +107,29 @@ fn scratch_files_give_the_same_links_as_memory() {
     );
 }
 
+/// The first roster person with a valid ID number:
+/// [person_id, name, id_number, county_code].
+fn first_roster_person(lake: &str) -> Vec<String> {
+    sql(
+        lake,
+        "SELECT p.person_id, p.name, p.id_number, h.county_code FROM roster_person p JOIN roster_household h USING (household_id) WHERE p.id_number_valid ORDER BY p.person_id LIMIT 1",
+    )
+    .remove(0)
+}
+
+/// Ingest hand-written health records (CSV lines after the header) and
+/// link the source with the stored model.
+fn link_health_lines(tmp: &tempfile::TempDir, lake: &str, lines: &str) {
+    let file = tmp.path().join("health.csv");
+    std::fs::write(
+        &file,
+        format!("结算流水号,姓名,证件号码,结算日期,个人自付,参保地区划\n{lines}"),
+    )
+    .unwrap();
+    ingest_ok(lake, "health", &[&file]);
+    ok(bin().args(["link", "--lake", lake, "--source", "health"]));
+}
+
 /// A record whose only evidence is a common name and a county is not
 /// linked outright; an exact ID with a typo'd name is.
 #[test]
@@ -114,23 +137,16 @@ fn name_and_region_alone_do_not_link() {
     let tmp = tempfile::tempdir().unwrap();
     let (_, lake) = generated_lake(&tmp, 300, &[]);
     // Pick a roster person; write records about them by hand.
-    let person = sql(
+    let person = first_roster_person(&lake);
+    let (name, id, county) = (&person[1], &person[2], &person[3]);
+    link_health_lines(
+        &tmp,
         &lake,
-        "SELECT p.name, p.id_number, h.county_code FROM roster_person p JOIN roster_household h USING (household_id) WHERE p.id_number_valid ORDER BY p.person_id LIMIT 1",
-    );
-    let (name, id, county) = (&person[0][0], &person[0][1], &person[0][2]);
-    let file = tmp.path().join("health.csv");
-    std::fs::write(
-        &file,
-        format!(
-            "结算流水号,姓名,证件号码,结算日期,个人自付,参保地区划\n\
-             N1,{name},,2026-01-01,10,{county}\n\
+        &format!(
+            "N1,{name},,2026-01-01,10,{county}\n\
              N2,{name}x,{id},2026-01-01,10,{county}\n"
         ),
-    )
-    .unwrap();
-    ingest_ok(&lake, "health", &[&file]);
-    ok(bin().args(["link", "--lake", &lake, "--source", "health"]));
+    );
     let rows = sql(
         &lake,
         "SELECT settlement_id, status FROM link_health ORDER BY settlement_id",
@@ -146,28 +162,20 @@ fn name_and_region_alone_do_not_link() {
 fn a_birth_date_read_from_a_mistyped_id_is_not_counted_twice() {
     let tmp = tempfile::tempdir().unwrap();
     let (_, lake) = generated_lake(&tmp, 300, &[]);
-    let person = sql(
-        &lake,
-        "SELECT p.person_id, p.name, p.id_number, h.county_code FROM roster_person p JOIN roster_household h USING (household_id) WHERE p.id_number_valid ORDER BY p.person_id LIMIT 1",
-    );
-    let (person_id, name, id, county) =
-        (&person[0][0], &person[0][1], &person[0][2], &person[0][3]);
+    let person = first_roster_person(&lake);
+    let (person_id, name, id, county) = (&person[0], &person[1], &person[2], &person[3]);
     // One digit of the sequence mistyped: the check character now fails.
     let mut typo: Vec<char> = id.chars().collect();
     typo[15] = if typo[15] == '7' { '8' } else { '7' };
     let typo: String = typo.into_iter().collect();
-    let file = tmp.path().join("health.csv");
-    std::fs::write(
-        &file,
-        format!(
-            "结算流水号,姓名,证件号码,结算日期,个人自付,参保地区划\n\
-             T1,{name},{typo},2026-01-01,10,{county}\n\
+    link_health_lines(
+        &tmp,
+        &lake,
+        &format!(
+            "T1,{name},{typo},2026-01-01,10,{county}\n\
              T2,{name},{id},2026-01-01,10,{county}\n"
         ),
-    )
-    .unwrap();
-    ingest_ok(&lake, "health", &[&file]);
-    ok(bin().args(["link", "--lake", &lake, "--source", "health"]));
+    );
     let rows = sql(
         &lake,
         "SELECT settlement_id, status, person_id, id_number_level, birth_date_level FROM link_health ORDER BY settlement_id",
