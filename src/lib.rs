@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod deliver;
 pub mod failpoint;
+pub mod functions;
 pub mod generate;
 pub mod identity;
 pub mod ingest;

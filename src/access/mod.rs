@@ -3,7 +3,6 @@
 //! API and the SQL endpoint.
 
 pub mod audit;
-pub mod mask;
 pub mod read_only;
 pub mod secure;
 pub mod tokens;

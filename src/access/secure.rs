@@ -25,7 +25,6 @@ use datafusion::prelude::SessionContext;
 
 use super::Principal;
 use super::audit::AUDIT_LOG;
-use super::mask;
 use super::tokens::API_TOKENS;
 use crate::config::SourceSchema;
 use crate::config::schema::Role as FieldRole;
@@ -97,16 +96,6 @@ fn region_filter(
     ))
 }
 
-/// Register the masking functions (also callable by analysts).
-pub fn register_udfs(ctx: &SessionContext) {
-    ctx.register_udf(crate::link::udf::text_udf("sn_mask_id", |v| {
-        Some(mask::id_number(v))
-    }));
-    ctx.register_udf(crate::link::udf::text_udf("sn_mask_name", |v| {
-        Some(mask::name(v))
-    }));
-}
-
 /// The lake as `p` may see it; `memory_limit` in bytes (default: the
 /// lake's usual limit).
 pub async fn session_for(
@@ -119,7 +108,6 @@ pub async fn session_for(
         Some(bytes) => crate::lake::catalog::session_with_memory(lake, None, bytes).await?,
         None => lake.session().await?,
     };
-    register_udfs(&ctx);
     let (names, ids) = sensitive_columns(schemas_dir)?;
     let key_of = |source: &str| -> Option<String> {
         let schema = SourceSchema::load(&schemas_dir.join(format!("{source}.toml"))).ok()?;

@@ -3,8 +3,10 @@
 //! Nothing here touches I/O, so every rule is unit- and property-tested.
 
 pub mod amount;
+pub mod chinese_name;
 pub mod date;
 pub mod id_number;
+pub mod mask;
 pub mod text;
 
 pub use amount::parse_amount_cents;

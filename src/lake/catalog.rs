@@ -96,7 +96,7 @@ pub async fn session_with_memory(
         .with_query_planner(DeltaPlanner::new())
         .build();
     let ctx = SessionContext::new_with_state(state);
-    crate::link::udf::register(&ctx);
+    crate::functions::register_all(&ctx);
 
     let mut names = table_names(lake).await?;
     if let Some(only) = only {

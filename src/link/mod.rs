@@ -3,14 +3,12 @@
 //! UDFs, scoring is an expression and the best candidate is an aggregate
 //! (`best`).
 //!
-//! `chinese` and `compare` are pure functions; `udf` exposes them to SQL;
-//! `prepare` builds the two sides; `plan` writes the SQL; `train` and
+//! `comparisons` holds one type per comparison kind (its functions are in
+//! `crate::functions`); `prepare` builds the two sides; `plan` writes the SQL; `train` and
 //! `model` estimate and store parameters; `explain`, `review` and `eval`
 //! serve the people who check the result.
 
-pub mod best;
-pub mod chinese;
-pub mod compare;
+pub mod comparisons;
 pub mod eval;
 pub mod explain;
 pub mod model;
@@ -20,7 +18,6 @@ pub mod review;
 pub mod scratch;
 pub mod settings;
 pub mod train;
-pub mod udf;
 
 use std::path::Path;
 use std::time::Instant;

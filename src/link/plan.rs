@@ -2,9 +2,8 @@
 //! comparison levels and weights, and the decision per record. Views `l`
 //! and `r` (see `prepare`) and `pairs` must be registered.
 
-use super::compare::Kind;
 use super::model::Model;
-use super::settings::{Comparison, Settings};
+use super::settings::Settings;
 use crate::lake::query::{sql_ident, sql_text};
 
 pub const REVIEW_DECISIONS: &str = "review_decisions";
@@ -21,14 +20,6 @@ pub fn level_columns(settings: &Settings) -> String {
         .map(|c| format!("{} AS {}_level", c.level_sql(), c.name))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// The registry column whose value frequency adjusts a comparison.
-pub fn tf_source_column(c: &Comparison) -> String {
-    match (&c.column, c.kind) {
-        (None, Kind::ChineseName) => "name_key".into(),
-        _ => c.tf_column(),
-    }
 }
 
 /// The relations a decision reads: the records (`l`) and their candidate
@@ -59,7 +50,7 @@ pub fn pairs_sql(settings: &Settings, only_record: Option<&str>, parts: i64) -> 
         .comparisons
         .iter()
         .filter(|c| c.term_frequency)
-        .map(|c| format!(", r.{} AS tf_{}", tf_source_column(c), c.name))
+        .map(|c| format!(", r.{} AS tf_{}", c.tf_column(), c.name))
         .collect();
     let only = only_record.map_or(String::new(), |k| {
         format!(" AND l.record_key = {}", sql_text(k))
@@ -117,15 +108,11 @@ pub fn scoring_ctes(
         let adjusted = if c.term_frequency {
             // Agreeing on a common value is worth less: the agreeing levels'
             // u is replaced by the value's share of the registry.
-            let tf_levels = if c.kind == Kind::ChineseName {
-                "(1, 2)"
-            } else {
-                "(1)"
-            };
+            let tf_levels = c.tf_levels_sql();
             ctes.push(format!(
                 "tf_{n} AS (SELECT {col} AS value, CAST(count(*) AS DOUBLE) / {registry_size} AS share FROM r GROUP BY {col})",
                 n = c.name,
-                col = tf_source_column(c)
+                col = c.tf_column()
             ));
             tf_joins.push_str(&format!(
                 " LEFT JOIN tf_{n} ON p.tf_{n} = tf_{n}.value",

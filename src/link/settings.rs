@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use super::compare::Kind;
+use super::comparisons::Kind;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,85 +91,6 @@ fn default_iterations() -> usize {
 }
 fn default_sample() -> usize {
     2000
-}
-
-/// The ID number comparison's level for a pair (4 and 5 are the near
-/// levels: one typo or swap, the same first 14 characters).
-const ID_NUMBER_LEVEL: &str = "sn_level_id_number(l.id_number, l.id_number_raw, r.id_number)";
-
-impl Comparison {
-    /// The SQL expression giving this comparison's level for a pair.
-    pub fn level_sql(&self) -> String {
-        let column = |default: &str| self.column.clone().unwrap_or_else(|| default.to_string());
-        let thresholds = self
-            .thresholds
-            .iter()
-            .map(|t| t.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
-        match self.kind {
-            Kind::IdNumber => ID_NUMBER_LEVEL.into(),
-            Kind::ChineseName => match &self.column {
-                Some(c) => format!("sn_level_chinese_name(l.{c}, r.{c})"),
-                // The standard name column comes with its keys precomputed.
-                None => "sn_level_chinese_name_keys(l.name, r.name, l.name_key, r.name_key, l.name_pinyin, r.name_pinyin)"
-                    .into(),
-            },
-            Kind::Date => match &self.column {
-                Some(c) => format!("sn_level_date(l.{c}, r.{c})"),
-                // A birth date read from the record's own damaged ID number
-                // is the same evidence as that number being near the
-                // candidate's (one typo, or the same first 14 characters):
-                // counting it twice made namesakes born the same day in the
-                // county outscore the true person. It counts only when the
-                // numbers are not near.
-                None => format!(
-                    "CASE WHEN l.birth_date_from_id AND {ID_NUMBER_LEVEL} IN (4, 5) \
-                     THEN 0 ELSE sn_level_date(l.birth_date, r.birth_date) END"
-                ),
-            },
-            Kind::Gender => {
-                let c = column("gender");
-                format!("sn_level_gender(l.{c}, r.{c})")
-            }
-            Kind::Region => {
-                let c = column("region_code");
-                format!("sn_level_region(l.{c}, r.{c})")
-            }
-            Kind::Exact => {
-                let c = column("name");
-                format!("sn_level_exact(CAST(l.{c} AS VARCHAR), CAST(r.{c} AS VARCHAR))")
-            }
-            Kind::JaroWinkler | Kind::Levenshtein | Kind::DamerauLevenshtein => {
-                let c = column("name");
-                let kind = match self.kind {
-                    Kind::JaroWinkler => "jaro_winkler",
-                    Kind::Levenshtein => "levenshtein",
-                    _ => "damerau_levenshtein",
-                };
-                format!("sn_level_string('{kind}', '{thresholds}', CAST(l.{c} AS VARCHAR), CAST(r.{c} AS VARCHAR))")
-            }
-            Kind::DateDistance => {
-                let c = column("birth_date");
-                format!(
-                    "sn_level_number('{thresholds}', CAST(CAST(l.{c} AS DATE) AS INT), CAST(CAST(r.{c} AS DATE) AS INT))"
-                )
-            }
-            Kind::NumericDifference => {
-                let c = column("amount");
-                format!("sn_level_number('{thresholds}', CAST(l.{c} AS DOUBLE), CAST(r.{c} AS DOUBLE))")
-            }
-        }
-    }
-
-    /// Column the term-frequency adjustment counts values of.
-    pub fn tf_column(&self) -> String {
-        self.column.clone().unwrap_or_else(|| "name".into())
-    }
-
-    pub fn labels(&self) -> Vec<String> {
-        self.kind.labels(&self.thresholds)
-    }
 }
 
 impl SettingsFile {

@@ -21,13 +21,17 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
+    Signature, Volatility,
 };
 
 /// What one group remembers. `update` reads the function's arguments,
 /// `merge` the columns `state` wrote; both at one row.
 trait GroupState: Default + Clone + Debug + Send + Sync + 'static {
     const NAME: &'static str;
+    /// What the function returns, for `information_schema.routines`.
+    const DESCRIPTION: &'static str;
+    const SYNTAX: &'static str;
     fn arguments() -> Vec<DataType>;
     fn result() -> DataType;
     fn state_fields() -> Vec<FieldRef>;
@@ -73,6 +77,8 @@ impl TopTwo {
 
 impl GroupState for TopTwo {
     const NAME: &'static str = "sn_second_max";
+    const DESCRIPTION: &'static str = "The second-largest value of the group (a tie with the largest counts); NULL below two values.";
+    const SYNTAX: &'static str = "sn_second_max(match_weight)";
     fn arguments() -> Vec<DataType> {
         vec![DataType::Float64]
     }
@@ -128,6 +134,8 @@ impl BestKey {
 
 impl GroupState for BestKey {
     const NAME: &'static str = "sn_best_key";
+    const DESCRIPTION: &'static str = "The key with the highest rank in the group; on a tie the smallest key, so the answer does not depend on row order.";
+    const SYNTAX: &'static str = "sn_best_key(match_weight, person_key)";
     fn arguments() -> Vec<DataType> {
         vec![DataType::Float64, DataType::Utf8]
     }
@@ -181,6 +189,7 @@ fn kept(filter: Option<&BooleanArray>, row: usize) -> bool {
 #[derive(Debug)]
 struct GroupAggregate<S> {
     signature: Signature,
+    documentation: Documentation,
     _state: PhantomData<fn() -> S>,
 }
 
@@ -199,14 +208,17 @@ impl<S: GroupState> Hash for GroupAggregate<S> {
 fn udaf<S: GroupState>() -> AggregateUDF {
     AggregateUDF::from(GroupAggregate::<S> {
         signature: Signature::exact(S::arguments(), Volatility::Immutable),
+        documentation: super::documentation(S::DESCRIPTION, S::SYNTAX),
         _state: PhantomData,
     })
 }
 
+/// `sn_best_key(rank, key)`.
 pub fn best_key() -> AggregateUDF {
     udaf::<BestKey>()
 }
 
+/// `sn_second_max(x)`.
 pub fn second_max() -> AggregateUDF {
     udaf::<TopTwo>()
 }
@@ -232,6 +244,9 @@ impl<S: GroupState> AggregateUDFImpl for GroupAggregate<S> {
     }
     fn create_groups_accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
         Ok(Box::new(ManyGroups::<S>(Vec::new())))
+    }
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&self.documentation)
     }
 }
 

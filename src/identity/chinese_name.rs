@@ -4,7 +4,7 @@
 
 use pinyin::ToPinyin;
 
-use crate::identity::text::normalise_name;
+use super::text::normalise_name;
 
 /// Separators used between parts of transliterated minority names.
 const SEPARATORS: &[char] = &['·', '•', '・', '.', '．', '‧', '∙', ' ', '\u{3000}', '-'];
