@@ -20,6 +20,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod deliver;
+pub mod error;
 pub mod failpoint;
 pub mod functions;
 pub mod generate;

@@ -70,8 +70,7 @@ pub fn since(value: &str) -> ApiResult<DateTime<Utc>> {
         return Ok(t.with_timezone(&Utc));
     }
     if let Ok(d) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        let midnight = d.and_hms_opt(0, 0, 0).unwrap_or_default();
-        return Ok(midnight.and_utc() - chrono::Duration::hours(8));
+        return Ok(crate::identity::china_midnight(d));
     }
     Err(ApiError::bad_request(format!(
         "since '{value}' must be a date (2026-08-01) or an RFC 3339 time (2026-08-01T08:00:00+08:00)"

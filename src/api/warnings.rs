@@ -291,7 +291,7 @@ pub async fn verify(
             body.visited_on
         ))
     })?;
-    let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
+    let today = crate::identity::china_today();
     if visited > today {
         return Err(ApiError::bad_request(format!(
             "visited_on {visited} is in the future"

@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 
+use super::args::SqlArgs;
 use super::output::{self, Format};
 use crate::access::audit::{AuditLog, Entry};
 use crate::access::{Principal, Role, read_only, secure};
@@ -32,33 +33,6 @@ fn principal(role: &str, region: Option<String>) -> Result<Principal> {
         role: Role::parse(role)?,
         region,
     })
-}
-
-/// Options of `safetynet sql`.
-#[derive(clap::Args)]
-pub struct SqlArgs {
-    #[arg(long, env = "SAFETYNET_LAKE")]
-    pub lake: String,
-    /// The statement to run.
-    #[arg(short = 'c', long = "command", conflicts_with = "file")]
-    pub command: Option<String>,
-    /// A file of statements separated by semicolons.
-    #[arg(short = 'f', long = "file")]
-    pub file: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
-    /// The role to query as: admin (raw values), analyst or reader (names
-    /// and ID numbers masked).
-    #[arg(long, default_value = "admin")]
-    pub role: String,
-    /// Only rows of this administrative code prefix.
-    #[arg(long)]
-    pub region: Option<String>,
-    /// Write the result to a .csv or .parquet file (admin and analyst).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    #[arg(long, default_value = "schemas")]
-    pub schemas: PathBuf,
 }
 
 struct Shell {

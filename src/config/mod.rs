@@ -1,8 +1,14 @@
 //! Files a data office edits without recompiling: source schemas
-//! (`schemas/*.toml`) and pipeline files (`pipelines/*.toml`).
+//! (`schemas/*.toml`) and pipeline files (`pipelines/*.toml`) with their
+//! `[delivery]`, `[api]` and `[sql]` sections. Nothing here runs anything;
+//! every layer above reads its settings from here.
 
+pub mod delivery;
 pub mod pipeline;
 pub mod schema;
+pub mod service;
 
-pub use pipeline::Pipeline;
+pub use delivery::DeliveryConfig;
+pub use pipeline::{Pipeline, WarnConfig};
 pub use schema::{FieldType, Role, SourceSchema};
+pub use service::{ApiConfig, SqlConfig};

@@ -39,13 +39,13 @@ pub struct Pipeline {
     pub population_groups: String,
     /// Where warnings are pushed (the monitoring system); no push without it.
     #[serde(default)]
-    pub delivery: Option<crate::deliver::DeliveryConfig>,
+    pub delivery: Option<super::DeliveryConfig>,
     /// The HTTP API of `safetynet serve`.
     #[serde(default)]
-    pub api: ApiConfig,
+    pub api: super::ApiConfig,
     /// The PostgreSQL endpoint of `safetynet serve`; none without it.
     #[serde(default)]
-    pub sql: Option<crate::sql_endpoint::SqlConfig>,
+    pub sql: Option<super::SqlConfig>,
     /// Directory of the pipeline file; filled in by [`Pipeline::load`].
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -64,25 +64,28 @@ pub struct PipelineSource {
     pub encoding: Option<String>,
 }
 
-/// The HTTP API of `safetynet serve`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiConfig {
-    /// Address to listen on; `serve --listen` overrides it.
-    #[serde(default = "default_listen")]
-    pub listen: String,
+/// Where the warning stage finds its files.
+#[derive(Debug, Clone)]
+pub struct WarnConfig {
+    /// Directory of rule files (`*.sql`).
+    pub rules_dir: PathBuf,
+    /// The thresholds table (CSV).
+    pub thresholds: PathBuf,
+    /// Population groups of household categories (CSV).
+    pub population_groups: PathBuf,
+    /// Directory of source schemas.
+    pub schemas_dir: PathBuf,
 }
 
-impl Default for ApiConfig {
+impl Default for WarnConfig {
     fn default() -> Self {
-        ApiConfig {
-            listen: default_listen(),
+        WarnConfig {
+            rules_dir: "pipelines/rules".into(),
+            thresholds: "pipelines/thresholds.csv".into(),
+            population_groups: "pipelines/population_groups.csv".into(),
+            schemas_dir: "schemas".into(),
         }
     }
-}
-
-fn default_listen() -> String {
-    "127.0.0.1:8080".into()
 }
 
 /// Remove `.` and `dir/..` pairs without touching the file system, so
@@ -156,8 +159,9 @@ impl Pipeline {
         PathBuf::from(self.resolve(&self.schemas))
     }
 
-    pub fn warn_config(&self) -> crate::warn::WarnConfig {
-        crate::warn::WarnConfig {
+    /// Where the warning stage finds its files.
+    pub fn warn_config(&self) -> WarnConfig {
+        WarnConfig {
             rules_dir: self.resolve(&self.rules).into(),
             thresholds: self.resolve(&self.thresholds).into(),
             population_groups: self.resolve(&self.population_groups).into(),

@@ -25,72 +25,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+pub use crate::config::DeliveryConfig;
 use crate::lake::Lake;
 use outbox::{Attempt, DEAD, DELIVERED, Item, REJECTED, RETRY, State};
-
-/// The `[delivery]` section of a pipeline file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeliveryConfig {
-    /// The monitoring system's endpoint that takes POSTed batches.
-    pub url: String,
-    /// Name of an environment variable holding a bearer token for it.
-    #[serde(default)]
-    pub token_env: Option<String>,
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
-    /// Attempts before an item goes to dead-letter.
-    #[serde(default = "default_max_attempts")]
-    pub max_attempts: u32,
-    #[serde(default = "default_timeout")]
-    pub timeout_seconds: f64,
-    /// First retry delay; it doubles per failure up to `backoff_max_seconds`.
-    #[serde(default = "default_backoff_initial")]
-    pub backoff_initial_seconds: f64,
-    #[serde(default = "default_backoff_max")]
-    pub backoff_max_seconds: f64,
-}
-
-fn default_batch_size() -> usize {
-    100
-}
-fn default_max_attempts() -> u32 {
-    8
-}
-fn default_timeout() -> f64 {
-    30.0
-}
-fn default_backoff_initial() -> f64 {
-    2.0
-}
-fn default_backoff_max() -> f64 {
-    600.0
-}
-
-impl DeliveryConfig {
-    fn check(&self) -> Result<()> {
-        let url = url::Url::parse(&self.url)
-            .with_context(|| format!("[delivery] url '{}' is not a URL", self.url))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            bail!("[delivery] url '{}' must be http or https", self.url);
-        }
-        if self.batch_size == 0 || self.max_attempts == 0 {
-            bail!("[delivery] batch_size and max_attempts must be at least 1");
-        }
-        for (name, v) in [
-            ("timeout_seconds", self.timeout_seconds),
-            ("backoff_initial_seconds", self.backoff_initial_seconds),
-            ("backoff_max_seconds", self.backoff_max_seconds),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                bail!("[delivery] {name} must be a positive number of seconds");
-            }
-        }
-        Ok(())
-    }
-}
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Serialize)]

@@ -74,6 +74,27 @@ fn ymd(y: &str, m: &str, d: &str) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(year, m.parse().ok()?, d.parse().ok()?)
 }
 
+/// China's time zone: Asia/Shanghai is UTC+8 all year, without daylight
+/// saving. Schedules, "today" and dates given without a time are in it.
+pub fn china() -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
+}
+
+/// Today's date in China.
+pub fn china_today() -> NaiveDate {
+    chrono::Utc::now().with_timezone(&china()).date_naive()
+}
+
+/// The first instant of `date` in China, as UTC.
+pub fn china_midnight(date: NaiveDate) -> chrono::DateTime<chrono::Utc> {
+    date.and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_local_timezone(china())
+        .single()
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,6 @@ pub mod mask;
 pub mod text;
 
 pub use amount::parse_amount_cents;
-pub use date::{excel_serial_to_date, parse_date};
+pub use date::{china, china_midnight, china_today, excel_serial_to_date, parse_date};
 pub use id_number::{IdNumber, normalise_id_number};
 pub use text::{normalise_name, normalise_text};

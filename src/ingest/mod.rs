@@ -21,6 +21,7 @@ use crate::lake::Lake;
 use crate::lake::tables::ROSTER_SOURCE;
 
 /// The result of ingesting one file: its report, or why it was refused.
+#[derive(Debug)]
 pub struct FileOutcome {
     pub file: String,
     pub result: Result<FileReport>,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
@@ -80,13 +80,13 @@ impl RunLock {
             match current {
                 Some(c) if c.expires > Utc::now() && !holder_died(&c) => {
                     if tokio::time::Instant::now() >= deadline {
-                        bail!(
-                            "another run holds this lake (holder {}, pid {}, since {}, lease until {}); try again later or pass --wait SECONDS",
-                            c.holder,
-                            c.pid,
-                            c.since.format("%Y-%m-%d %H:%M:%S UTC"),
-                            c.expires.format("%H:%M:%S UTC")
-                        );
+                        return Err(crate::error::Error::LockHeld {
+                            holder: c.holder,
+                            pid: c.pid,
+                            since: c.since.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                            until: c.expires.format("%H:%M:%S UTC").to_string(),
+                        }
+                        .into());
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
@@ -99,17 +99,7 @@ impl RunLock {
         }
     }
 
-    /// Keep the lock for a moment after taking it, when tests ask
-    /// (SAFETYNET_PAUSE_AFTER_LOCK_MS), so a second process meets it.
-    pub async fn test_pause(&self) {
-        if let Some(ms) = std::env::var("SAFETYNET_PAUSE_AFTER_LOCK_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
-    }
-
+    /// Give the lock up.
     pub async fn release(self) -> Result<()> {
         self.renewal.abort();
         self.store

@@ -115,3 +115,40 @@ impl RunLog {
         self.lake.append(RUNS, &runs_schema(), vec![batch]).await
     }
 }
+
+/// When the last run of this pipeline started, from the `runs` table.
+pub async fn last_run_start(lake: &Lake, pipeline: &str) -> Result<Option<DateTime<Utc>>> {
+    let ctx = lake.session_with(&[RUNS]).await?;
+    if !ctx.table_exist(RUNS)? {
+        return Ok(None);
+    }
+    let micros = crate::lake::query::scalar_i64(
+        &ctx,
+        &format!(
+            "SELECT CAST(max(started_at) AS BIGINT) FROM {RUNS} WHERE pipeline = {}",
+            crate::lake::query::sql_text(pipeline)
+        ),
+    )
+    .await?;
+    Ok((micros > 0)
+        .then(|| DateTime::from_timestamp_micros(micros))
+        .flatten())
+}
+
+/// The stages of the `limit` most recent runs, newest run first; `None`
+/// when no run has been recorded.
+pub async fn recent(lake: &Lake, limit: usize) -> Result<Option<Vec<RecordBatch>>> {
+    let ctx = lake.session_with(&[RUNS]).await?;
+    if !ctx.table_exist(RUNS)? {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT run_id, pipeline, stage, status, started_at, \
+                CAST(round(CAST(CAST(finished_at AS BIGINT) - CAST(started_at AS BIGINT) AS DOUBLE) / 1e6, 2) AS VARCHAR) AS seconds, \
+                rows_in, rows_out, quarantined, linked, review, unlinked, \
+                warnings_raised AS raised, warnings_reopened AS reopened, error \
+         FROM {RUNS} WHERE run_id IN (SELECT DISTINCT run_id FROM {RUNS} ORDER BY run_id DESC LIMIT {limit}) \
+         ORDER BY run_id DESC, started_at"
+    );
+    Ok(Some(ctx.sql(&sql).await?.collect().await?))
+}

@@ -3,12 +3,10 @@
 use std::str::FromStr;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use croner::Cron;
 
-pub fn china() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("UTC+8")
-}
+pub use crate::identity::{china, china_today};
 
 /// A pipeline's schedule: standard five-field cron expressions
 /// (minute hour day-of-month month day-of-week), Asia/Shanghai time.

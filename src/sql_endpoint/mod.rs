@@ -16,41 +16,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use datafusion_postgres::pgwire::api::ConnectionManager;
 use datafusion_postgres::pgwire::tokio::{TlsAcceptor, process_socket, tokio_rustls};
-use serde::Deserialize;
 
 use crate::access::audit::AuditLog;
 use crate::lake::Lake;
 use users::Users;
 
-/// The `[sql]` section of a pipeline file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SqlConfig {
-    /// Address to listen on, e.g. "127.0.0.1:5432"; `serve --sql-listen` overrides.
-    pub listen: String,
-    /// Users file (relative to the pipeline file), see `safetynet user add`.
-    pub users: String,
-    /// PEM certificate chain and private key; when set, only TLS connections
-    /// are accepted, and a file that cannot be loaded stops start-up.
-    #[serde(default)]
-    pub tls_cert: Option<String>,
-    #[serde(default)]
-    pub tls_key: Option<String>,
-    /// Time a statement may take to deliver its rows.
-    #[serde(default = "default_timeout")]
-    pub statement_timeout_seconds: f64,
-    /// Memory a connection's queries may use before spilling or failing.
-    #[serde(default = "default_memory")]
-    pub memory_limit_mb: usize,
-}
-
-fn default_timeout() -> f64 {
-    300.0
-}
-
-fn default_memory() -> usize {
-    2048
-}
+pub use crate::config::SqlConfig;
 
 /// What every connection shares.
 pub struct Shared {

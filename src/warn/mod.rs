@@ -11,7 +11,6 @@ pub mod store;
 pub mod thresholds;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
@@ -25,25 +24,7 @@ use rules::Rule;
 use state::{Event, Evidence};
 use store::WARNINGS;
 
-/// Where the warning stage finds its files.
-#[derive(Debug, Clone)]
-pub struct WarnConfig {
-    pub rules_dir: PathBuf,
-    pub thresholds: PathBuf,
-    pub population_groups: PathBuf,
-    pub schemas_dir: PathBuf,
-}
-
-impl Default for WarnConfig {
-    fn default() -> Self {
-        WarnConfig {
-            rules_dir: "pipelines/rules".into(),
-            thresholds: "pipelines/thresholds.csv".into(),
-            population_groups: "pipelines/population_groups.csv".into(),
-            schemas_dir: "schemas".into(),
-        }
-    }
-}
+pub use crate::config::WarnConfig;
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RuleSummary {
@@ -380,16 +361,16 @@ pub const OUTCOMES: &[&str] = &["included", "not_included", "risk_eliminated", "
 /// `closed`) and an event keeps who, when and why.
 pub async fn verify(lake: &Lake, v: &Verification) -> Result<state::Warning> {
     if !OUTCOMES.contains(&v.outcome.as_str()) {
-        bail!(
-            "outcome '{}' must be one of {}",
-            v.outcome,
-            OUTCOMES.join(", ")
-        );
+        return Err(crate::error::Error::BadOutcome {
+            given: v.outcome.clone(),
+            allowed: OUTCOMES.join(", "),
+        }
+        .into());
     }
     let ctx = lake.session().await?;
     let mut stored = store::read_warnings(&ctx).await?;
     let Some(w) = stored.get_mut(&v.warning_id) else {
-        bail!("no warning {}", v.warning_id);
+        return Err(crate::error::Error::UnknownWarning(v.warning_id.clone()).into());
     };
     w.status = if v.outcome == "closed" {
         "closed".into()
@@ -413,7 +394,7 @@ pub async fn verify(lake: &Lake, v: &Verification) -> Result<state::Warning> {
         evidence_hash: updated.evidence_hash.clone(),
         detail: format!("outcome {};{visited} {}", v.outcome, v.reason),
     };
-    let today = chrono::Utc::now().date_naive().to_string();
+    let today = crate::identity::china_today().to_string();
     store::append_events(lake, &ctx, &[event], &stored, &today, &v.by).await?;
     let all: Vec<&state::Warning> = stored.values().collect();
     store::write_warnings(lake, &ctx, &all).await?;

@@ -1,0 +1,332 @@
+//! The command line's arguments (clap): every command, its options and
+//! their help text. Nothing here runs anything.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use super::output::Format;
+
+#[derive(Parser)]
+#[command(
+    name = "safetynet",
+    version,
+    about = "Departmental data screening for return-to-poverty monitoring (防止返贫监测部门数据筛查)"
+)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Ingest extracts of one source into the lake (导入部门数据).
+    Ingest {
+        /// Lake location: a directory, or a URL (s3://bucket/prefix, file://…).
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        /// Source name; the schema is schemas/<NAME>.toml unless --schema is given.
+        #[arg(long)]
+        source: String,
+        /// Schema file to use instead of schemas/<SOURCE>.toml.
+        #[arg(long)]
+        schema: Option<PathBuf>,
+        /// Text encoding, overriding the schema: utf-8, gb18030 or gbk.
+        #[arg(long)]
+        encoding: Option<String>,
+        /// Files, directories, globs or URLs (s3://bucket/dir/*.csv).
+        #[arg(required = true)]
+        inputs: Vec<String>,
+    },
+    /// Run SQL against the lake's tables (查询).
+    Sql(SqlArgs),
+    /// Write synthetic extracts with ground truth (生成模拟数据).
+    Generate {
+        #[arg(long, default_value_t = 500)]
+        households: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+        /// Write the department extracts in this encoding (utf-8 or gb18030).
+        #[arg(long, default_value = "utf-8")]
+        encoding: String,
+        /// Write this source as XLSX instead of CSV (repeatable).
+        #[arg(long)]
+        xlsx: Vec<String>,
+        /// Row count for one extract, e.g. --rows health=1000000 (repeatable).
+        #[arg(long, value_parser = parse_rows)]
+        rows: Vec<(String, usize)>,
+        /// Write only these department extracts (repeatable); the roster is always written.
+        #[arg(long)]
+        only: Vec<String>,
+    },
+    /// Link department records to roster people (关联比对).
+    Link {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        /// Link only this source (default: every ingested department source).
+        #[arg(long)]
+        source: Option<String>,
+        /// Re-estimate the model even when one is stored.
+        #[arg(long)]
+        train: bool,
+        #[arg(long, default_value = "pipelines/linkage.toml")]
+        settings: PathBuf,
+        #[arg(long, default_value = "schemas")]
+        schemas: PathBuf,
+    },
+    /// Show why a record linked: candidates and a waterfall of weights (关联解释).
+    Explain {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        #[arg(long)]
+        source: String,
+        /// The record's key (e.g. a settlement number).
+        record_key: String,
+        /// Candidates to show.
+        #[arg(long, default_value_t = 3)]
+        candidates: usize,
+        #[arg(long, default_value = "pipelines/linkage.toml")]
+        settings: PathBuf,
+        #[arg(long, default_value = "schemas")]
+        schemas: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// The clerical review loop (人工复核).
+    Review {
+        #[command(subcommand)]
+        action: ReviewAction,
+    },
+    /// Measure links against a truth file (评估关联质量).
+    Eval {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        #[arg(long)]
+        source: String,
+        /// CSV: record key, true roster ID number (empty if not on the roster)[, dirt].
+        #[arg(long)]
+        truth: PathBuf,
+        #[arg(long, default_value = "schemas")]
+        schemas: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Raise early warnings from the rules (预警).
+    Warn {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        /// The date the run looks from (default: today).
+        #[arg(long)]
+        as_of: Option<chrono::NaiveDate>,
+        #[arg(long, default_value = "pipelines/rules")]
+        rules: PathBuf,
+        #[arg(long, default_value = "pipelines/thresholds.csv")]
+        thresholds: PathBuf,
+        #[arg(long, default_value = "pipelines/population_groups.csv")]
+        population_groups: PathBuf,
+        #[arg(long, default_value = "schemas")]
+        schemas: PathBuf,
+    },
+    /// Record what staff found for a warning (核实结果).
+    Verify {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        /// The warning's id (W…).
+        warning_id: String,
+        /// included (纳入监测), not_included (不纳入), risk_eliminated (风险消除) or closed.
+        #[arg(long)]
+        outcome: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Who visited or decided.
+        #[arg(long, default_value = "staff")]
+        by: String,
+        #[arg(long)]
+        visited: Option<chrono::NaiveDate>,
+    },
+    /// Run a pipeline file: every stage of the job (运行流水线).
+    Run {
+        pipeline: PathBuf,
+        /// Lake location, overriding the pipeline file's.
+        #[arg(long)]
+        lake: Option<String>,
+        /// The date the warning stage looks from (default: today).
+        #[arg(long)]
+        as_of: Option<chrono::NaiveDate>,
+        /// Seconds to wait when another run holds the lake (default: exit at once).
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// The service: the pipeline on its schedule (Asia/Shanghai), catching
+    /// up a run missed while it was down, the HTTP API and push delivery
+    /// (定时运行与接口服务).
+    Serve {
+        pipeline: PathBuf,
+        #[arg(long)]
+        lake: Option<String>,
+        /// Address for the HTTP API, overriding the pipeline's [api] listen.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Address for the PostgreSQL endpoint, overriding the pipeline's [sql] listen.
+        #[arg(long)]
+        sql_listen: Option<String>,
+    },
+    /// Accounts of the PostgreSQL endpoint (SQL 用户).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Push warning changes to the monitoring system: one pass (推送预警).
+    Deliver {
+        /// Pipeline file whose [delivery] section names the endpoint.
+        #[arg(long)]
+        pipeline: Option<PathBuf>,
+        /// Lake location (default: the pipeline's).
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: Option<String>,
+        /// Endpoint URL, overriding (or instead of) the pipeline's.
+        #[arg(long)]
+        url: Option<String>,
+        /// Keep retrying failed items whose next try falls within this many seconds.
+        #[arg(long, default_value_t = 0)]
+        retry_within: u64,
+        /// Make dead-letter and rejected items pending again before the pass.
+        #[arg(long)]
+        requeue: bool,
+        /// Only show where delivery stands.
+        #[arg(long)]
+        status: bool,
+    },
+    /// API tokens for the monitoring system and other callers (访问令牌).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// List recent runs and their stages (运行记录).
+    Runs {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        /// How many runs.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ReviewAction {
+    /// Write the records in the review band, record and candidate side by side.
+    Export {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        /// Only this source (default: every linked source).
+        #[arg(long)]
+        source: Option<String>,
+        /// CSV to write.
+        #[arg(long, default_value = "review.csv")]
+        out: PathBuf,
+        #[arg(long, default_value = "pipelines/linkage.toml")]
+        settings: PathBuf,
+        #[arg(long, default_value = "schemas")]
+        schemas: PathBuf,
+    },
+    /// Store the decisions filled into an exported file.
+    Import {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenAction {
+    /// Issue a token; it is shown once, only its hash is stored.
+    Create {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        /// Who or what uses it, e.g. "县监测平台".
+        #[arg(long)]
+        name: String,
+        /// reader (read, masked), verifier (read and post visits, masked) or admin (raw values).
+        #[arg(long, default_value = "reader")]
+        role: String,
+        /// Limit to an administrative code prefix (province 2, prefecture 4,
+        /// county 6, township 9 or village 12 digits).
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+    },
+    /// Revoke a token by its id; it stops working within seconds.
+    Revoke {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        token_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserAction {
+    /// Add (or replace) a user; the password is read from the first line of
+    /// standard input and only its salted SCRAM hash is written.
+    Add {
+        /// The users file, e.g. pipelines/users.toml.
+        #[arg(long)]
+        users: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// admin (raw values, audit log), analyst, verifier or reader (masked).
+        #[arg(long, default_value = "analyst")]
+        role: String,
+        /// Limit to an administrative code prefix.
+        #[arg(long)]
+        region: Option<String>,
+    },
+}
+
+/// Options of `safetynet sql`.
+#[derive(clap::Args)]
+pub struct SqlArgs {
+    #[arg(long, env = "SAFETYNET_LAKE")]
+    pub lake: String,
+    /// The statement to run.
+    #[arg(short = 'c', long = "command", conflicts_with = "file")]
+    pub command: Option<String>,
+    /// A file of statements separated by semicolons.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// The role to query as: admin (raw values), analyst or reader (names
+    /// and ID numbers masked).
+    #[arg(long, default_value = "admin")]
+    pub role: String,
+    /// Only rows of this administrative code prefix.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Write the result to a .csv or .parquet file (admin and analyst).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, default_value = "schemas")]
+    pub schemas: PathBuf,
+}
+
+/// `--rows health=1000000`.
+fn parse_rows(text: &str) -> Result<(String, usize), String> {
+    let (source, n) = text.split_once('=').ok_or("expected SOURCE=N")?;
+    let n = n.parse().map_err(|_| format!("'{n}' is not a row count"))?;
+    Ok((source.to_string(), n))
+}

@@ -1,0 +1,322 @@
+//! Printing the report structs the library returns: tables for people at
+//! a terminal, with Chinese and English headers.
+
+use crate::ingest::FileOutcome;
+use crate::link::LinkReport;
+use crate::link::eval::Evaluation;
+use crate::link::explain::Explanation;
+use crate::pipeline::{Overview, RunReport, TopWarning};
+use crate::warn::WarnReport;
+
+use super::output;
+
+/// Everything a run did, in the order it happened.
+pub fn print_run(report: &RunReport, overview: Option<&Overview>, top: &[TopWarning]) {
+    print_ingest_summary(&report.ingest);
+    if !report.links.is_empty() {
+        print_link_reports(&report.links);
+    }
+    if let Some(overview) = overview {
+        print_overview(overview);
+    }
+    if let Some(w) = &report.warn {
+        print_warn_report(w);
+    }
+    print_top_warnings(top);
+    if let Some(d) = &report.delivery {
+        print_delivery_report(d);
+    }
+}
+
+/// Rows per table and the most common quarantine reasons.
+pub fn print_overview(o: &Overview) {
+    let mut t = output::table(vec!["table 表", "rows 行数"]);
+    for (name, n) in &o.tables {
+        t.add_row(vec![name.clone(), n.to_string()]);
+    }
+    println!("lake 数据湖: {}\n{t}", o.lake);
+    if !o.quarantine_reasons.is_empty() {
+        let mut reasons = output::table(vec!["table 表", "reason 隔离原因", "rows 行数"]);
+        for (table, text, n) in &o.quarantine_reasons {
+            let mut text = text.clone();
+            if text.chars().count() > 90 {
+                text = text.chars().take(90).collect::<String>() + "…";
+            }
+            reasons.add_row(vec![table.clone(), text, n.to_string()]);
+        }
+        println!("{reasons}");
+    }
+}
+
+/// The highest-scoring open warnings with their evidence.
+pub fn print_top_warnings(top: &[TopWarning]) {
+    if top.is_empty() {
+        return;
+    }
+    let mut t = output::table(vec![
+        "warning 预警",
+        "household 户",
+        "village 村",
+        "risk 风险",
+        "severity 等级",
+        "score 分值",
+        "evidence 依据",
+    ]);
+    for w in top {
+        let mut text = w
+            .evidence
+            .iter()
+            .take(4)
+            .map(|e| {
+                format!(
+                    "{} {} {}",
+                    e.event_date.clone().unwrap_or_default(),
+                    e.record_key,
+                    e.detail
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let more = w.evidence.len().saturating_sub(4);
+        if more > 0 {
+            text.push_str(&format!("\n… and {more} more"));
+        }
+        t.add_row(vec![
+            w.warning_id.clone(),
+            w.household_id.clone(),
+            w.village_code.clone(),
+            w.risk_type.clone(),
+            w.severity.clone(),
+            w.score.clone(),
+            text,
+        ]);
+    }
+    println!("top warnings 重点预警\n{t}");
+}
+
+/// Precision, recall and F1 beside the exact-ID join.
+pub fn print_evaluation(e: &Evaluation) {
+    let mut t = output::table(vec![
+        "method 方法",
+        "links 关联",
+        "correct 正确",
+        "precision 精确率",
+        "recall 召回率",
+        "F1",
+    ]);
+    for (name, s) in [
+        ("safetynet", &e.linker),
+        ("exact ID join 身份证号精确匹配", &e.exact_id_baseline),
+    ] {
+        t.add_row(vec![
+            name.to_string(),
+            s.links.to_string(),
+            s.correct.to_string(),
+            format!("{:.4}", s.precision),
+            format!("{:.4}", s.recall),
+            format!("{:.4}", s.f1),
+        ]);
+    }
+    println!(
+        "{} records, {} true matches, {} in review",
+        e.records, e.linker.true_matches, e.review
+    );
+    println!("{t}");
+    println!(
+        "true matches known only by name and region (no ID, no birth date): {:.2}%",
+        e.name_and_region_only_share * 100.0
+    );
+    if !e.recall_by_dirt.is_empty() {
+        let mut d = output::table(vec!["dirt 脏数据类型", "records 记录", "recall 召回率"]);
+        for (kind, n, recall) in &e.recall_by_dirt {
+            d.add_row(vec![kind.clone(), n.to_string(), format!("{recall:.4}")]);
+        }
+        println!("{d}");
+    }
+}
+
+pub fn print_warn_report(r: &WarnReport) {
+    let mut t = output::table(vec![
+        "rule 规则",
+        "title 名称",
+        "risk 风险类型",
+        "records 记录",
+        "households 户",
+        "pending review 待复核",
+    ]);
+    for s in &r.rules {
+        t.add_row(vec![
+            s.rule.clone(),
+            s.title.clone(),
+            s.risk_type.clone(),
+            s.note.clone().unwrap_or_else(|| s.records.to_string()),
+            s.households.to_string(),
+            s.pending_review.to_string(),
+        ]);
+    }
+    println!("warnings as of 预警基准日 {}\n{t}", r.as_of);
+    println!(
+        "raised 新增 {} · updated 更新 {} · reopened 重新打开 {} · unchanged 未变 {} · suppressed (already monitored) 已在监测中 {}",
+        r.raised, r.updated, r.reopened, r.unchanged, r.suppressed
+    );
+    if !r.open_by_county.is_empty() {
+        let mut by_county: std::collections::BTreeMap<&str, (i64, Vec<String>)> =
+            Default::default();
+        for (county, risk, n) in &r.open_by_county {
+            let entry = by_county.entry(county.as_str()).or_default();
+            entry.0 += n;
+            entry.1.push(format!("{risk} {n}"));
+        }
+        let mut c = output::table(vec![
+            "county 县",
+            "open warnings 待处理预警",
+            "by risk 按风险类型",
+        ]);
+        for (county, (total, risks)) in by_county {
+            c.add_row(vec![
+                county.to_string(),
+                total.to_string(),
+                risks.join(" · "),
+            ]);
+        }
+        println!("{c}");
+    }
+}
+
+pub fn print_link_reports(reports: &[LinkReport]) {
+    let mut t = output::table(vec![
+        "source 来源",
+        "records 记录",
+        "pairs 候选对",
+        "linked 关联",
+        "review 待核",
+        "unlinked 未关联",
+        "model 模型",
+        "seconds 秒",
+    ]);
+    for r in reports {
+        t.add_row(vec![
+            r.source.clone(),
+            r.records.to_string(),
+            r.candidate_pairs.to_string(),
+            r.linked.to_string(),
+            r.review.to_string(),
+            r.unlinked.to_string(),
+            format!(
+                "v{}{}",
+                r.model_version,
+                if r.trained { " (trained)" } else { "" }
+            ),
+            format!("{:.2}", r.seconds),
+        ]);
+    }
+    println!("{t}");
+}
+
+pub fn print_explanation(e: &Explanation) {
+    let value = |m: &std::collections::BTreeMap<String, String>, k: &str| {
+        m.get(k).cloned().unwrap_or_default()
+    };
+    println!(
+        "{} {}: name {} · ID {} · born {} · {} · region {}",
+        e.source,
+        e.record_key,
+        value(&e.record, "name"),
+        value(&e.record, "id_number"),
+        value(&e.record, "birth_date"),
+        value(&e.record, "gender"),
+        value(&e.record, "region_code"),
+    );
+    match (&e.status, &e.linked_person) {
+        (Some(s), Some(p)) => println!("status 状态: {s} → {p} (model v{})", e.model_version),
+        (Some(s), None) => println!("status 状态: {s} (model v{})", e.model_version),
+        _ => println!("not linked yet (model v{})", e.model_version),
+    }
+    if e.candidates.is_empty() {
+        println!("no candidates: no blocking rule pairs this record with anyone on the roster");
+    }
+    for (i, c) in e.candidates.iter().enumerate() {
+        println!(
+            "\ncandidate {} 候选: {} (household {}) — {} · {} · {} · {} · {}",
+            i + 1,
+            c.person_id,
+            c.household_id,
+            value(&c.values, "name"),
+            value(&c.values, "id_number"),
+            value(&c.values, "birth_date"),
+            value(&c.values, "gender"),
+            value(&c.values, "region_code"),
+        );
+        let mut t = output::table(vec![
+            "step 步骤",
+            "level 比对结果",
+            "weight 权重",
+            "total 累计",
+        ]);
+        for s in &c.waterfall {
+            t.add_row(vec![
+                s.comparison.clone(),
+                s.level.clone(),
+                format!("{:+.2}", s.weight),
+                format!("{:.2}", s.cumulative),
+            ]);
+        }
+        t.add_row(vec![
+            "match probability 匹配概率".to_string(),
+            c.review_decision
+                .clone()
+                .map(|d| format!("clerk: {d}"))
+                .unwrap_or_default(),
+            String::new(),
+            format!("{:.6}", c.match_probability),
+        ]);
+        println!("{t}");
+    }
+}
+
+pub fn print_delivery_report(r: &crate::deliver::DeliveryReport) {
+    println!(
+        "delivery 推送: {} delivered, {} to retry, {} rejected, {} dead-lettered, {} waiting",
+        r.delivered, r.retried, r.rejected, r.dead, r.waiting
+    );
+    for e in r.errors.iter().take(5) {
+        println!("  {e}");
+    }
+}
+
+pub fn print_ingest_summary(outcomes: &[FileOutcome]) {
+    let mut t = output::table(vec![
+        "file 文件",
+        "read 读取",
+        "staged 入库",
+        "quarantined 隔离",
+        "seconds 秒",
+        "outcome 结果",
+    ]);
+    for o in outcomes {
+        match &o.result {
+            Ok(r) => t.add_row(vec![
+                r.file.clone(),
+                r.rows_read.to_string(),
+                r.rows_staged.to_string(),
+                r.rows_quarantined.to_string(),
+                format!("{:.2}", r.seconds),
+                r.outcome.clone(),
+            ]),
+            Err(e) => t.add_row(vec![
+                o.file.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                format!("refused 拒绝: {e:#}"),
+            ]),
+        };
+    }
+    println!("{t}");
+    for o in outcomes {
+        if let Err(e) = &o.result {
+            eprintln!("error: {e:#}");
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! The `[api]` and `[sql]` sections of a pipeline file: the HTTP API and
+//! the PostgreSQL endpoint of `safetynet serve`.
+
+use serde::Deserialize;
+
+/// The HTTP API of `safetynet serve`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address to listen on; `serve --listen` overrides it.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+/// The `[sql]` section of a pipeline file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlConfig {
+    /// Address to listen on, e.g. "127.0.0.1:5432"; `serve --sql-listen` overrides.
+    pub listen: String,
+    /// Users file (relative to the pipeline file), see `safetynet user add`.
+    pub users: String,
+    /// PEM certificate chain and private key; when set, only TLS connections
+    /// are accepted, and a file that cannot be loaded stops start-up.
+    #[serde(default)]
+    pub tls_cert: Option<String>,
+    #[serde(default)]
+    pub tls_key: Option<String>,
+    /// Time a statement may take to deliver its rows.
+    #[serde(default = "default_timeout")]
+    pub statement_timeout_seconds: f64,
+    /// Memory a connection's queries may use before spilling or failing.
+    #[serde(default = "default_memory")]
+    pub memory_limit_mb: usize,
+}
+
+fn default_timeout() -> f64 {
+    300.0
+}
+
+fn default_memory() -> usize {
+    2048
+}
