@@ -95,8 +95,8 @@ impl Error {
     /// The HTTP status this failure is answered with.
     pub fn http_status(&self) -> u16 {
         match self {
-            Error::LockHeld { .. } => 409,
-            Error::Overloaded(_) | Error::LakeUnavailable(_) => 503,
+            // A run holding the lake is over in minutes: retry.
+            Error::LockHeld { .. } | Error::Overloaded(_) | Error::LakeUnavailable(_) => 503,
             Error::UnknownWarning(_) | Error::NotFound(_) => 404,
             Error::BadOutcome { .. } | Error::BadRequest(_) => 400,
             Error::BadSettings { .. } => 500,

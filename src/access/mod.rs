@@ -1,14 +1,28 @@
 //! Who may see and do what (权限): roles, region scopes, masking of
-//! personal identifiers, API tokens and the audit log. Shared by the HTTP
-//! API and the SQL endpoint.
+//! personal identifiers (`views`), the read-only gate (`read_only`), API
+//! tokens and the audit log. [`Access`] is the one way every frontend —
+//! the SQL shell, the PostgreSQL endpoint, the HTTP API, the console —
+//! gets the lake as a caller may see it; no frontend re-applies a check.
 
 pub mod audit;
 pub mod read_only;
-pub mod secure;
 pub mod tokens;
+pub mod views;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Result, bail};
+use datafusion::prelude::{SessionContext, col, lit};
 use serde::Serialize;
+
+use crate::config::AccessConfig;
+use crate::lake::Lake;
+use crate::lake::catalog::SharedTables;
+use crate::lake::query::strings_of;
+use crate::lake::tables::ROSTER_HOUSEHOLD;
+use views::ColumnRoles;
 
 /// What a caller may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -61,6 +75,12 @@ impl Principal {
         self.role == Role::Admin
     }
 
+    /// Whether the caller may write query results to files (admin and
+    /// analyst, as docs/sql.md says).
+    pub fn can_export(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Analyst)
+    }
+
     pub fn can_verify(&self) -> bool {
         matches!(self.role, Role::Admin | Role::Verifier)
     }
@@ -76,6 +96,127 @@ impl Principal {
                 .flatten()
                 .any(|code| code.starts_with(prefix.as_str())),
         }
+    }
+}
+
+/// Whether a caller may see one thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// It exists and is inside the caller's region.
+    Visible,
+    /// It exists, elsewhere.
+    OutsideRegion,
+    /// It does not exist.
+    Missing,
+}
+
+/// The lake as callers may see it: shared table snapshots, the columns the
+/// schemas mark as names, ID numbers and birth dates, and the masking
+/// policy. Cheap to clone.
+#[derive(Clone)]
+pub struct Access {
+    tables: Arc<SharedTables>,
+    roles: Arc<ColumnRoles>,
+    config: AccessConfig,
+}
+
+impl Access {
+    /// Access to `lake` for a long-running service: tables are opened once
+    /// and shared, and reread at most every `snapshot_age`.
+    pub fn new(
+        lake: Lake,
+        schemas_dir: &Path,
+        config: AccessConfig,
+        snapshot_age: Duration,
+    ) -> Result<Access> {
+        Ok(Access {
+            tables: Arc::new(SharedTables::new(lake, snapshot_age)),
+            roles: Arc::new(ColumnRoles::load(schemas_dir)?),
+            config,
+        })
+    }
+
+    /// The lake.
+    pub fn lake(&self) -> &Lake {
+        self.tables.lake()
+    }
+
+    /// Which columns of each source hold what.
+    pub fn columns(&self) -> &ColumnRoles {
+        &self.roles
+    }
+
+    /// The lake as `p` may see it: every table a view, masked and scoped;
+    /// queries may use `memory_limit` bytes (default: the lake's usual
+    /// limit).
+    pub async fn session(
+        &self,
+        p: &Principal,
+        memory_limit: Option<usize>,
+    ) -> Result<SessionContext> {
+        let memory = match memory_limit {
+            Some(bytes) => bytes,
+            None => crate::lake::catalog::memory_limit_bytes()?,
+        };
+        let ctx = self.tables.session(memory).await?;
+        views::restrict(&ctx, p, &self.roles, self.config.birth_date_precision).await?;
+        Ok(ctx)
+    }
+
+    /// As [`Access::session`], over the tables as they are now: after the
+    /// caller's own write, which must show at once.
+    pub async fn session_fresh(&self, p: &Principal) -> Result<SessionContext> {
+        self.tables.invalidate();
+        self.session(p, None).await
+    }
+
+    /// Whether `p` may see a household of the roster.
+    pub async fn household(&self, p: &Principal, household_id: &str) -> Result<Visibility> {
+        self.visibility(p, ROSTER_HOUSEHOLD, "household_id", household_id)
+            .await
+    }
+
+    /// Whether `p` may see a warning.
+    pub async fn warning(&self, p: &Principal, warning_id: &str) -> Result<Visibility> {
+        self.visibility(p, "warnings", "warning_id", warning_id)
+            .await
+    }
+
+    /// Look up a row's region codes in the unrestricted tables and judge
+    /// them by the caller's region.
+    async fn visibility(
+        &self,
+        p: &Principal,
+        table: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<Visibility> {
+        let ctx = self.tables.session(64 << 20).await?;
+        if !ctx.table_exist(table)? {
+            return Ok(Visibility::Missing);
+        }
+        let batches = ctx
+            .table(table)
+            .await?
+            .filter(col(key).eq(lit(value)))?
+            .select_columns(&["county_code", "township_code", "village_code"])?
+            .limit(0, Some(1))?
+            .collect()
+            .await?;
+        let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
+            return Ok(Visibility::Missing);
+        };
+        let codes: Vec<Option<String>> = batch
+            .columns()
+            .iter()
+            .map(|c| strings_of(c).map(|v| v.into_iter().next().flatten()))
+            .collect::<Result<_>>()?;
+        let codes: Vec<Option<&str>> = codes.iter().map(Option::as_deref).collect();
+        Ok(if p.sees_region(&codes) {
+            Visibility::Visible
+        } else {
+            Visibility::OutsideRegion
+        })
     }
 }
 

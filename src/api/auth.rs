@@ -59,7 +59,7 @@ impl TokenCache {
                 }
                 _ => {}
             }
-            *guard = Some((Instant::now(), tokens::list(&state.lake).await?));
+            *guard = Some((Instant::now(), tokens::list(state.lake()).await?));
             return Ok(guard
                 .as_ref()
                 .and_then(|(_, list)| tokens::authenticate(list, presented)));

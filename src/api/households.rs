@@ -1,8 +1,8 @@
 //! `/api/v1/households/{household_id}/timeline`: the household as the
 //! roster has it, its members, every department record linked to it (with
 //! the link's status and probability), and its warnings with their history,
-//! in date order. Names and ID numbers are masked unless the role allows
-//! raw values.
+//! in date order, read from the caller's own view of the lake
+//! (`access`): masked and region-scoped as in the SQL endpoint.
 
 use std::collections::BTreeMap;
 
@@ -17,49 +17,19 @@ use super::auth::Rows;
 use super::error::{ApiError, ApiResult};
 use super::params;
 use super::warnings::{events_of, warning_json};
-use crate::access::Principal;
-use crate::config::SourceSchema;
-use crate::config::schema::Role as FieldRole;
-use crate::identity::mask;
-use crate::lake::query::{rows_of, sql_text};
-use crate::lake::tables::{ROSTER_HOUSEHOLD, ROSTER_PERSON, staged};
-use crate::link::link_table;
+use crate::access::{Principal, Visibility};
+use crate::lake::query::{rows_of, sql_ident, sql_text};
+use crate::lake::tables::{ROSTER_HOUSEHOLD, ROSTER_PERSON, ROSTER_SOURCE, link_table, staged};
 use crate::warn::store::WARNINGS;
 
 /// Bookkeeping columns left out of the timeline.
 const HIDDEN: &[&str] = &["batch_id", "roster_version"];
 
-/// A row as a JSON object, masking the named name and ID columns.
-fn object(
-    row: BTreeMap<String, String>,
-    names: &[String],
-    ids: &[String],
-    raw: bool,
-) -> Map<String, Value> {
+/// A row as a JSON object (already masked by the caller's view).
+fn object(row: BTreeMap<String, String>) -> Map<String, Value> {
     row.into_iter()
         .filter(|(k, _)| !HIDDEN.contains(&k.as_str()))
-        .map(|(k, v)| {
-            let v = if raw {
-                v
-            } else if names.contains(&k) {
-                mask::name(&v)
-            } else if ids.contains(&k) {
-                mask::id_number(&v)
-            } else {
-                v
-            };
-            (k, Value::from(v))
-        })
-        .collect()
-}
-
-/// A field's lake column and its `_raw` twin.
-fn columns_with_role(schema: &SourceSchema, role: FieldRole) -> Vec<String> {
-    schema
-        .fields
-        .iter()
-        .filter(|f| f.role == Some(role))
-        .flat_map(|f| [f.name.clone(), format!("{}_raw", f.name)])
+        .map(|(k, v)| (k, Value::from(v)))
         .collect()
 }
 
@@ -72,11 +42,21 @@ pub async fn timeline(
 ) -> ApiResult<Response> {
     params::query(raw.as_deref(), &[])?;
     let household_id = params::household_id(&household_id)?;
-    let id = sql_text(&household_id);
-    let ctx = state.lake.session().await?;
-    if !ctx.table_exist(ROSTER_HOUSEHOLD)? {
-        return Err(ApiError::not_found("no roster has been ingested yet"));
+    match state.access.household(&p, &household_id).await? {
+        Visibility::Missing => {
+            return Err(ApiError::not_found(format!(
+                "no household {household_id} on the roster"
+            )));
+        }
+        Visibility::OutsideRegion => {
+            return Err(ApiError::forbidden(format!(
+                "household {household_id} is outside this token's region"
+            )));
+        }
+        Visibility::Visible => {}
     }
+    let id = sql_text(&household_id);
+    let ctx = state.access.session(&p, None).await?;
     let batches = ctx
         .sql(&format!(
             "SELECT * FROM {ROSTER_HOUSEHOLD} WHERE household_id = {id}"
@@ -88,14 +68,6 @@ pub async fn timeline(
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::not_found(format!("no household {household_id} on the roster")))?;
-    let codes = ["county_code", "township_code", "village_code"]
-        .map(|k| household.get(k).map(String::as_str));
-    if !p.sees_region(&codes) {
-        return Err(ApiError::forbidden(format!(
-            "household {household_id} is outside this token's region"
-        )));
-    }
-    let raw_values = p.raw_values();
     let batches = ctx
         .sql(&format!(
             "SELECT * FROM {ROSTER_PERSON} WHERE household_id = {id} ORDER BY member_id"
@@ -105,31 +77,29 @@ pub async fn timeline(
         .await?;
     let members: Vec<Value> = rows_of(&batches)?
         .into_iter()
-        .map(|r| {
-            Value::Object(object(
-                r,
-                &["name".into()],
-                &["id_number".into()],
-                raw_values,
-            ))
-        })
+        .map(|r| Value::Object(object(r)))
         .collect();
 
     // Department records linked to the household, every source.
     let mut records: Vec<(String, Value)> = Vec::new();
-    for source in crate::link::linkable_sources(&state.lake, &state.schemas_dir).await? {
+    let roles = state.access.columns();
+    let sources: Vec<String> = ctx
+        .catalog("datafusion")
+        .and_then(|c| c.schema("public"))
+        .map(|s| s.table_names())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|t| t.strip_prefix("staged_").map(str::to_string))
+        .filter(|s| s != ROSTER_SOURCE)
+        .collect();
+    for source in sources {
         if !ctx.table_exist(link_table(&source).as_str())? {
             continue;
         }
-        let schema = SourceSchema::load(&state.schemas_dir.join(format!("{source}.toml")))?;
-        let Some(key) = schema.field_with_role(FieldRole::RecordKey) else {
+        let Some(key) = roles.record_key(&source) else {
             continue;
         };
-        let date = schema
-            .field_with_role(FieldRole::EventDate)
-            .map(|f| f.name.clone());
-        let names = columns_with_role(&schema, FieldRole::PersonName);
-        let ids = columns_with_role(&schema, FieldRole::IdNumber);
+        let date = roles.event_date(&source).map(str::to_string);
         let batches = ctx
             .sql(&format!(
                 "SELECT s.*, l.person_id AS linked_person_id, l.status AS link_status,
@@ -138,7 +108,7 @@ pub async fn timeline(
                  WHERE l.household_id = {id}",
                 link = link_table(&source),
                 staged = staged(&source),
-                key = key.name,
+                key = sql_ident(key),
             ))
             .await?
             .collect()
@@ -153,8 +123,8 @@ pub async fn timeline(
                 .as_ref()
                 .and_then(|d| row.get(d).cloned())
                 .unwrap_or_default();
-            let record_key = row.get(&key.name).cloned();
-            let fields = object(row, &names, &ids, raw_values);
+            let record_key = row.get(key).cloned();
+            let fields = object(row);
             records.push((
                 when.clone(),
                 json!({
@@ -192,7 +162,7 @@ pub async fn timeline(
     }
     let n = members.len() + records.len() + warnings.len();
     let mut response = Json(json!({
-        "household": object(household, &[], &[], true),
+        "household": object(household),
         "members": members,
         "records": records.into_iter().map(|(_, r)| r).collect::<Vec<_>>(),
         "warnings": warnings,

@@ -41,7 +41,7 @@ pub async fn count_requests(
 
 /// GET /healthz: 200 when the lake can be listed.
 pub async fn healthz(State(state): State<AppState>) -> ApiResult<Response> {
-    match state.lake.table_names().await {
+    match state.lake().table_names().await {
         Ok(tables) => {
             Ok(axum::Json(json!({"status": "ok", "tables": tables.len()})).into_response())
         }
@@ -78,7 +78,10 @@ fn label(value: &str) -> String {
 
 /// GET /metrics
 pub async fn prometheus(State(state): State<AppState>) -> ApiResult<Response> {
-    let ctx = state.lake.session_with(&[RUNS, BATCHES, WARNINGS]).await?;
+    let ctx = state
+        .lake()
+        .session_with(&[RUNS, BATCHES, WARNINGS])
+        .await?;
     let mut out = String::new();
 
     metric(
@@ -134,7 +137,7 @@ pub async fn prometheus(State(state): State<AppState>) -> ApiResult<Response> {
         let _ = writeln!(out, "safetynet_warnings{{status=\"{}\",severity=\"{}\"}} {}", label(v(&r, "status")), label(v(&r, "severity")), v(&r, "n"));
     }
 
-    let (delivery, _) = crate::deliver::status(&state.lake).await?;
+    let (delivery, _) = crate::deliver::status(state.lake()).await?;
     metric(
         &mut out,
         "safetynet_delivery_items",

@@ -21,13 +21,13 @@ pub mod params;
 pub mod warnings;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
 use axum::Router;
 use axum::routing::{get, post};
 
+use crate::access::Access;
 use crate::access::audit::AuditLog;
 use crate::lake::Lake;
 use error::ApiError;
@@ -35,23 +35,27 @@ use error::ApiError;
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    pub lake: Lake,
-    /// Source schemas, to know each source's key, name and ID columns.
-    pub schemas_dir: PathBuf,
+    /// The lake as each caller may see it.
+    pub access: Access,
     pub audit: AuditLog,
     pub tokens: Arc<auth::TokenCache>,
     pub counters: Arc<metrics::Counters>,
 }
 
 impl AppState {
-    pub fn new(lake: Lake, schemas_dir: PathBuf) -> AppState {
+    pub fn new(access: Access) -> AppState {
         AppState {
-            audit: AuditLog::start(lake.clone()),
+            audit: AuditLog::start(access.lake().clone()),
             tokens: Arc::new(auth::TokenCache::default()),
             counters: Arc::new(metrics::Counters::default()),
-            lake,
-            schemas_dir,
+            access,
         }
+    }
+
+    /// The lake itself, for what is not personal data (tokens, delivery
+    /// status, counts).
+    pub fn lake(&self) -> &Lake {
+        self.access.lake()
     }
 }
 

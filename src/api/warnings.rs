@@ -17,7 +17,7 @@ use super::AppState;
 use super::auth::Rows;
 use super::error::{ApiError, ApiResult};
 use super::params;
-use crate::access::Principal;
+use crate::access::{Principal, Visibility};
 use crate::lake::query::{rows_of, sql_text};
 use crate::warn::rules::RISK_TYPES;
 use crate::warn::store::{WARNING_EVENTS, WARNINGS};
@@ -131,7 +131,7 @@ pub async fn list(
     }
     let limit = params::limit(q.get("limit"), 100, 1000)?;
 
-    let ctx = state.lake.session_with(&[WARNINGS, WARNING_EVENTS]).await?;
+    let ctx = state.access.session(&p, None).await?;
     let mut items: Vec<Value> = Vec::new();
     if has_warnings(&ctx).await? {
         let where_clause = if filters.is_empty() {
@@ -162,8 +162,10 @@ pub async fn list(
     Ok(response)
 }
 
-/// One warning by id, checked against the caller's region.
+/// One warning by id, as the caller may see it: 404 when there is no such
+/// warning, 403 when it is outside the caller's region.
 async fn load_one(
+    state: &AppState,
     ctx: &SessionContext,
     p: &Principal,
     warning_id: &str,
@@ -174,6 +176,15 @@ async fn load_one(
         )));
     }
     let missing = || ApiError::not_found(format!("no warning {warning_id}"));
+    match state.access.warning(p, warning_id).await? {
+        Visibility::Missing => return Err(missing()),
+        Visibility::OutsideRegion => {
+            return Err(ApiError::forbidden(format!(
+                "warning {warning_id} is outside this token's region"
+            )));
+        }
+        Visibility::Visible => {}
+    }
     if !has_warnings(ctx).await? {
         return Err(missing());
     }
@@ -183,15 +194,7 @@ async fn load_one(
         sql_text(warning_id)
     );
     let batches = ctx.sql(&sql).await?.collect().await?;
-    let row = rows_of(&batches)?.into_iter().next().ok_or_else(missing)?;
-    let codes =
-        ["county_code", "township_code", "village_code"].map(|k| row.get(k).map(String::as_str));
-    if !p.sees_region(&codes) {
-        return Err(ApiError::forbidden(format!(
-            "warning {warning_id} is outside this token's region"
-        )));
-    }
-    Ok(row)
+    rows_of(&batches)?.into_iter().next().ok_or_else(missing)
 }
 
 /// The state changes of some warnings, oldest first.
@@ -233,11 +236,8 @@ pub async fn one(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     params::query(raw.as_deref(), &[])?;
-    let ctx = state
-        .lake
-        .session_with(&[WARNINGS, WARNING_EVENTS, crate::deliver::outbox::DELIVERIES])
-        .await?;
-    let row = load_one(&ctx, &p, &warning_id).await?;
+    let ctx = state.access.session(&p, None).await?;
+    let row = load_one(&state, &ctx, &p, &warning_id).await?;
     let mut out = warning_json(&row);
     out["events"] = Value::from(events_of(&ctx, std::slice::from_ref(&warning_id)).await?);
     let deliveries: Vec<Value> = crate::deliver::outbox::items(&ctx, Some(&warning_id))
@@ -302,19 +302,11 @@ pub async fn verify(
         return Err(ApiError::bad_request("visited_by must name who visited"));
     }
     {
-        let ctx = state.lake.session_with(&[WARNINGS, WARNING_EVENTS]).await?;
-        load_one(&ctx, &p, &warning_id).await?;
+        let ctx = state.access.session(&p, None).await?;
+        load_one(&state, &ctx, &p, &warning_id).await?;
     }
-    // Warnings are rewritten by runs too: take the run lock briefly.
-    let lock = crate::pipeline::lock::RunLock::acquire(
-        &state.lake,
-        &format!("api verification by {}", p.name),
-        std::time::Duration::from_secs(10),
-    )
-    .await
-    .map_err(|e| ApiError::unavailable(format!("{e:#}; try again later")))?;
-    let result = crate::warn::verify(
-        &state.lake,
+    crate::pipeline::verify(
+        state.lake(),
         &crate::warn::Verification {
             warning_id: warning_id.clone(),
             outcome,
@@ -322,12 +314,12 @@ pub async fn verify(
             by: format!("{} (token {})", body.visited_by.trim(), p.name),
             visited: Some(visited),
         },
+        &format!("api verification by {}", p.name),
+        std::time::Duration::from_secs(10),
     )
-    .await;
-    lock.release().await?;
-    result?;
-    let ctx = state.lake.session_with(&[WARNINGS, WARNING_EVENTS]).await?;
-    let row = load_one(&ctx, &p, &warning_id).await?;
+    .await?;
+    let ctx = state.access.session_fresh(&p).await?;
+    let row = load_one(&state, &ctx, &p, &warning_id).await?;
     let mut response = Json(warning_json(&row)).into_response();
     response.extensions_mut().insert(Rows(1));
     Ok(response)

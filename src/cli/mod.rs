@@ -28,7 +28,6 @@ use crate::config::{DeliveryConfig, Pipeline, SourceSchema};
 use crate::error::Error;
 use crate::ingest::{FileOutcome, IngestOptions};
 use crate::lake::Lake;
-use crate::pipeline::lock::RunLock;
 use crate::pipeline::{RunOptions, ingest_with_progress};
 use args::{Cli, Command, LogFormat, ReviewAction, TokenAction, UserAction};
 use output::Format;
@@ -243,11 +242,8 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 by,
                 visited,
             };
-            // Runs rewrite warnings too: hold the run lock while recording.
-            let lock = RunLock::acquire(&lake, "safetynet verify", Duration::from_secs(60)).await?;
-            let w = crate::warn::verify(&lake, &v).await;
-            lock.release().await?;
-            let w = w?;
+            let w = crate::pipeline::verify(&lake, &v, "safetynet verify", Duration::from_secs(60))
+                .await?;
             println!(
                 "{} is now {} ({})",
                 w.warning_id,

@@ -17,22 +17,48 @@ use datafusion::prelude::SessionContext;
 use super::args::SqlArgs;
 use super::output::{self, Format};
 use crate::access::audit::{AuditLog, Entry};
-use crate::access::{Principal, Role, read_only, secure};
+use crate::access::{Principal, Role, read_only};
 use crate::lake::Lake;
 
-/// Who runs the shell: the operating-system user, in the role asked for.
+/// Who runs the shell: the operating-system account the process runs as
+/// (from its user id, not `$USER`, which anyone can set), in the role
+/// asked for.
 fn principal(role: &str, region: Option<String>) -> Result<Principal> {
     if let Some(r) = &region {
         crate::access::tokens::check_region(r)?;
     }
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
     Ok(Principal {
-        name: format!("os:{user}"),
+        name: format!("os:{}", os_account()),
         role: Role::parse(role)?,
         region,
     })
+}
+
+/// The name of the account of the process's effective user id, from the
+/// password database; `uid<n>` when it has no entry.
+fn os_account() -> String {
+    // SAFETY: geteuid cannot fail; getpwuid_r writes only into the buffers
+    // it is given, and the name is read only when it reports success.
+    let uid = unsafe { libc::geteuid() };
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buffer = vec![0 as libc::c_char; 4096];
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut entry,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        )
+    };
+    if rc == 0 && !found.is_null() && !entry.pw_name.is_null() {
+        let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
+        if let Ok(name) = name.to_str() {
+            return name.to_string();
+        }
+    }
+    format!("uid{uid}")
 }
 
 struct Shell {
@@ -80,8 +106,11 @@ impl Shell {
     async fn run(&self, text: &str, export_to: Option<&Path>) -> Result<()> {
         let started = Instant::now();
         let work = async {
-            if export_to.is_some() && self.principal.role == Role::Reader {
-                bail!("role reader may not export results (导出需 analyst 或 admin 角色)");
+            if export_to.is_some() && !self.principal.can_export() {
+                bail!(
+                    "role {} may not export results (导出需 analyst 或 admin 角色)",
+                    self.principal.role.name()
+                );
             }
             let statements = read_only::check(text)?;
             let mut rows = 0;
@@ -236,7 +265,13 @@ impl Shell {
 pub async fn sql(args: SqlArgs) -> Result<ExitCode> {
     let lake = Lake::open(&args.lake).await?;
     let principal = principal(&args.role, args.region)?;
-    let ctx = secure::session_for(&lake, &principal, &args.schemas, None).await?;
+    let access = crate::access::Access::new(
+        lake.clone(),
+        &args.schemas,
+        crate::config::AccessConfig::default(),
+        std::time::Duration::ZERO,
+    )?;
+    let ctx = access.session(&principal, None).await?;
     let mut shell = Shell {
         ctx,
         principal,

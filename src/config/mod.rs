@@ -11,4 +11,4 @@ pub mod service;
 pub use delivery::DeliveryConfig;
 pub use pipeline::{Pipeline, WarnConfig};
 pub use schema::{FieldType, Role, SourceSchema};
-pub use service::{ApiConfig, SqlConfig};
+pub use service::{AccessConfig, ApiConfig, BirthDatePrecision, SqlConfig};

@@ -43,6 +43,9 @@ pub struct Pipeline {
     /// The HTTP API of `safetynet serve`.
     #[serde(default)]
     pub api: super::ApiConfig,
+    /// What roles without raw values see (every frontend).
+    #[serde(default)]
+    pub access: super::AccessConfig,
     /// The PostgreSQL endpoint of `safetynet serve`; none without it.
     #[serde(default)]
     pub sql: Option<super::SqlConfig>,

@@ -53,3 +53,24 @@ fn default_timeout() -> f64 {
 fn default_memory() -> usize {
     2048
 }
+
+/// The `[access]` section of a pipeline file: how much roles without raw
+/// values see, in the SQL endpoint, the API and the console alike.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// `year` (default) or `month`.
+    #[serde(default)]
+    pub birth_date_precision: BirthDatePrecision,
+}
+
+/// How much of a birth date roles without raw values see.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BirthDatePrecision {
+    /// The year only: the date becomes 1 January of its year.
+    #[default]
+    Year,
+    /// Year and month: the date becomes the first of its month.
+    Month,
+}

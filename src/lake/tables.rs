@@ -14,6 +14,11 @@ pub fn staged(source: &str) -> String {
     format!("staged_{source}")
 }
 
+/// `link_<source>`: the link of every record of a source.
+pub fn link_table(source: &str) -> String {
+    format!("link_{source}")
+}
+
 pub fn quarantine(source: &str) -> String {
     format!("quarantine_{source}")
 }

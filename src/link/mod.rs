@@ -31,9 +31,7 @@ use crate::lake::query::scalar_i64;
 use crate::lake::tables::{self, ROSTER_HOUSEHOLD, ROSTER_PERSON, ROSTER_SOURCE};
 use settings::{Settings, SettingsFile};
 
-pub fn link_table(source: &str) -> String {
-    format!("link_{source}")
-}
+pub use crate::lake::tables::link_table;
 
 /// What one link run did.
 #[derive(Debug, Clone, serde::Serialize)]

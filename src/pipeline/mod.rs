@@ -365,6 +365,21 @@ async fn deliver_stage(
     }
 }
 
+/// Record a verification (what staff found on a visit), holding the run
+/// lock for at most `wait`, since runs rewrite warnings too. The CLI, the
+/// API and the console all record verifications through here.
+pub async fn verify(
+    lake: &Lake,
+    verification: &crate::warn::Verification,
+    holder: &str,
+    wait: Duration,
+) -> Result<crate::warn::state::Warning> {
+    let lock = RunLock::acquire(lake, holder, wait).await?;
+    let result = crate::warn::verify(lake, verification).await;
+    lock.release().await?;
+    result
+}
+
 /// Ingest one source's inputs, telling `progress` about each file.
 pub async fn ingest_with_progress(
     lake: &Lake,

@@ -20,10 +20,15 @@ use anyhow::{Context, Result, bail};
 use futures::FutureExt;
 use futures::future::Shared;
 
+use crate::access::Access;
 use crate::config::Pipeline;
 use crate::lake::Lake;
 use crate::pipeline::{RunOptions, Silent};
 use schedule::{Schedule, china};
+
+/// How long the service's shared view of the lake's tables is used before
+/// their logs are read again: new runs show within this time.
+const SNAPSHOT_AGE: Duration = Duration::from_secs(2);
 
 /// How often the service looks for outbox items to push.
 const DELIVERY_POLL: Duration = Duration::from_secs(10);
@@ -43,6 +48,7 @@ pub struct ServiceOptions {
 pub struct Service {
     pipeline: Pipeline,
     lake: Lake,
+    access: Access,
     schedule: Schedule,
     api: tokio::net::TcpListener,
     sql: Option<(tokio::net::TcpListener, Arc<crate::sql_endpoint::Shared>)>,
@@ -63,13 +69,18 @@ impl Service {
         let api = tokio::net::TcpListener::bind(&address)
             .await
             .with_context(|| format!("cannot listen on {address} for the HTTP API"))?;
+        let access = Access::new(
+            lake.clone(),
+            &pipeline.schemas_dir(),
+            pipeline.access.clone(),
+            SNAPSHOT_AGE,
+        )?;
         let sql = match &pipeline.sql {
             Some(config) => Some(
                 crate::sql_endpoint::bind(
                     config,
                     |p| pipeline.resolve(p),
-                    lake.clone(),
-                    pipeline.schemas_dir(),
+                    access.clone(),
                     options.sql_listen,
                 )
                 .await?,
@@ -82,6 +93,7 @@ impl Service {
         Ok(Service {
             pipeline,
             lake,
+            access,
             schedule,
             api,
             sql,
@@ -111,6 +123,7 @@ impl Service {
         let Service {
             pipeline,
             lake,
+            access,
             schedule,
             api,
             sql,
@@ -129,7 +142,7 @@ impl Service {
         // Listen for the shutdown even while no one else polls it.
         tokio::spawn(stopped.clone());
 
-        let state = crate::api::AppState::new(lake.clone(), pipeline.schemas_dir());
+        let state = crate::api::AppState::new(access);
         let api = tokio::spawn(crate::api::serve(api, state, stopped.clone()));
         let sql = sql.map(|(listener, shared)| {
             tokio::spawn(crate::sql_endpoint::serve(

@@ -35,7 +35,7 @@ use futures::{Sink, StreamExt};
 
 use super::Shared;
 use crate::access::audit::Entry;
-use crate::access::{Principal, read_only, secure};
+use crate::access::{Principal, read_only};
 
 type DfStatement = (String, Option<(Statement, LogicalPlan)>);
 
@@ -195,14 +195,12 @@ impl ConnState {
                     .users
                     .principal(&name)
                     .ok_or_else(|| user_error("28000", format!("no user {name}")))?;
-                let ctx = secure::session_for(
-                    &self.shared.lake,
-                    &principal,
-                    &self.shared.schemas_dir,
-                    Some(self.shared.memory_limit_bytes),
-                )
-                .await
-                .map_err(|e| user_error("58000", format!("cannot open the lake: {e:#}")))?;
+                let ctx = self
+                    .shared
+                    .access
+                    .session(&principal, Some(self.shared.memory_limit_bytes))
+                    .await
+                    .map_err(|e| user_error("58000", format!("cannot open the lake: {e:#}")))?;
                 setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider)
                     .map_err(|e| user_error("58000", format!("cannot set up pg_catalog: {e}")))?;
                 let hooks: Vec<Arc<dyn QueryHook>> = vec![

@@ -9,7 +9,7 @@
 pub mod connection;
 pub mod users;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,18 +17,18 @@ use anyhow::{Context, Result};
 use datafusion_postgres::pgwire::api::ConnectionManager;
 use datafusion_postgres::pgwire::tokio::{TlsAcceptor, process_socket, tokio_rustls};
 
+use crate::access::Access;
 use crate::access::audit::AuditLog;
-use crate::lake::Lake;
 use users::Users;
 
 pub use crate::config::SqlConfig;
 
 /// What every connection shares.
 pub struct Shared {
-    pub lake: Lake,
+    /// The lake as each user may see it.
+    pub access: Access,
     pub users: Users,
     pub audit: AuditLog,
-    pub schemas_dir: PathBuf,
     pub statement_timeout: Duration,
     pub memory_limit_bytes: usize,
     pub tls: Option<TlsAcceptor>,
@@ -63,8 +63,7 @@ fn load_tls(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
 pub async fn bind(
     config: &SqlConfig,
     resolve: impl Fn(&str) -> String,
-    lake: Lake,
-    schemas_dir: PathBuf,
+    access: Access,
     listen: Option<String>,
 ) -> Result<(tokio::net::TcpListener, Arc<Shared>)> {
     let users = Users::load(Path::new(&resolve(&config.users)))?;
@@ -78,10 +77,9 @@ pub async fn bind(
         .await
         .with_context(|| format!("cannot listen on {address} for the SQL endpoint"))?;
     let shared = Arc::new(Shared {
-        audit: AuditLog::start(lake.clone()),
-        lake,
+        audit: AuditLog::start(access.lake().clone()),
+        access,
         users,
-        schemas_dir,
         statement_timeout: Duration::from_secs_f64(config.statement_timeout_seconds.max(0.001)),
         memory_limit_bytes: config.memory_limit_mb.max(64) * 1024 * 1024,
         tls,

@@ -83,7 +83,14 @@ fn start(f: &Fixture) -> (tokio::runtime::Runtime, String) {
         let lake = safetynet::lake::Lake::open(&f.lake).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = safetynet::api::AppState::new(lake, f.schemas.clone());
+        let access = safetynet::access::Access::new(
+            lake,
+            &f.schemas,
+            Default::default(),
+            std::time::Duration::from_secs(2),
+        )
+        .unwrap();
+        let state = safetynet::api::AppState::new(access);
         tokio::spawn(safetynet::api::serve(
             listener,
             state,
@@ -189,6 +196,16 @@ fn tokens_are_required_and_scoped() {
     assert_error(s, &b, 403, "household of another county");
     let (s, b) = c.get("/api/v1/deliveries", county);
     assert_error(s, &b, 403, "delivery status with a region-scoped token");
+    let province_reader = token(&f.lake, "省级查看", "reader", None);
+    let (s, b) = c.get("/api/v1/deliveries", &province_reader);
+    assert_error(
+        s,
+        &b,
+        403,
+        "delivery status with a reader token without region",
+    );
+    let (s, b) = c.get("/api/v1/deliveries", &f.admin);
+    assert_eq!(s, 200, "admin reads delivery status: {b}");
 
     // Readers may not verify.
     let body = r#"{"visited_on":"2026-11-21","outcome":"not_included","reason":"收入稳定","visited_by":"王五"}"#;
@@ -235,6 +252,19 @@ fn timeline_masks_identifiers_unless_admin() {
         let name = m["name"].as_str().unwrap();
         assert!(name.ends_with('*') && name.chars().count() <= 3, "{name}");
         assert!(!r["name"].as_str().unwrap().ends_with('*'));
+        // The hidden ID digits are the birth date: beside a masked ID only
+        // the year is shown, so the number cannot be rebuilt.
+        let (born, raw_born) = (
+            m["birth_date"].as_str().unwrap(),
+            r["birth_date"].as_str().unwrap(),
+        );
+        assert_eq!(&born[..4], &raw_born[..4]);
+        assert!(born.ends_with("-01-01"), "{born}");
+        assert_eq!(
+            raw_born.replace('-', ""),
+            raw_id[6..14],
+            "admin sees the full date"
+        );
     }
     let records = masked["records"].as_array().unwrap();
     assert!(!records.is_empty(), "{masked}");

@@ -213,7 +213,7 @@ fn prepared_statements_masking_scoping_and_refused_writes() {
             let admin = connect(port, "admin", PASSWORD).await.unwrap();
             let rows = admin
                 .query(
-                    "SELECT user_name, outcome, rows_returned FROM audit_log WHERE interface = 'sql' AND request LIKE '%county_code = $1%'",
+                    "SELECT user_name, outcome, rows_returned FROM audit_log WHERE interface = 'sql' AND user_name = 'analyst' AND request LIKE '%county_code = $1%'",
                     &[],
                 )
                 .await
