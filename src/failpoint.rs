@@ -5,7 +5,8 @@
 //!
 //! - `SAFETYNET_FAILPOINT=<name>` aborts the process (no unwinding, no
 //!   clean-up, like a kill) when it reaches the named point, so tests can
-//!   prove a re-run repairs whatever a crash left;
+//!   prove a re-run repairs whatever a crash left; points checked with
+//!   [`fails`] fail instead of aborting;
 //! - `SAFETYNET_PAUSE_AFTER_LOCK_MS=<ms>` keeps the run lock a moment after
 //!   taking it, so a second process meets it.
 
@@ -22,6 +23,20 @@ pub fn hit(name: &str) {
 #[cfg(not(feature = "test-hooks"))]
 #[inline(always)]
 pub fn hit(_name: &str) {}
+
+/// Whether the environment asks this point to fail (for failures that are
+/// answered, not crashes: the audit log cannot be written, say).
+#[cfg(feature = "test-hooks")]
+pub fn fails(name: &str) -> bool {
+    std::env::var("SAFETYNET_FAILPOINT").is_ok_and(|v| v == name)
+}
+
+/// Without the `test-hooks` feature: never.
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub fn fails(_name: &str) -> bool {
+    false
+}
 
 /// Wait after taking the run lock, if the environment asks.
 #[cfg(feature = "test-hooks")]

@@ -1,6 +1,9 @@
-//! The `audit_log` lake table (审计日志): one row per API call or SQL
-//! statement — who, from where, when, what, how many rows, and whether it
-//! succeeded.
+//! The `audit_log` lake table (审计日志): one row per API call, failed
+//! login and SQL statement — who, from where, when, what, how many rows,
+//! and how it ended. A SQL statement has a `started` row, written before
+//! any row is sent (if it cannot be written the statement is refused:
+//! the log fails closed), and a row with its outcome: `ok`, `error`, or
+//! `abandoned` when the client stopped reading midway.
 //!
 //! Writes go through one task that commits whatever has queued since its
 //! last commit (group commit), and each caller waits for the commit that
@@ -21,6 +24,31 @@ use crate::lake::tables::timestamp_type;
 
 pub const AUDIT_LOG: &str = "audit_log";
 
+/// How an audited call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It succeeded.
+    Ok,
+    /// It failed, or was refused.
+    Error,
+    /// The client went away before reading every row.
+    Abandoned,
+    /// A SQL statement began (its outcome follows in another row).
+    Started,
+}
+
+impl Outcome {
+    /// The value in the `outcome` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Abandoned => "abandoned",
+            Outcome::Started => "started",
+        }
+    }
+}
+
 /// One audited call.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -35,7 +63,7 @@ pub struct Entry {
     /// HTTP status, or 0 for SQL.
     pub code: i32,
     pub rows: i64,
-    pub ok: bool,
+    pub outcome: Outcome,
     pub error: Option<String>,
     pub millis: i64,
 }
@@ -76,7 +104,7 @@ fn batch(entries: &[Entry]) -> Result<RecordBatch> {
             text(&|e| e.request.clone()),
             Arc::new(Int32Array::from_iter_values(entries.iter().map(|e| e.code))),
             Arc::new(Int64Array::from_iter_values(entries.iter().map(|e| e.rows))),
-            text(&|e| if e.ok { "ok" } else { "error" }.to_string()),
+            text(&|e| e.outcome.as_str().to_string()),
             Arc::new(StringArray::from(
                 entries.iter().map(|e| e.error.clone()).collect::<Vec<_>>(),
             )),
@@ -107,6 +135,9 @@ impl AuditLog {
                 }
                 let entries: Vec<Entry> = pending.iter().map(|(e, _)| e.clone()).collect();
                 let result = match batch(&entries) {
+                    _ if crate::failpoint::fails("audit:write") => {
+                        Err(anyhow!("failpoint audit:write"))
+                    }
                     Ok(b) => lake.append(AUDIT_LOG, &schema(), vec![b]).await,
                     Err(e) => Err(e),
                 }

@@ -5,6 +5,8 @@
 //! gets the lake as a caller may see it; no frontend re-applies a check.
 
 pub mod audit;
+pub mod limits;
+pub mod logins;
 pub mod read_only;
 pub mod tokens;
 pub mod views;
@@ -99,6 +101,11 @@ impl Principal {
     }
 }
 
+/// SQL connections open at once, unless configured (`[sql] max_connections`).
+pub const DEFAULT_SQL_CONNECTIONS: usize = 32;
+/// API requests served at once, unless configured (`[api] max_requests`).
+pub const DEFAULT_API_REQUESTS: usize = 64;
+
 /// Whether a caller may see one thing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Visibility {
@@ -118,6 +125,8 @@ pub struct Access {
     tables: Arc<SharedTables>,
     roles: Arc<ColumnRoles>,
     config: AccessConfig,
+    logins: Arc<logins::LoginThrottle>,
+    limits: Arc<limits::Limits>,
 }
 
 impl Access {
@@ -133,7 +142,25 @@ impl Access {
             tables: Arc::new(SharedTables::new(lake, snapshot_age)),
             roles: Arc::new(ColumnRoles::load(schemas_dir)?),
             config,
+            logins: Arc::default(),
+            limits: limits::Limits::new(DEFAULT_SQL_CONNECTIONS, DEFAULT_API_REQUESTS),
         })
+    }
+
+    /// The same access with these capacity limits.
+    pub fn with_limits(mut self, sql_connections: usize, api_requests: usize) -> Access {
+        self.limits = limits::Limits::new(sql_connections, api_requests);
+        self
+    }
+
+    /// Failed logins, counted for every frontend that takes passwords.
+    pub fn logins(&self) -> &logins::LoginThrottle {
+        &self.logins
+    }
+
+    /// Capacity limits and where the service stands.
+    pub fn limits(&self) -> &Arc<limits::Limits> {
+        &self.limits
     }
 
     /// The lake.

@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 use super::AppState;
 use super::error::{ApiError, ErrorText};
 use crate::access::Principal;
-use crate::access::audit::Entry;
+use crate::access::audit::{Entry, Outcome};
 use crate::access::tokens::{self, TokenInfo};
 
 /// Tokens are re-read from the lake at most this often, so a revoked token
@@ -137,7 +137,11 @@ pub async fn authenticate_and_audit(
             .extensions()
             .get::<Rows>()
             .map_or(0, |r| r.0 as i64),
-        ok: status.is_success(),
+        outcome: if status.is_success() {
+            Outcome::Ok
+        } else {
+            Outcome::Error
+        },
         error: response
             .extensions()
             .get::<ErrorText>()

@@ -39,12 +39,19 @@ pub async fn count_requests(
     response
 }
 
-/// GET /healthz: 200 when the lake can be listed.
+/// GET /healthz: 200 when the lake can be listed, with the service's load
+/// (open SQL connections and API requests against their limits, callers
+/// refused so far). It runs on the service's own runtime, not the query
+/// runtime, so it answers while queries are at work.
 pub async fn healthz(State(state): State<AppState>) -> ApiResult<Response> {
+    let load = state.access.limits().load();
     match state.lake().table_names().await {
-        Ok(tables) => {
-            Ok(axum::Json(json!({"status": "ok", "tables": tables.len()})).into_response())
-        }
+        Ok(tables) => Ok(axum::Json(json!({
+            "status": if load.saturated { "saturated" } else { "ok" },
+            "tables": tables.len(),
+            "load": load,
+        }))
+        .into_response()),
         Err(e) => Err(ApiError::unavailable(format!("lake not reachable: {e:#}"))),
     }
 }
@@ -174,6 +181,40 @@ pub async fn prometheus(State(state): State<AppState>) -> ApiResult<Response> {
         "safetynet_delivery_errors_total {}",
         delivery.failed_attempts
     );
+
+    let load = state.access.limits().load();
+    for (name, help, value) in [
+        (
+            "safetynet_sql_connections",
+            "Open SQL connections.",
+            load.sql_connections,
+        ),
+        (
+            "safetynet_sql_connection_limit",
+            "SQL connections allowed at once.",
+            load.sql_connection_limit,
+        ),
+        (
+            "safetynet_api_requests_in_flight",
+            "API requests being served.",
+            load.api_requests,
+        ),
+        (
+            "safetynet_api_request_limit",
+            "API requests served at once.",
+            load.api_request_limit,
+        ),
+    ] {
+        metric(&mut out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    metric(
+        &mut out,
+        "safetynet_refused_for_capacity_total",
+        "counter",
+        "SQL connections and API requests refused because the service was at its limit.",
+    );
+    let _ = writeln!(out, "safetynet_refused_for_capacity_total {}", load.refused);
 
     metric(
         &mut out,

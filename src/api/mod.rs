@@ -4,17 +4,22 @@
 //!   and posting a verification result;
 //! - `households`: a household's timeline of records, links and warnings;
 //! - `deliveries`: push delivery status, dead-letter included;
-//! - `metrics`: `/healthz` and Prometheus `/metrics`;
+//! - `logins`: login locks after repeated failures, listed and lifted by admins;
+//! - `metrics`: `/healthz` (with the service's load) and Prometheus `/metrics`;
 //! - `openapi`: the OpenAPI document at `/api/v1/openapi.json`.
 //!
 //! Every `/api/v1` call but the OpenAPI document needs a bearer token
 //! (`safetynet token create`), is limited to the token's region and role,
-//! and is written to `audit_log` before it is answered.
+//! and is written to `audit_log` before it is answered. Calls run on the
+//! service's query runtime, at most `[api] max_requests` at once (`capacity`);
+//! every error, whatever produced it, is JSON (`error`).
 
 pub mod auth;
+pub mod capacity;
 pub mod deliveries;
 pub mod error;
 pub mod households;
+pub mod logins;
 pub mod metrics;
 pub mod openapi;
 pub mod params;
@@ -40,6 +45,9 @@ pub struct AppState {
     pub audit: AuditLog,
     pub tokens: Arc<auth::TokenCache>,
     pub counters: Arc<metrics::Counters>,
+    /// The runtime `/api/v1` handlers run on (the service's query runtime;
+    /// the current one unless told otherwise).
+    pub queries: tokio::runtime::Handle,
 }
 
 impl AppState {
@@ -49,7 +57,14 @@ impl AppState {
             tokens: Arc::new(auth::TokenCache::default()),
             counters: Arc::new(metrics::Counters::default()),
             access,
+            queries: tokio::runtime::Handle::current(),
         }
+    }
+
+    /// Run `/api/v1` handlers on `queries`.
+    pub fn with_queries(mut self, queries: tokio::runtime::Handle) -> AppState {
+        self.queries = queries;
+        self
     }
 
     /// The lake itself, for what is not personal data (tokens, delivery
@@ -72,9 +87,15 @@ pub fn router(state: AppState) -> Router {
             get(households::timeline),
         )
         .route("/deliveries", get(deliveries::list))
+        .route("/logins/locks", get(logins::list))
+        .route("/logins/locks/{key}", axum::routing::delete(logins::lift))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate_and_audit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            capacity::within_capacity,
         ))
         .route("/openapi.json", get(openapi::document));
     Router::new()
@@ -83,15 +104,16 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::prometheus))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
-            ApiError {
-                status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                message: "method not allowed for this endpoint; see /api/v1/openapi.json".into(),
-            }
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed for this endpoint; see /api/v1/openapi.json",
+            )
         })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::count_requests,
         ))
+        .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)
 }
 

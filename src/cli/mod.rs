@@ -35,6 +35,13 @@ use progress::Spinners;
 
 /// The `safetynet` program.
 pub fn main() -> ExitCode {
+    // Everything this process creates — lake files, raw extracts, the
+    // audit log, exports — is readable by its own user only (0600 files,
+    // 0700 directories).
+    // SAFETY: umask only sets the process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
     let cli = Cli::parse();
     init_logging(cli.log_format);
     // Twice as many workers as cores: DataFusion runs a query's partitions

@@ -16,7 +16,7 @@ use datafusion::prelude::SessionContext;
 
 use super::args::SqlArgs;
 use super::output::{self, Format};
-use crate::access::audit::{AuditLog, Entry};
+use crate::access::audit::{AuditLog, Entry, Outcome};
 use crate::access::{Principal, Role, read_only};
 use crate::lake::Lake;
 
@@ -102,7 +102,9 @@ fn export(path: &Path, batches: &[RecordBatch]) -> Result<()> {
 }
 
 impl Shell {
-    /// Run the statements of `text`; each is audited.
+    /// Run the statements of `text`. The run is audited before anything is
+    /// shown or written: if the audit log cannot be written, the results
+    /// are not shown (the log fails closed).
     async fn run(&self, text: &str, export_to: Option<&Path>) -> Result<()> {
         let started = Instant::now();
         let work = async {
@@ -112,32 +114,31 @@ impl Shell {
                     self.principal.role.name()
                 );
             }
-            let statements = read_only::check(text)?;
-            let mut rows = 0;
+            let statements = read_only::check(text, &self.principal)?;
+            let mut results = Vec::new();
             for statement in statements {
-                let batches = self
+                let mut batches = self
                     .ctx
                     .sql_with_options(&statement, read_only::sql_options())
                     .await?
                     .collect()
                     .await?;
-                rows += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
-                match export_to {
-                    Some(path) => {
-                        export(path, &batches)?;
-                        eprintln!("{rows} row(s) written to {}", path.display());
-                    }
-                    None => output::print_batches(&batches, self.format)?,
+                if read_only::is_explain(&statement) && !self.principal.raw_values() {
+                    batches = read_only::scrub_plan_batches(batches)?;
                 }
+                results.push(batches);
             }
-            Ok(rows)
+            Ok(results)
         };
         // Ctrl-C while a statement runs cancels it (dropping its streams
         // stops the work); at the prompt it clears the line.
-        let result: Result<usize> = tokio::select! {
+        let result: Result<Vec<Vec<RecordBatch>>> = tokio::select! {
             r = work => r,
             _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("statement cancelled (Ctrl-C)")),
         };
+        let rows: usize = result.as_ref().map_or(0, |results| {
+            results.iter().flatten().map(RecordBatch::num_rows).sum()
+        });
         let entry = Entry {
             at: chrono::Utc::now(),
             interface: "sql",
@@ -146,16 +147,32 @@ impl Shell {
             client: "local shell".into(),
             request: text.trim().to_string(),
             code: 0,
-            rows: *result.as_ref().unwrap_or(&0) as i64,
-            ok: result.is_ok(),
+            rows: rows as i64,
+            outcome: if result.is_ok() {
+                Outcome::Ok
+            } else {
+                Outcome::Error
+            },
             error: result.as_ref().err().map(|e| format!("{e:#}")),
             millis: started.elapsed().as_millis() as i64,
         };
-        self.audit.record(entry).await?;
+        self.audit.record(entry).await.context(
+            "the statement is not on record, so its result is not shown (审计日志无法写入)",
+        )?;
+        for batches in result? {
+            match export_to {
+                Some(path) => {
+                    export(path, &batches)?;
+                    let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
+                    eprintln!("{n} row(s) written to {}", path.display());
+                }
+                None => output::print_batches(&batches, self.format)?,
+            }
+        }
         if self.timing {
             eprintln!("Time: {:.3} s", started.elapsed().as_secs_f64());
         }
-        result.map(|_| ())
+        Ok(())
     }
 
     /// `\dt`, `\d TABLE`, `\timing`, `\?`; returns false for `\q`.

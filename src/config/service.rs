@@ -10,12 +10,21 @@ pub struct ApiConfig {
     /// Address to listen on; `serve --listen` overrides it.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Requests served at once; above it a caller gets 503 with
+    /// Retry-After.
+    #[serde(default = "default_api_requests")]
+    pub max_requests: usize,
+}
+
+fn default_api_requests() -> usize {
+    64
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             listen: default_listen(),
+            max_requests: default_api_requests(),
         }
     }
 }
@@ -44,6 +53,14 @@ pub struct SqlConfig {
     /// Memory a connection's queries may use before spilling or failing.
     #[serde(default = "default_memory")]
     pub memory_limit_mb: usize,
+    /// Connections open at once; above it a client is refused with 53300
+    /// (too many connections).
+    #[serde(default = "default_sql_connections")]
+    pub max_connections: usize,
+}
+
+fn default_sql_connections() -> usize {
+    32
 }
 
 fn default_timeout() -> f64 {

@@ -74,7 +74,16 @@ impl Service {
             &pipeline.schemas_dir(),
             pipeline.access.clone(),
             SNAPSHOT_AGE,
-        )?;
+        )?
+        .with_limits(
+            pipeline
+                .sql
+                .as_ref()
+                .map_or(crate::access::DEFAULT_SQL_CONNECTIONS, |s| {
+                    s.max_connections
+                }),
+            pipeline.api.max_requests,
+        );
         let sql = match &pipeline.sql {
             Some(config) => Some(
                 crate::sql_endpoint::bind(
@@ -142,12 +151,17 @@ impl Service {
         // Listen for the shutdown even while no one else polls it.
         tokio::spawn(stopped.clone());
 
-        let state = crate::api::AppState::new(access);
+        // Queries run on a runtime of their own: however many connections
+        // and requests are at work, the accept loops and the health checks
+        // keep the threads of this one.
+        let queries = query_runtime()?;
+        let state = crate::api::AppState::new(access).with_queries(queries.handle().clone());
         let api = tokio::spawn(crate::api::serve(api, state, stopped.clone()));
         let sql = sql.map(|(listener, shared)| {
             tokio::spawn(crate::sql_endpoint::serve(
                 listener,
                 shared,
+                queries.handle().clone(),
                 stopped.clone(),
             ))
         });
@@ -175,9 +189,23 @@ impl Service {
         if let Some(sql) = sql {
             sql.await??;
         }
+        // Connections still open end with the process.
+        queries.shutdown_background();
         tracing::info!("service stopped");
         Ok(())
     }
+}
+
+/// The runtime that runs queries: one worker per core, twice over, since a
+/// query's partitions can hold a worker for seconds without yielding.
+fn query_runtime() -> Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads((cores * 2).max(2))
+        .thread_name("safetynet-query")
+        .enable_all()
+        .build()
+        .context("cannot start the query runtime")
 }
 
 /// Run the pipeline at each scheduled time (catching up a run missed while

@@ -88,29 +88,60 @@ pub async fn bind(
     Ok((listener, shared))
 }
 
-/// Accept connections until `shutdown` completes.
+/// Accept connections until `shutdown` completes. Each connection is
+/// served on `queries` (the runtime that runs queries), so a burst of
+/// connections or heavy statements never takes the threads this loop and
+/// the health checks run on. Above the connection limit a client is told
+/// so (53300) once it says hello; as many again may wait to be told, and
+/// beyond that a connection is closed at once, so a flood holds no memory.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
+    queries: tokio::runtime::Handle,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     tracing::info!(
         address = %listener.local_addr()?,
         tls = shared.tls.is_some(),
+        max_connections = shared.access.limits().sql_connections,
         "SQL endpoint listening"
     );
+    let refusing = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     tokio::pin!(shutdown);
     loop {
         let (socket, peer) = tokio::select! {
-            accepted = listener.accept() => accepted?,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, say: wait, do not spin or stop.
+                    tracing::warn!("SQL endpoint cannot accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
             _ = &mut shutdown => return Ok(()),
         };
+        let slot = match shared.access.limits().sql_connection() {
+            Ok(slot) => Some(slot),
+            Err(limit) => {
+                if refusing.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= limit {
+                    refusing.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    drop(socket);
+                    continue;
+                }
+                None
+            }
+        };
+        let refused = slot.is_none().then(|| refusing.clone());
         let shared = shared.clone();
-        tokio::spawn(async move {
+        queries.spawn(async move {
             let tls = shared.tls.clone();
-            let handlers = connection::Connection::new(shared);
+            let handlers = connection::Connection::new(shared, slot);
             if let Err(e) = process_socket(socket, tls, handlers).await {
                 tracing::warn!(client = %peer, "SQL connection ended: {e}");
+            }
+            if let Some(r) = refused {
+                r.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             }
         });
     }

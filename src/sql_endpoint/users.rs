@@ -20,10 +20,11 @@ use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use datafusion_postgres::pgwire::api::auth::sasl::scram::{SCRAM_ITERATIONS, gen_salted_password};
 use datafusion_postgres::pgwire::api::auth::{AuthSource, LoginInfo, Password};
-use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::error::PgWireResult;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
+use crate::access::logins::hmac_sha256;
 use crate::access::{Principal, Role};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +56,10 @@ struct Account {
 #[derive(Debug, Clone)]
 pub struct Users {
     accounts: Vec<Account>,
+    /// Derived from the file's content (which holds every user's salted
+    /// password, and is readable by the service only): the key of the salts
+    /// shown to user names that do not exist.
+    secret: [u8; 32],
 }
 
 /// `scram-sha-256$<iterations>$<salt hex>$<salted password hex>` for a password.
@@ -123,7 +128,14 @@ impl Users {
         if accounts.is_empty() {
             bail!("{}: no [[user]] entries", path.display());
         }
-        Ok(Users { accounts })
+        let secret = {
+            use sha2::{Digest, Sha256};
+            let mut h = Sha256::new();
+            h.update(b"safetynet: salts of unknown users\0");
+            h.update(text.as_bytes());
+            h.finalize().into()
+        };
+        Ok(Users { accounts, secret })
     }
 
     pub fn principal(&self, name: &str) -> Option<Principal> {
@@ -169,6 +181,12 @@ pub fn add(
     Ok(())
 }
 
+/// A user name that does not exist gets the same SCRAM exchange as one
+/// that does: a salt that is the same at every attempt (derived from the
+/// server's secret and the name, so it cannot be told from a real one)
+/// and a salted password no password produces. The login then fails at
+/// the proof, with the same error as a wrong password: nobody can learn
+/// which names exist.
 #[async_trait]
 impl AuthSource for Users {
     async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
@@ -178,11 +196,11 @@ impl AuthSource for Users {
                 Some(a.salt.clone()),
                 a.salted_password.clone(),
             )),
-            None => Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-                "FATAL".into(),
-                "28P01".into(),
-                format!("password authentication failed for user \"{name}\""),
-            )))),
+            None => {
+                let salt = hmac_sha256(&self.secret, format!("salt:{name}").as_bytes());
+                let salted = hmac_sha256(&self.secret, format!("password:{name}").as_bytes());
+                Ok(Password::new(Some(salt[..16].to_vec()), salted.to_vec()))
+            }
         }
     }
 }
