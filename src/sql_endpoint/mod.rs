@@ -107,6 +107,7 @@ pub async fn serve(
         "SQL endpoint listening"
     );
     let refusing = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let quick_refusals = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     tokio::pin!(shutdown);
     loop {
         let (socket, peer) = tokio::select! {
@@ -126,7 +127,18 @@ pub async fn serve(
             Err(limit) => {
                 if refusing.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= limit {
                     refusing.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                    drop(socket);
+                    // Beyond as many again as the limit: told in plain
+                    // protocol without pgwire, within two seconds, or closed
+                    // when even those are too many.
+                    let quick = quick_refusals.clone();
+                    if quick.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < QUICK_REFUSALS {
+                        queries.spawn(async move {
+                            refuse_quickly(socket, limit).await;
+                            quick.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                        });
+                    } else {
+                        quick.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    }
                     continue;
                 }
                 None
@@ -145,4 +157,51 @@ pub async fn serve(
             }
         });
     }
+}
+
+/// Clients refused by [`refuse_quickly`] at once; beyond them a connection
+/// is closed without an answer.
+const QUICK_REFUSALS: usize = 4096;
+
+/// Tell a client the server is full, speaking just enough of the protocol:
+/// decline TLS (an `SSLRequest` gets `N`), read the startup message, send
+/// a FATAL 53300 error, close. Two seconds at most.
+async fn refuse_quickly(mut socket: tokio::net::TcpStream, limit: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const SSL_REQUEST: u32 = 80_877_103;
+    const GSS_REQUEST: u32 = 80_877_104;
+    let talk = async {
+        let mut head = [0u8; 8];
+        socket.read_exact(&mut head).await?;
+        let mut len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let code = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+        if len == 8 && (code == SSL_REQUEST || code == GSS_REQUEST) {
+            socket.write_all(b"N").await?;
+            socket.read_exact(&mut head).await?;
+            len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        }
+        let mut rest = vec![0u8; len.saturating_sub(8).min(16 * 1024)];
+        socket.read_exact(&mut rest).await?;
+        let message = format!(
+            "sorry, too many clients already (this server takes {limit} connections; 连接数已满)"
+        );
+        let mut fields = Vec::new();
+        for (tag, value) in [
+            (b'S', "FATAL"),
+            (b'V', "FATAL"),
+            (b'C', "53300"),
+            (b'M', message.as_str()),
+        ] {
+            fields.push(tag);
+            fields.extend_from_slice(value.as_bytes());
+            fields.push(0);
+        }
+        fields.push(0);
+        let mut reply = vec![b'E'];
+        reply.extend_from_slice(&((fields.len() + 4) as u32).to_be_bytes());
+        reply.extend_from_slice(&fields);
+        socket.write_all(&reply).await?;
+        socket.flush().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), talk).await;
 }

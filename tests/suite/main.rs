@@ -8,6 +8,7 @@ mod common;
 
 mod api;
 mod deliver;
+mod hostile;
 mod ingest;
 mod link;
 mod object_storage;

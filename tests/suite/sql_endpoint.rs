@@ -11,11 +11,12 @@ use std::sync::OnceLock;
 use crate::common::*;
 use serde_json::Value;
 
-const PASSWORD: &str = "s3cret-passw0rd";
+pub(crate) const PASSWORD: &str = "s3cret-passw0rd";
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
+    pub(crate) api_port: u16,
 }
 
 impl Drop for Server {
@@ -26,10 +27,10 @@ impl Drop for Server {
     }
 }
 
-struct Fixture {
-    lake: String,
-    county: String,
-    pipeline: PathBuf,
+pub(crate) struct Fixture {
+    pub(crate) lake: String,
+    pub(crate) county: String,
+    pub(crate) pipeline: PathBuf,
     _tmp: tempfile::TempDir,
 }
 
@@ -50,7 +51,7 @@ fn add_user(users: &Path, name: &str, role: &str, region: Option<&str>) {
     assert!(child.wait().unwrap().success());
 }
 
-fn fixture() -> &'static Fixture {
+pub(crate) fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();
@@ -82,8 +83,14 @@ fn fixture() -> &'static Fixture {
 }
 
 /// Start `serve` on ephemeral ports and read the SQL port from its log.
-fn start(pipeline: &Path) -> Result<Server, String> {
+pub(crate) fn start(pipeline: &Path) -> Result<Server, String> {
+    start_with(pipeline, &[])
+}
+
+/// As [`start`], with extra environment variables for the service.
+pub(crate) fn start_with(pipeline: &Path, env: &[(&str, &str)]) -> Result<Server, String> {
     let mut child = bin()
+        .envs(env.iter().copied())
         .env("SAFETYNET_LOG", "safetynet=info")
         .args(["--log-format", "json", "serve"])
         .arg(pipeline)
@@ -95,28 +102,41 @@ fn start(pipeline: &Path) -> Result<Server, String> {
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let mut log = Vec::new();
+    let (mut api_port, mut sql_port) = (None, None);
+    let port_of = |v: &Value| -> u16 {
+        let address = v["fields"]["address"].as_str().unwrap().to_string();
+        address.rsplit(':').next().unwrap().parse().unwrap()
+    };
     for line in lines.by_ref().map_while(Result::ok) {
         log.push(line.clone());
         let Ok(v) = serde_json::from_str::<Value>(&line) else {
             continue;
         };
+        if v["fields"]["message"] == "HTTP API listening" {
+            api_port = Some(port_of(&v));
+        }
         if v["fields"]["message"] == "SQL endpoint listening" {
-            let address = v["fields"]["address"].as_str().unwrap().to_string();
-            let port = address.rsplit(':').next().unwrap().parse().unwrap();
+            sql_port = Some(port_of(&v));
+        }
+        if let (Some(port), Some(api_port)) = (sql_port, api_port) {
             // Keep reading, so the service never writes to a closed pipe.
             std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-            return Ok(Server { child, port });
+            return Ok(Server {
+                child,
+                port,
+                api_port,
+            });
         }
     }
     let _ = child.wait();
     Err(log.join("\n"))
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
 }
 
-async fn connect(
+pub(crate) async fn connect(
     port: u16,
     user: &str,
     password: &str,
@@ -247,7 +267,7 @@ fn prepared_statements_masking_scoping_and_refused_writes() {
     });
 }
 
-fn psql(port: u16, user: &str, sslmode: &str, command: &str) -> std::process::Output {
+pub(crate) fn psql(port: u16, user: &str, sslmode: &str, command: &str) -> std::process::Output {
     std::process::Command::new("psql")
         .env("PGPASSWORD", PASSWORD)
         .args([
@@ -351,7 +371,7 @@ fn tls_is_required_once_configured_and_bad_files_stop_start_up() {
 const ENDLESS: &str = "SELECT count(*) FROM roster_person a, roster_person b, roster_person c, roster_person d \
                        WHERE a.member_id || b.member_id || c.member_id || d.member_id = 'x'";
 
-fn sqlstate(e: &tokio_postgres::Error) -> Option<String> {
+pub(crate) fn sqlstate(e: &tokio_postgres::Error) -> Option<String> {
     e.as_db_error().map(|d| d.code().code().to_string())
 }
 
