@@ -91,6 +91,8 @@ fn serve(root: &str, pipeline: &Path) -> (Service, u16, u16) {
             return (Service(child), a, s);
         }
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the service did not start");
 }
 
@@ -183,7 +185,7 @@ async fn api_worker(
     let mut i = n;
     while Instant::now() < until {
         i += 1;
-        let path = if i % 2 == 0 {
+        let path = if i.is_multiple_of(2) {
             format!(
                 "/api/v1/households/{}/timeline",
                 households[i % households.len()]
