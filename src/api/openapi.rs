@@ -105,12 +105,26 @@ pub fn document_value() -> Value {
             }},
             "/deliveries": {"get": {
                 "operationId": "listDeliveries",
-                "summary": "Push delivery state: counts, lag and items, dead-letter included (tokens without a region only)",
+                "summary": "Push delivery state: counts, lag and items, dead-letter included (admin tokens only)",
                 "parameters": [
                     {"name": "state", "in": "query", "schema": {"type": "string", "enum": ITEM_STATES}},
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}
                 ],
                 "responses": ok("delivery state", json!({"type": "object"}))
+            }},
+            "/logins/locks": {"get": {
+                "operationId": "listLoginLocks",
+                "summary": "User names and addresses locked after repeated failed SQL logins (admin tokens only)",
+                "responses": ok("the locks", json!({"type": "object", "properties": {
+                    "locks": {"type": "array", "items": {"type": "object", "properties": {
+                        "key": {"type": "string"}, "failures": {"type": "integer"}, "seconds_left": {"type": "integer"}}}}}}))
+            }},
+            "/logins/locks/{key}": {"delete": {
+                "operationId": "liftLoginLock",
+                "summary": "Forget the failed logins of a user name or address, lifting its lock (admin tokens only)",
+                "parameters": [path_param("key", "user:<name>, address:<ip> or a user name", "^[\\w.:@-]{1,128}$")],
+                "responses": ok("lifted", json!({"type": "object", "properties": {
+                    "lifted": {"type": "string"}, "was_locked": {"type": "boolean"}}}))
             }}
         },
         "components": {

@@ -451,6 +451,7 @@ fn openapi_walk_good_and_bad_input() {
     let good_path_value = |name: &str| match name {
         "warning_id" => f.warning.clone(),
         "household_id" => f.household.clone(),
+        "key" => "user:nobody".to_string(),
         other => panic!("no sample value for path parameter {other}"),
     };
     let good_body = json!({"visited_on": "2026-11-22", "outcome": "risk_eliminated", "reason": "", "visited_by": "测试"});
@@ -538,7 +539,7 @@ fn openapi_walk_good_and_bad_input() {
             assert_error(s, &b, 405, &format!("{other} {template}"));
         }
     }
-    assert_eq!(operations, 5);
+    assert_eq!(operations, 7);
     let (s, b) = c.get("/api/v1/no-such-thing", &f.admin);
     assert_error(s, &b, 404, "unknown endpoint");
     // Nothing above was answered with a 5xx.
