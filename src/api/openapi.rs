@@ -6,7 +6,7 @@ use axum::Json;
 use serde_json::{Value, json};
 
 use super::deliveries::ITEM_STATES;
-use super::warnings::{SEVERITIES, STATUSES, VISIT_OUTCOMES};
+use super::warnings::{kinds, severities, statuses, visit_outcomes};
 use crate::warn::rules::RISK_TYPES;
 
 fn error_responses() -> Value {
@@ -38,13 +38,15 @@ pub fn document_value() -> Value {
             "county_code": {"type": "string", "nullable": true},
             "township_code": {"type": "string", "nullable": true},
             "village_code": {"type": "string", "nullable": true},
+            "kind": {"type": "string", "enum": kinds()},
             "risk_type": {"type": "string", "enum": RISK_TYPES},
-            "severity": {"type": "string", "enum": SEVERITIES},
+            "severity": {"type": "string", "enum": severities()},
             "score": {"type": "number"},
+            "estimate_per_capita": {"type": "number", "nullable": true, "description": "the assessment's per-capita income estimate (yuan)"},
             "period": {"type": "string"},
             "rules": {"type": "array", "items": {"type": "string"}},
             "records": {"type": "integer"},
-            "status": {"type": "string", "enum": STATUSES},
+            "status": {"type": "string", "enum": statuses()},
             "outcome": {"type": "string", "nullable": true},
             "first_seen": {"type": "string", "format": "date"},
             "last_seen": {"type": "string", "format": "date"},
@@ -68,9 +70,10 @@ pub fn document_value() -> Value {
                 "summary": "List warnings, newest changes filterable by `since`, in warning_id order with a cursor",
                 "parameters": [
                     {"name": "region", "in": "query", "description": "administrative code prefix (2–12 digits); must lie inside the token's region", "schema": {"type": "string", "pattern": "^[0-9]{2,12}$"}},
+                    {"name": "kind", "in": "query", "description": "early_warning (the household's assessment crossed the line), roster_below_line (the roster's own income is below the line, not monitored), clue (every-rule mode)", "schema": {"type": "string", "enum": kinds()}},
                     {"name": "risk_type", "in": "query", "schema": {"type": "string", "enum": RISK_TYPES}},
-                    {"name": "status", "in": "query", "schema": {"type": "string", "enum": STATUSES}},
-                    {"name": "severity", "in": "query", "schema": {"type": "string", "enum": SEVERITIES}},
+                    {"name": "status", "in": "query", "schema": {"type": "string", "enum": statuses()}},
+                    {"name": "severity", "in": "query", "schema": {"type": "string", "enum": severities()}},
                     {"name": "since", "in": "query", "description": "only warnings changed at or after this date (China time) or RFC 3339 time", "schema": {"type": "string", "format": "date-time"}},
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
                     {"name": "cursor", "in": "query", "description": "next_cursor of the previous page", "schema": {"type": "string"}}
@@ -141,7 +144,7 @@ pub fn document_value() -> Value {
                     "required": ["visited_on", "outcome", "visited_by"],
                     "properties": {
                         "visited_on": {"type": "string", "format": "date"},
-                        "outcome": {"type": "string", "enum": VISIT_OUTCOMES},
+                        "outcome": {"type": "string", "enum": visit_outcomes()},
                         "reason": {"type": "string"},
                         "visited_by": {"type": "string", "minLength": 1}}}
             }

@@ -20,12 +20,28 @@ use super::params;
 use crate::access::{Principal, Visibility};
 use crate::lake::query::{rows_of, sql_text};
 use crate::warn::rules::RISK_TYPES;
+use crate::warn::status::{Kind, Outcome, Severity, Status};
 use crate::warn::store::{WARNING_EVENTS, WARNINGS};
 
-pub const STATUSES: &[&str] = &["open", "verified", "closed"];
-pub const SEVERITIES: &[&str] = &["high", "medium", "low"];
+/// Statuses a warning can be listed by.
+pub fn statuses() -> Vec<&'static str> {
+    Status::names()
+}
+
+/// Severities a warning can be listed by.
+pub fn severities() -> Vec<&'static str> {
+    Severity::names()
+}
+
+/// Kinds a warning can be listed by.
+pub fn kinds() -> Vec<&'static str> {
+    Kind::names()
+}
+
 /// Outcomes a visit can report.
-pub const VISIT_OUTCOMES: &[&str] = &["included", "not_included", "risk_eliminated"];
+pub fn visit_outcomes() -> Vec<&'static str> {
+    Outcome::VISITS.iter().map(|o| o.as_str()).collect()
+}
 
 fn micros_to_rfc3339(text: Option<&String>) -> Value {
     text.and_then(|t| t.parse::<i64>().ok())
@@ -37,14 +53,15 @@ fn micros_to_rfc3339(text: Option<&String>) -> Value {
 fn select(with_evidence: bool) -> String {
     format!(
         "SELECT w.warning_id, w.household_id, w.county_code, w.township_code, w.village_code,
-                w.risk_type, w.severity, w.score, w.period, w.rules, w.records, w.status, w.outcome,
+                w.kind, w.risk_type, w.severity, w.score, w.estimate_per_capita, w.period, w.rules, w.records,
+                w.status, w.outcome,
                 CAST(w.first_seen AS VARCHAR) AS first_seen, CAST(w.last_seen AS VARCHAR) AS last_seen,
                 CAST(CAST(u.updated_at AS BIGINT) AS VARCHAR) AS updated_us{}
          FROM {WARNINGS} w
          LEFT JOIN (SELECT warning_id, max(at) AS updated_at FROM {WARNING_EVENTS} GROUP BY warning_id) u
            ON u.warning_id = w.warning_id",
         if with_evidence {
-            ", w.evidence, w.new_evidence"
+            ", w.evidence, w.new_evidence, w.assessment"
         } else {
             ""
         }
@@ -60,9 +77,11 @@ pub fn warning_json(row: &BTreeMap<String, String>) -> Value {
         "county_code": text("county_code"),
         "township_code": text("township_code"),
         "village_code": text("village_code"),
+        "kind": text("kind"),
         "risk_type": text("risk_type"),
         "severity": text("severity"),
         "score": row.get("score").and_then(|s| s.parse::<f64>().ok()),
+        "estimate_per_capita": row.get("estimate_per_capita").and_then(|s| s.parse::<f64>().ok()),
         "period": text("period"),
         "rules": row.get("rules").map(|r| r.split(',').map(str::to_string).collect::<Vec<_>>()),
         "records": row.get("records").and_then(|s| s.parse::<i64>().ok()),
@@ -72,7 +91,7 @@ pub fn warning_json(row: &BTreeMap<String, String>) -> Value {
         "last_seen": text("last_seen"),
         "updated_at": micros_to_rfc3339(row.get("updated_us")),
     });
-    for key in ["evidence", "new_evidence"] {
+    for key in ["evidence", "new_evidence", "assessment"] {
         if let Some(v) = row.get(key) {
             out[key] = serde_json::from_str(v).unwrap_or(Value::Null);
         }
@@ -94,6 +113,7 @@ pub async fn list(
         raw.as_deref(),
         &[
             "region",
+            "kind",
             "risk_type",
             "status",
             "severity",
@@ -110,16 +130,20 @@ pub async fn list(
             sql_text(&region)
         ));
     }
+    if let Some(v) = q.get("kind") {
+        let v = params::one_of("kind", v, &kinds())?;
+        filters.push(format!("w.kind = {}", sql_text(&v)));
+    }
     if let Some(v) = q.get("risk_type") {
         let v = params::one_of("risk_type", v, RISK_TYPES)?;
         filters.push(format!("w.risk_type = {}", sql_text(&v)));
     }
     if let Some(v) = q.get("status") {
-        let v = params::one_of("status", v, STATUSES)?;
+        let v = params::one_of("status", v, &statuses())?;
         filters.push(format!("w.status = {}", sql_text(&v)));
     }
     if let Some(v) = q.get("severity") {
-        let v = params::one_of("severity", v, SEVERITIES)?;
+        let v = params::one_of("severity", v, &severities())?;
         filters.push(format!("w.severity = {}", sql_text(&v)));
     }
     if let Some(v) = q.get("since") {
@@ -297,7 +321,7 @@ pub async fn verify(
             "visited_on {visited} is in the future"
         )));
     }
-    let outcome = params::one_of("outcome", &body.outcome, VISIT_OUTCOMES)?;
+    let outcome = params::one_of("outcome", &body.outcome, &visit_outcomes())?;
     if body.visited_by.trim().is_empty() {
         return Err(ApiError::bad_request("visited_by must name who visited"));
     }

@@ -129,8 +129,15 @@ pub enum Command {
         /// The date the run looks from (default: today).
         #[arg(long)]
         as_of: Option<chrono::NaiveDate>,
+        /// assessment (a household is warned when its estimated income
+        /// crosses the line) or every-rule (every rule hit is a task).
+        #[arg(long, default_value = "assessment", value_parser = parse_mode)]
+        mode: crate::config::WarnMode,
         #[arg(long, default_value = "pipelines/rules")]
         rules: PathBuf,
+        /// Directory of household assessment components.
+        #[arg(long, default_value = "pipelines/assessment")]
+        assessment: PathBuf,
         #[arg(long, default_value = "pipelines/thresholds.csv")]
         thresholds: PathBuf,
         #[arg(long, default_value = "pipelines/population_groups.csv")]
@@ -329,4 +336,10 @@ fn parse_rows(text: &str) -> Result<(String, usize), String> {
     let (source, n) = text.split_once('=').ok_or("expected SOURCE=N")?;
     let n = n.parse().map_err(|_| format!("'{n}' is not a row count"))?;
     Ok((source.to_string(), n))
+}
+
+/// `--mode assessment|every-rule`.
+fn parse_mode(text: &str) -> Result<crate::config::WarnMode, String> {
+    crate::config::WarnMode::parse(text)
+        .ok_or_else(|| format!("'{text}' is not a mode: assessment or every-rule"))
 }

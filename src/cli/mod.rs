@@ -215,14 +215,18 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Warn {
             lake,
             as_of,
+            mode,
             rules,
+            assessment,
             thresholds,
             population_groups,
             schemas,
         } => {
             let lake = Lake::open(&lake).await?;
             let config = crate::warn::WarnConfig {
+                mode,
                 rules_dir: rules,
+                assessment_dir: assessment,
                 thresholds,
                 population_groups,
                 schemas_dir: schemas,
@@ -251,12 +255,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             };
             let w = crate::pipeline::verify(&lake, &v, "safetynet verify", Duration::from_secs(60))
                 .await?;
-            println!(
-                "{} is now {} ({})",
-                w.warning_id,
-                w.status,
-                w.outcome.unwrap_or_default()
-            );
+            println!("{} is now {} ({})", w.warning_id, w.status, w.outcome);
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {

@@ -154,11 +154,31 @@ pub fn print_warn_report(r: &WarnReport) {
             s.pending_review.to_string(),
         ]);
     }
-    println!("warnings as of 预警基准日 {}\n{t}", r.as_of);
     println!(
-        "raised 新增 {} · updated 更新 {} · reopened 重新打开 {} · unchanged 未变 {} · suppressed (already monitored) 已在监测中 {}",
-        r.raised, r.updated, r.reopened, r.unchanged, r.suppressed
+        "warnings as of 预警基准日 {} · mode 模式 {}\n{t}",
+        r.as_of, r.mode
     );
+    println!(
+        "raised 新增 {} · updated 更新 {} · reopened 重新打开 {} · queued 排队 {} · released 转为任务 {} · unchanged 未变 {} · suppressed (already monitored) 已在监测中 {}",
+        r.raised, r.updated, r.reopened, r.queued, r.released, r.unchanged, r.suppressed
+    );
+    if r.mode == "assessment" {
+        let kinds: Vec<String> = r
+            .open_by_kind
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let queued: i64 = r.queued_by_county.iter().map(|(_, n)| n).sum();
+        println!(
+            "households assessed 研判户数 {} · open tasks by kind 待核实任务 {} · waiting for capacity 排队中 {queued}",
+            r.assessed,
+            if kinds.is_empty() {
+                "none".into()
+            } else {
+                kinds.join(" · ")
+            }
+        );
+    }
     if !r.open_by_county.is_empty() {
         let mut by_county: std::collections::BTreeMap<&str, (i64, Vec<String>)> =
             Default::default();

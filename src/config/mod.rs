@@ -9,6 +9,6 @@ pub mod schema;
 pub mod service;
 
 pub use delivery::DeliveryConfig;
-pub use pipeline::{Pipeline, WarnConfig};
+pub use pipeline::{Pipeline, WarnConfig, WarnMode};
 pub use schema::{FieldType, Role, SourceSchema};
 pub use service::{AccessConfig, ApiConfig, BirthDatePrecision, SqlConfig};

@@ -33,10 +33,16 @@ pub struct Pipeline {
     /// to this file (defaults `rules`, `thresholds.csv`, `population_groups.csv`).
     #[serde(default = "default_rules")]
     pub rules: String,
+    /// Assessment components, relative to this file (default `assessment`).
+    #[serde(default = "default_assessment")]
+    pub assessment: String,
     #[serde(default = "default_thresholds")]
     pub thresholds: String,
     #[serde(default = "default_groups")]
     pub population_groups: String,
+    /// How warnings are decided.
+    #[serde(default)]
+    pub warn: WarnSection,
     /// Where warnings are pushed (the monitoring system); no push without it.
     #[serde(default)]
     pub delivery: Option<super::DeliveryConfig>,
@@ -67,11 +73,15 @@ pub struct PipelineSource {
     pub encoding: Option<String>,
 }
 
-/// Where the warning stage finds its files.
+/// Where the warning stage finds its files, and how it decides.
 #[derive(Debug, Clone)]
 pub struct WarnConfig {
+    /// Assessment (the default) or every-rule.
+    pub mode: WarnMode,
     /// Directory of rule files (`*.sql`).
     pub rules_dir: PathBuf,
+    /// Directory of assessment components (`*.sql`).
+    pub assessment_dir: PathBuf,
     /// The thresholds table (CSV).
     pub thresholds: PathBuf,
     /// Population groups of household categories (CSV).
@@ -83,7 +93,9 @@ pub struct WarnConfig {
 impl Default for WarnConfig {
     fn default() -> Self {
         WarnConfig {
+            mode: Default::default(),
             rules_dir: "pipelines/rules".into(),
+            assessment_dir: "pipelines/assessment".into(),
             thresholds: "pipelines/thresholds.csv".into(),
             population_groups: "pipelines/population_groups.csv".into(),
             schemas_dir: "schemas".into(),
@@ -120,6 +132,58 @@ fn default_schemas() -> String {
 
 fn default_rules() -> String {
     "rules".into()
+}
+
+fn default_assessment() -> String {
+    "assessment".into()
+}
+
+/// How warnings are decided.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarnMode {
+    /// Rules give clues; a household is warned when its estimated income
+    /// falls below the line (or within a margin), or a 三保障 duty fails.
+    #[default]
+    Assessment,
+    /// Every rule hit is a task (the behaviour before the assessment, kept
+    /// for comparison).
+    EveryRule,
+}
+
+impl WarnMode {
+    /// The mode's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarnMode::Assessment => "assessment",
+            WarnMode::EveryRule => "every_rule",
+        }
+    }
+
+    /// The mode for its name (`every-rule` too).
+    pub fn parse(text: &str) -> Option<WarnMode> {
+        match text.trim().replace('-', "_").as_str() {
+            "assessment" => Some(WarnMode::Assessment),
+            "every_rule" => Some(WarnMode::EveryRule),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for WarnMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `[warn]` section of a pipeline file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarnSection {
+    /// `assessment` (default: a household is warned when its estimated
+    /// income crosses the line) or `every_rule` (every rule hit is a task).
+    #[serde(default)]
+    pub mode: WarnMode,
 }
 
 fn default_thresholds() -> String {
@@ -165,7 +229,9 @@ impl Pipeline {
     /// Where the warning stage finds its files.
     pub fn warn_config(&self) -> WarnConfig {
         WarnConfig {
+            mode: self.warn.mode,
             rules_dir: self.resolve(&self.rules).into(),
+            assessment_dir: self.resolve(&self.assessment).into(),
             thresholds: self.resolve(&self.thresholds).into(),
             population_groups: self.resolve(&self.population_groups).into(),
             schemas_dir: self.schemas_dir(),

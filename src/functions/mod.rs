@@ -9,6 +9,7 @@
 //! | `sn_id_birth(id)`, `sn_id_gender(id)` | `id_numbers` | birth date / 男·女 from a valid-looking ID |
 //! | `sn_bucket(key, n)` | `bucket` | a stable bucket 0..n-1 |
 //! | `sn_mask_id(id)`, `sn_mask_name(name)` | `mask` | masked identifiers |
+//! | `sn_json(text)` | `json` | a JSON string literal, for payloads built in SQL |
 //! | `sn_level_<kind>(…)` | `levels/<kind>` | comparison level, 0 = a value is missing |
 //! | `sn_best_key(rank, key)`, `sn_second_max(x)` | `best` | aggregates over candidate pairs |
 //!
@@ -18,6 +19,7 @@
 pub mod best;
 pub mod bucket;
 pub mod id_numbers;
+pub mod json;
 pub mod levels;
 pub mod mask;
 pub mod names;
@@ -45,6 +47,7 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
         bucket::bucket(),
         mask::id_number(),
         mask::name(),
+        json::udf(),
     ];
     all.extend(levels::all());
     all

@@ -173,6 +173,35 @@ impl Lake {
         Ok(())
     }
 
+    /// Append the result of `plan` to `name` in one commit, streaming; the
+    /// table is created with the plan's schema when it does not exist.
+    /// New columns in the plan are added to the table's schema.
+    pub async fn append_with_plan(
+        &self,
+        ctx: &SessionContext,
+        name: &str,
+        plan: LogicalPlan,
+    ) -> Result<()> {
+        let url = self.table_url(name)?;
+        let table = match self.table(name).await? {
+            Some(t) => t,
+            None => DeltaTableBuilder::from_url(url)?
+                .with_storage_options(store::storage_options())
+                .build()?,
+        };
+        table
+            .write(Vec::<RecordBatch>::new())
+            .with_input_plan(plan)
+            .with_session_state(Arc::new(ctx.state()))
+            .with_save_mode(SaveMode::Append)
+            .with_schema_mode(deltalake::operations::write::SchemaMode::Merge)
+            .with_writer_properties(writer_properties())
+            .with_table_name(name)
+            .await
+            .with_context(|| format!("cannot append to lake table {name}"))?;
+        Ok(())
+    }
+
     /// Delete the rows of one batch from a table (left by a crashed run).
     pub async fn delete_batch(&self, name: &str, batch_id: &str) -> Result<()> {
         let Some(table) = self.table(name).await? else {

@@ -373,7 +373,7 @@ pub async fn verify(
     verification: &crate::warn::Verification,
     holder: &str,
     wait: Duration,
-) -> Result<crate::warn::state::Warning> {
+) -> Result<crate::warn::Verified> {
     let lock = RunLock::acquire(lake, holder, wait).await?;
     let result = crate::warn::verify(lake, verification).await;
     lock.release().await?;
@@ -459,7 +459,7 @@ pub struct TopWarning {
     /// The score, as text.
     pub score: String,
     /// The records behind it.
-    pub evidence: Vec<crate::warn::state::Evidence>,
+    pub evidence: Vec<crate::warn::status::Evidence>,
 }
 
 /// The `n` highest-scoring open warnings.

@@ -1,12 +1,19 @@
-//! Early warnings: SQL rules over linked records, combined into one warning
-//! per household × risk type × period, with state that remembers what staff
-//! verified so the same warning is not raised twice.
+//! Early warnings (预警): rules find clues in linked records (`rules`); the
+//! household assessment estimates each household's year from every
+//! department's records together (`assessment`); warnings are decided
+//! from the assessment, or in every-rule mode from each clue (`combine`);
+//! state remembers what staff verified so the same warning is not raised
+//! twice, and villages get no more new tasks a month than staff can visit
+//! (`state`); `store` writes the tables; `thresholds` holds every number.
 //!
-//! `rules` loads the rule files, `thresholds` the parameters they join to,
-//! `state` decides what changes, `store` reads and writes the tables.
+//! The whole stage runs as DataFusion plans: nothing is assembled row by
+//! row in Rust.
 
+pub mod assessment;
+pub mod combine;
 pub mod rules;
 pub mod state;
+pub mod status;
 pub mod store;
 pub mod thresholds;
 
@@ -14,42 +21,68 @@ use std::collections::{BTreeMap, HashSet};
 
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionContext, col, lit};
 
 use crate::config::SourceSchema;
+use crate::error::Error;
 use crate::lake::Lake;
-use crate::lake::query::strings_of;
-use crate::lake::tables::{ROSTER_HOUSEHOLD, ROSTER_PERSON};
-use rules::Rule;
-use state::{Event, Evidence};
-use store::WARNINGS;
+use crate::lake::query::{rows_of, scalar_i64, sql_ident, sql_text};
+use crate::lake::tables::{ROSTER_HOUSEHOLD, ROSTER_PERSON, link_table, staged};
+use status::{Mode, Outcome, Status};
+use store::{WARNING_EVENTS, WARNINGS};
 
 pub use crate::config::WarnConfig;
 
+/// What one rule found.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RuleSummary {
+    /// The rule's id.
     pub rule: String,
+    /// Its title.
     pub title: String,
+    /// Its risk type.
     pub risk_type: String,
     /// Triggering linked records.
     pub records: usize,
+    /// Households they belong to.
     pub households: usize,
     /// Records that would trigger the rule but are still in link review.
     pub pending_review: usize,
+    /// Why the rule did not run, when it did not.
     pub note: Option<String>,
 }
 
+/// What one warning run did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct WarnReport {
+    /// The date it looked from.
     pub as_of: String,
+    /// How warnings were decided.
+    pub mode: String,
+    /// One summary per rule.
     pub rules: Vec<RuleSummary>,
+    /// Households the assessment looked at with at least one record.
+    pub assessed: usize,
+    /// New warnings that became tasks.
     pub raised: usize,
+    /// New warnings waiting for their village's capacity.
+    pub queued: usize,
+    /// Waiting warnings that became tasks.
+    pub released: usize,
+    /// Warnings whose evidence changed.
     pub updated: usize,
+    /// Verified or closed warnings with new evidence.
     pub reopened: usize,
+    /// Warnings of this run that were already stored as they are.
     pub unchanged: usize,
+    /// Households not warned because already monitored for the risk.
     pub suppressed: usize,
-    /// (county code, risk type, open warnings)
+    /// (county code, risk type, open warnings).
     pub open_by_county: Vec<(String, String, i64)>,
+    /// (county code, warnings waiting for capacity).
+    pub queued_by_county: Vec<(String, i64)>,
+    /// (kind, open warnings).
+    pub open_by_kind: Vec<(String, i64)>,
 }
 
 /// `linked_<source>` as the staged rows whose link has `status`.
@@ -63,116 +96,67 @@ async fn register_linked_views(
     for source in sources {
         let view = format!("linked_{source}");
         let _ = ctx.deregister_table(view.as_str());
-        let staged = format!("staged_{source}");
-        let link = crate::link::link_table(source);
+        let staged = staged(source);
+        let link = link_table(source);
         if !ctx.table_exist(staged.as_str())? || !ctx.table_exist(link.as_str())? {
             continue;
         }
         let schema = SourceSchema::load(&config.schemas_dir.join(format!("{source}.toml")))?;
-        let key = schema.key.replace('"', "\"\"");
-        ctx.sql(&format!(
-            "CREATE VIEW {view} AS SELECT s.*, k.person_id, k.household_id, k.match_probability
-             FROM {staged} s JOIN {link} k ON CAST(s.\"{key}\" AS VARCHAR) = CAST(k.\"{key}\" AS VARCHAR)
-             WHERE k.status = '{status}'"
-        ))
-        .await?;
+        let key = sql_ident(&schema.key);
+        let df = ctx
+            .sql(&format!(
+                "SELECT s.*, k.person_id, k.household_id, k.match_probability
+                 FROM {staged} s JOIN {link} k ON CAST(s.{key} AS VARCHAR) = CAST(k.{key} AS VARCHAR)
+                 WHERE k.status = {}",
+                sql_text(status)
+            ))
+            .await?;
+        ctx.register_table(view.as_str(), df.into_view())?;
         ready.insert(source.clone());
     }
     Ok(ready)
 }
 
-struct Signal {
-    household_id: String,
-    risk_type: String,
-    evidence: Evidence,
+/// An empty `signals` relation, when no rule's source is linked.
+const NO_SIGNALS: &str = "SELECT CAST(NULL AS VARCHAR) AS rule, CAST(NULL AS VARCHAR) AS source, \
+    CAST(NULL AS VARCHAR) AS household_id, CAST(NULL AS VARCHAR) AS person_id, \
+    CAST(NULL AS VARCHAR) AS record_key, CAST(NULL AS DATE) AS event_date, CAST(NULL AS DOUBLE) AS amount, \
+    CAST(NULL AS VARCHAR) AS detail, CAST(NULL AS VARCHAR) AS severity, CAST(NULL AS VARCHAR) AS risk_type WHERE false";
+
+/// Cache `name` as the result of `sql`.
+async fn cache(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
+    let _ = ctx.deregister_table(name);
+    let df = ctx.sql(sql).await?.cache().await?;
+    ctx.register_table(name, df.into_view())?;
+    Ok(())
 }
 
-async fn run_rule(ctx: &SessionContext, rule: &Rule, as_of: NaiveDate) -> Result<Vec<Signal>> {
-    let batches = ctx
-        .sql(&rule.query(as_of))
-        .await
-        .with_context(|| format!("rule {} ({})", rule.id, rule.file))?
-        .collect()
-        .await
-        .with_context(|| format!("rule {} ({})", rule.id, rule.file))?;
+/// (text, count) rows of a two-column query, in its order.
+async fn pairs(ctx: &SessionContext, sql: &str) -> Result<Vec<(String, i64)>> {
+    let batches = ctx.sql(sql).await?.collect().await?;
     let mut out = Vec::new();
-    for batch in batches {
-        let column = |name: &str| -> Result<Option<Vec<Option<String>>>> {
-            batch.column_by_name(name).map(strings_of).transpose()
-        };
-        let need = |name: &str| -> Result<Vec<Option<String>>> {
-            column(name)?.with_context(|| format!("rule {} returns no '{name}' column", rule.id))
-        };
-        let (household, person, key, date, amount, detail) = (
-            need("household_id")?,
-            need("person_id")?,
-            need("record_key")?,
-            need("event_date")?,
-            need("amount")?,
-            need("detail")?,
-        );
-        let severity = column("severity")?;
-        let risk = column("risk_type")?;
-        for i in 0..batch.num_rows() {
-            let Some(household_id) = household[i].clone() else {
-                continue;
-            };
-            out.push(Signal {
-                household_id,
-                risk_type: risk
-                    .as_ref()
-                    .and_then(|r| r[i].clone())
-                    .unwrap_or_else(|| rule.risk_type.clone()),
-                evidence: Evidence {
-                    rule: rule.id.clone(),
-                    source: rule.source.clone(),
-                    record_key: key[i].clone().unwrap_or_default(),
-                    person_id: person[i].clone(),
-                    event_date: date[i].clone(),
-                    amount: amount[i].as_deref().and_then(|a| a.parse().ok()),
-                    detail: detail[i].clone().unwrap_or_default(),
-                    severity: severity
-                        .as_ref()
-                        .and_then(|s| s[i].clone())
-                        .unwrap_or_else(|| rule.severity.clone()),
-                },
-            });
+    for batch in &batches {
+        let keys = crate::lake::query::strings_of(batch.column(0))?;
+        let counts = crate::lake::query::strings_of(batch.column(1))?;
+        for (k, n) in keys.into_iter().zip(counts) {
+            out.push((
+                k.unwrap_or_default(),
+                n.and_then(|n| n.parse().ok()).unwrap_or(0),
+            ));
         }
     }
     Ok(out)
 }
 
-/// Risk types each household is already monitored for (roster risk_types).
-async fn monitored_risks(ctx: &SessionContext) -> Result<BTreeMap<String, HashSet<String>>> {
-    let batches = ctx
-        .sql(&format!(
-            "SELECT household_id, risk_types FROM {ROSTER_HOUSEHOLD} WHERE risk_types IS NOT NULL"
-        ))
-        .await?
-        .collect()
-        .await?;
-    let mut out = BTreeMap::new();
-    for batch in batches {
-        let ids = strings_of(batch.column(0))?;
-        let risks = strings_of(batch.column(1))?;
-        for (id, risk) in ids.into_iter().zip(risks) {
-            if let (Some(id), Some(risk)) = (id, risk) {
-                let set: HashSet<String> = risk
-                    .split(['、', ',', '，', ';', '；', ' '])
-                    .filter(|r| !r.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                out.insert(id, set);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Run every rule as of a date and bring `warnings` up to date.
+/// Run the rules and the assessment as of a date and bring `warnings` up
+/// to date.
 pub async fn run(lake: &Lake, config: &WarnConfig, as_of: NaiveDate) -> Result<WarnReport> {
     let started = std::time::Instant::now();
     let rules = rules::load_dir(&config.rules_dir)?;
+    let components = match config.mode {
+        Mode::Assessment => assessment::load_dir(&config.assessment_dir)?,
+        Mode::EveryRule => Vec::new(),
+    };
     let ctx = lake.session().await?;
     for t in [ROSTER_PERSON, ROSTER_HOUSEHOLD] {
         if !ctx.table_exist(t)? {
@@ -180,139 +164,171 @@ pub async fn run(lake: &Lake, config: &WarnConfig, as_of: NaiveDate) -> Result<W
         }
     }
     thresholds::register(&ctx, &config.thresholds, &config.population_groups)?;
-    // Every rule joins to it, in both passes: resolve the thresholds per
-    // place once; each household takes its place's.
-    let resolved = ctx
-        .sql(&thresholds::place_thresholds_query(as_of))
-        .await?
-        .cache()
-        .await?;
-    ctx.register_table(thresholds::PLACE_THRESHOLDS, resolved.into_view())?;
+    // Every rule joins to it: resolve the thresholds per place once; each
+    // household takes its place's.
+    cache(
+        &ctx,
+        thresholds::PLACE_THRESHOLDS,
+        &thresholds::place_thresholds_query(as_of),
+    )
+    .await?;
     let per_household = ctx
         .sql(&thresholds::household_thresholds_query())
         .await?
         .into_view();
+    let _ = ctx.deregister_table("household_thresholds");
     ctx.register_table("household_thresholds", per_household)?;
-    let sources: HashSet<String> = rules.iter().map(|r| r.source.clone()).collect();
+    if config.mode == Mode::Assessment {
+        thresholds::require(&ctx, &config.thresholds, &["monitoring_income_line"]).await?;
+    }
+    let sources: HashSet<String> = rules
+        .iter()
+        .map(|r| r.source.clone())
+        .chain(components.iter().map(|c| c.source.clone()))
+        .collect();
 
     // Records still in link review: counted per rule, never warned on.
-    let mut pending: BTreeMap<String, usize> = BTreeMap::new();
     let ready = register_linked_views(&ctx, config, &sources, "review").await?;
-    for rule in rules.iter().filter(|r| ready.contains(&r.source)) {
-        let keys: HashSet<String> = run_rule(&ctx, rule, as_of)
-            .await?
-            .into_iter()
-            .map(|s| s.evidence.record_key)
-            .collect();
-        pending.insert(rule.id.clone(), keys.len());
+    let pending_rules: Vec<&rules::Rule> =
+        rules.iter().filter(|r| ready.contains(&r.source)).collect();
+    let mut pending: BTreeMap<String, usize> = BTreeMap::new();
+    if let Some(sql) = rules::signals_sql(&ctx, &pending_rules, as_of).await? {
+        for (rule, n) in pairs(
+            &ctx,
+            &format!("SELECT rule, count(DISTINCT record_key) FROM ({sql}) GROUP BY rule"),
+        )
+        .await?
+        {
+            pending.insert(rule, n as usize);
+        }
     }
-
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
         "pending-review pass done"
     );
+
     let ready = register_linked_views(&ctx, config, &sources, "linked").await?;
-    let monitored = monitored_risks(&ctx).await?;
+    let ready_rules: Vec<&rules::Rule> =
+        rules.iter().filter(|r| ready.contains(&r.source)).collect();
+    let signals = rules::signals_sql(&ctx, &ready_rules, as_of)
+        .await?
+        .unwrap_or_else(|| NO_SIGNALS.to_string());
+    cache(&ctx, "signals", &signals).await?;
+    let ready_components: Vec<&assessment::Component> = components
+        .iter()
+        .filter(|c| ready.contains(&c.source))
+        .collect();
+    cache(
+        &ctx,
+        "assessment_items",
+        &assessment::items_sql(&ctx, &ready_components, as_of).await?,
+    )
+    .await?;
+
     let mut report = WarnReport {
         as_of: as_of.to_string(),
+        mode: config.mode.to_string(),
         ..Default::default()
     };
-    let mut signals = Vec::new();
+    let found: BTreeMap<String, (usize, usize)> = rows_of(
+        &ctx.sql("SELECT rule, count(DISTINCT record_key) AS records, count(DISTINCT household_id) AS households FROM signals GROUP BY rule")
+            .await?
+            .collect()
+            .await?,
+    )?
+    .into_iter()
+    .map(|r| {
+        let n = |k: &str| r.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+        (r.get("rule").cloned().unwrap_or_default(), (n("records"), n("households")))
+    })
+    .collect();
     for rule in &rules {
-        let mut summary = RuleSummary {
+        let (records, households) = found.get(&rule.id).copied().unwrap_or_default();
+        report.rules.push(RuleSummary {
             rule: rule.id.clone(),
             title: rule.title.clone(),
             risk_type: rule.risk_type.clone(),
+            records,
+            households,
             pending_review: pending.get(&rule.id).copied().unwrap_or(0),
-            ..Default::default()
-        };
-        if !ready.contains(&rule.source) {
-            summary.note = Some(format!("no linked {} data yet", rule.source));
-            report.rules.push(summary);
-            continue;
-        }
-        let found = run_rule(&ctx, rule, as_of).await?;
-        summary.records = found
-            .iter()
-            .map(|s| &s.evidence.record_key)
-            .collect::<HashSet<_>>()
-            .len();
-        summary.households = found
-            .iter()
-            .map(|s| &s.household_id)
-            .collect::<HashSet<_>>()
-            .len();
-        report.rules.push(summary);
-        signals.extend(found);
+            note: (!ready.contains(&rule.source))
+                .then(|| format!("no linked {} data yet", rule.source)),
+        });
     }
-
+    report.assessed = scalar_i64(
+        &ctx,
+        "SELECT count(DISTINCT household_id) FROM assessment_items",
+    )
+    .await? as usize;
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
-        signals = signals.len(),
-        "rules done"
+        "rules and assessment items done"
     );
-    // One warning per household × risk × period; the period is the year.
+
+    // One warning per household × (kind or risk type) × period; the period is the year.
     let period = chrono::Datelike::year(&as_of).to_string();
-    let mut kept = Vec::new();
-    let mut suppressed = HashSet::new();
-    for s in signals {
-        if monitored
-            .get(&s.household_id)
-            .is_some_and(|r| r.contains(&s.risk_type))
-        {
-            suppressed.insert((s.household_id, s.risk_type));
-            continue;
+    combine::register_monitored(&ctx).await?;
+    report.suppressed = combine::register_fresh(&ctx, config.mode, &period)
+        .await?
+        .suppressed;
+    store::register_stored(&ctx).await?;
+    state::register_next(
+        &ctx,
+        &state::Step {
+            as_of,
+            mode: config.mode,
+            actor: "safetynet warn",
+        },
+    )
+    .await?;
+    for (event, n) in pairs(
+        &ctx,
+        "SELECT event, count(*) FROM next_events GROUP BY event",
+    )
+    .await?
+    {
+        let n = n as usize;
+        match status::EventKind::parse(&event) {
+            Some(status::EventKind::Raised) => report.raised = n,
+            Some(status::EventKind::Queued) => report.queued = n,
+            Some(status::EventKind::Released) => report.released = n,
+            Some(status::EventKind::Updated) => report.updated = n,
+            Some(status::EventKind::Reopened) => report.reopened = n,
+            _ => {}
         }
-        kept.push((s.household_id, s.risk_type, period.clone(), s.evidence));
     }
-    report.suppressed = suppressed.len();
-    let fresh = state::combine(kept, &as_of.to_string());
+    report.unchanged = scalar_i64(
+        &ctx,
+        "SELECT count(*) FROM fresh_warnings f WHERE f.warning_id NOT IN (SELECT warning_id FROM next_events)",
+    )
+    .await? as usize;
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        for relation in [
+            "signals",
+            "assessment_items",
+            "fresh_items",
+            "fresh_warnings",
+            "next_warnings",
+            "next_events",
+        ] {
+            let n = scalar_i64(&ctx, &format!("SELECT count(*) FROM {relation}"))
+                .await
+                .unwrap_or(-1);
+            tracing::debug!(relation, rows = n, "warning stage relation");
+        }
+    }
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "changes decided");
 
-    tracing::debug!(
-        seconds = started.elapsed().as_secs_f64(),
-        "signals combined"
-    );
-    let mut stored = store::read_warnings(&ctx).await?;
-    tracing::debug!(
-        seconds = started.elapsed().as_secs_f64(),
-        stored = stored.len(),
-        "stored warnings read"
-    );
-    let mut events: Vec<Event> = Vec::new();
-    for warning in fresh {
-        match state::merge(stored.get(&warning.warning_id), warning) {
-            Some((w, e)) => {
-                match e.event.as_str() {
-                    "raised" => report.raised += 1,
-                    "reopened" => report.reopened += 1,
-                    _ => report.updated += 1,
-                }
-                events.push(e);
-                stored.insert(w.warning_id.clone(), w);
-            }
-            None => report.unchanged += 1,
-        }
-    }
-    if !events.is_empty() {
-        // Events first, idempotently; then the table. A crash in between is
-        // repaired by the next run, which makes the same decisions.
-        store::append_events(
-            lake,
-            &ctx,
-            &events,
-            &stored,
-            &as_of.to_string(),
-            "safetynet warn",
-        )
-        .await?;
-        tracing::debug!(
-            seconds = started.elapsed().as_secs_f64(),
-            events = events.len(),
-            "events appended"
-        );
+    let changes =
+        report.raised + report.queued + report.released + report.updated + report.reopened;
+    if changes > 0 {
+        // Events first, idempotently; then the evidence and the table. A
+        // crash in between is repaired by the next run, which makes the
+        // same decisions.
+        store::append_events(lake, &ctx).await?;
         crate::failpoint::hit("warn:after-events");
-        let all: Vec<&state::Warning> = stored.values().collect();
-        store::write_warnings(lake, &ctx, &all).await?;
+        store::append_evidence(lake, &ctx).await?;
+        store::write_warnings(lake, &ctx).await?;
     }
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
@@ -328,17 +344,31 @@ pub async fn run(lake: &Lake, config: &WarnConfig, as_of: NaiveDate) -> Result<W
             .await?
             .collect()
             .await?;
-        for batch in batches {
-            let c = strings_of(batch.column(0))?;
-            let r = strings_of(batch.column(1))?;
-            let n = strings_of(batch.column(2))?;
+        for batch in &batches {
+            let c = crate::lake::query::strings_of(batch.column(0))?;
+            let r = crate::lake::query::strings_of(batch.column(1))?;
+            let n = crate::lake::query::strings_of(batch.column(2))?;
             for i in 0..batch.num_rows() {
                 report.open_by_county.push((
                     c[i].clone().unwrap_or_default(),
                     r[i].clone().unwrap_or_default(),
-                    n[i].as_deref().unwrap_or("0").parse().unwrap_or(0),
+                    n[i].as_deref().and_then(|n| n.parse().ok()).unwrap_or(0),
                 ));
             }
+        }
+        let has_kind = ctx
+            .table(WARNINGS)
+            .await?
+            .schema()
+            .field_with_unqualified_name("kind")
+            .is_ok();
+        if has_kind {
+            report.queued_by_county = pairs(&ctx, &format!(
+                "SELECT county_code, count(*) FROM {WARNINGS} WHERE status = 'queued' GROUP BY county_code ORDER BY county_code"
+            )).await?;
+            report.open_by_kind = pairs(&ctx, &format!(
+                "SELECT kind, count(*) FROM {WARNINGS} WHERE status = 'open' GROUP BY kind ORDER BY kind"
+            )).await?;
         }
     }
     Ok(report)
@@ -347,56 +377,110 @@ pub async fn run(lake: &Lake, config: &WarnConfig, as_of: NaiveDate) -> Result<W
 /// What staff found on a household visit (or a decision to close).
 #[derive(Debug, Clone)]
 pub struct Verification {
+    /// The warning.
     pub warning_id: String,
     /// included / not_included / risk_eliminated, or closed.
     pub outcome: String,
+    /// Why, in the staff's words.
     pub reason: String,
+    /// Who visited or decided.
     pub by: String,
+    /// The day of the visit.
     pub visited: Option<NaiveDate>,
 }
 
-pub const OUTCOMES: &[&str] = &["included", "not_included", "risk_eliminated", "closed"];
+/// A warning after a verification.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Verified {
+    /// The warning.
+    pub warning_id: String,
+    /// verified, or closed.
+    pub status: Status,
+    /// What was recorded.
+    pub outcome: Outcome,
+}
 
 /// Record a verification: the warning's status becomes `verified` (or
-/// `closed`) and an event keeps who, when and why.
-pub async fn verify(lake: &Lake, v: &Verification) -> Result<state::Warning> {
-    if !OUTCOMES.contains(&v.outcome.as_str()) {
-        return Err(crate::error::Error::BadOutcome {
+/// `closed`) and an event keeps who, when and why. Holding the run lock is
+/// the caller's part (`pipeline::verify`).
+pub async fn verify(lake: &Lake, v: &Verification) -> Result<Verified> {
+    let Some(outcome) = Outcome::parse(&v.outcome) else {
+        return Err(Error::BadOutcome {
             given: v.outcome.clone(),
-            allowed: OUTCOMES.join(", "),
+            allowed: Outcome::names().join(", "),
         }
         .into());
-    }
-    let ctx = lake.session().await?;
-    let mut stored = store::read_warnings(&ctx).await?;
-    let Some(w) = stored.get_mut(&v.warning_id) else {
-        return Err(crate::error::Error::UnknownWarning(v.warning_id.clone()).into());
     };
-    w.status = if v.outcome == "closed" {
-        "closed".into()
+    let status = if outcome == Outcome::Closed {
+        Status::Closed
     } else {
-        "verified".into()
+        Status::Verified
     };
-    w.outcome = Some(v.outcome.clone());
-    let updated = w.clone();
+    let ctx = lake
+        .session_with(&[WARNINGS, WARNING_EVENTS, ROSTER_HOUSEHOLD])
+        .await?;
+    store::register_stored(&ctx).await?;
+    let id = sql_text(&v.warning_id);
+    if scalar_i64(
+        &ctx,
+        &format!("SELECT count(*) FROM stored_warnings WHERE warning_id = {id}"),
+    )
+    .await?
+        == 0
+    {
+        return Err(Error::UnknownWarning(v.warning_id.clone()).into());
+    }
     let visited = v
         .visited
         .map(|d| format!(" visited {d};"))
         .unwrap_or_default();
-    let event = Event {
-        event_id: state::event_id(
-            &updated.warning_id,
-            &format!("{}:{}", updated.status, v.outcome),
-            &updated.evidence_hash,
+    let detail = format!("outcome {outcome};{visited} {}", v.reason);
+    let event_key = format!("{status}:{outcome}");
+    cache(
+        &ctx,
+        "next_events",
+        &format!(
+            "WITH w AS (
+               SELECT s.warning_id, s.household_id, s.kind, s.risk_type, s.severity, s.score, s.period, s.rules,
+                 s.records, s.evidence, s.evidence_hash, s.new_evidence, s.estimate_per_capita, s.assessment,
+                 {status} AS status, {outcome} AS outcome, s.first_seen, s.last_seen,
+                 h.county_code, h.township_code, h.village_code,
+                 {status} AS event,
+                 'E' || substr(encode(sha256(s.warning_id || '|' || {event_key} || '|' || s.evidence_hash), 'hex'), 1, 16) AS event_id
+               FROM stored_warnings s LEFT JOIN {ROSTER_HOUSEHOLD} h ON h.household_id = s.household_id
+               WHERE s.warning_id = {id}
+             )
+             SELECT event_id, warning_id, event,
+               arrow_cast({now}, 'Timestamp(Microsecond, Some(\"UTC\"))') AS at,
+               {today} AS as_of, evidence_hash, {detail} AS detail, {by} AS actor, {payload} AS payload
+             FROM w",
+            status = status.sql(),
+            outcome = outcome.sql(),
+            event_key = sql_text(&event_key),
+            now = sql_text(&chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
+            today = sql_text(&crate::identity::china_today().to_string()),
+            detail = sql_text(&detail),
+            by = sql_text(&v.by),
+            payload = store::payload_sql(),
         ),
-        warning_id: updated.warning_id.clone(),
-        event: updated.status.clone(),
-        evidence_hash: updated.evidence_hash.clone(),
-        detail: format!("outcome {};{visited} {}", v.outcome, v.reason),
-    };
-    let today = crate::identity::china_today().to_string();
-    store::append_events(lake, &ctx, &[event], &stored, &today, &v.by).await?;
-    let all: Vec<&state::Warning> = stored.values().collect();
-    store::write_warnings(lake, &ctx, &all).await?;
-    Ok(updated)
+    )
+    .await?;
+    store::append_events(lake, &ctx).await?;
+    let table = lake
+        .table(WARNINGS)
+        .await?
+        .context("the warnings table vanished")?;
+    table
+        .update()
+        .with_predicate(col("warning_id").eq(lit(v.warning_id.clone())))
+        .with_update("status", lit(status.as_str()))
+        .with_update("outcome", lit(outcome.as_str()))
+        .with_writer_properties(crate::lake::writer_properties())
+        .await
+        .with_context(|| format!("cannot record the verification of {}", v.warning_id))?;
+    Ok(Verified {
+        warning_id: v.warning_id.clone(),
+        status,
+        outcome,
+    })
 }

@@ -1,10 +1,16 @@
 //! Rule files: `pipelines/rules/*.sql`, a header of `-- key: value` lines
-//! and one query.
+//! and one query that returns clues (signals): records worth a look. In
+//! assessment mode a clue is evidence beside the household's assessment; in
+//! every-rule mode every clue is a task.
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use datafusion::prelude::SessionContext;
 
+use crate::lake::query::sql_text;
+
+/// The national list of risk types (致贫返贫风险类型).
 pub const RISK_TYPES: &[&str] = &[
     "因病",
     "因残",
@@ -19,22 +25,19 @@ pub const RISK_TYPES: &[&str] = &[
     "其他",
 ];
 
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Rule {
-    pub id: String,
-    pub title: String,
-    pub risk_type: String,
-    pub department: String,
-    pub severity: String,
-    pub source: String,
-    pub basis: String,
-    pub groups: Vec<String>,
+/// A file of `-- key: value` header lines followed by one query: the form
+/// of rule files and assessment components.
+pub(crate) struct SqlFile {
+    fields: std::collections::BTreeMap<String, String>,
+    /// The query, without its trailing semicolon.
     pub sql: String,
+    /// The file, for messages.
     pub file: String,
 }
 
-impl Rule {
-    pub fn parse(text: &str, file: &str) -> Result<Rule> {
+impl SqlFile {
+    /// Split `text` into its header and its query.
+    pub fn parse(text: &str, file: &str) -> Result<SqlFile> {
         let mut fields = std::collections::BTreeMap::new();
         let mut body = Vec::new();
         for line in text.lines() {
@@ -52,88 +55,202 @@ impl Rule {
             }
             body.push(line);
         }
-        let get = |k: &str| -> Result<String> {
-            fields
-                .get(k)
-                .cloned()
-                .filter(|v| !v.is_empty())
-                .with_context(|| format!("{file}: the header has no '-- {k}:' line"))
-        };
-        let rule = Rule {
-            id: get("id")?,
-            title: get("title")?,
-            risk_type: get("risk_type")?,
-            department: get("department")?,
-            severity: get("severity")?,
-            source: get("source")?,
-            basis: get("basis")?,
-            groups: get("groups")?
-                .split(',')
-                .map(|g| g.trim().to_string())
-                .collect(),
-            sql: body.join("\n").trim().trim_end_matches(';').to_string(),
+        let sql = body.join("\n").trim().trim_end_matches(';').to_string();
+        if sql.is_empty() {
+            bail!("{file}: no query after the header");
+        }
+        Ok(SqlFile {
+            fields,
+            sql,
             file: file.to_string(),
-        };
-        if !RISK_TYPES.contains(&rule.risk_type.as_str()) {
+        })
+    }
+
+    /// A header value that must be there.
+    pub fn get(&self, key: &str) -> Result<String> {
+        self.fields
+            .get(key)
+            .cloned()
+            .filter(|v| !v.is_empty())
+            .with_context(|| format!("{}: the header has no '-- {key}:' line", self.file))
+    }
+
+    /// The header's risk type, checked against the national list.
+    pub fn risk_type(&self) -> Result<String> {
+        let risk = self.get("risk_type")?;
+        if !RISK_TYPES.contains(&risk.as_str()) {
             bail!(
-                "{file}: risk_type '{}' is not on the national list ({})",
-                rule.risk_type,
+                "{}: risk_type '{risk}' is not on the national list ({})",
+                self.file,
                 RISK_TYPES.join(" ")
             );
         }
-        if !["high", "medium", "low"].contains(&rule.severity.as_str()) {
+        Ok(risk)
+    }
+}
+
+/// `query` with the run's dates filled in: `{as_of}` and `{year_start}`
+/// become DATE literals.
+pub fn with_dates(query: &str, as_of: chrono::NaiveDate) -> String {
+    let year_start =
+        chrono::NaiveDate::from_ymd_opt(chrono::Datelike::year(&as_of), 1, 1).unwrap_or(as_of);
+    query
+        .replace("{as_of}", &format!("DATE '{as_of}'"))
+        .replace("{year_start}", &format!("DATE '{year_start}'"))
+}
+
+/// One warning rule: a query over linked records that returns the records
+/// that are clues.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rule {
+    /// Unique id, from the header.
+    pub id: String,
+    /// What it finds, for people.
+    pub title: String,
+    /// The national risk type of its clues.
+    pub risk_type: String,
+    /// The department whose data it reads.
+    pub department: String,
+    /// high, medium or low, unless the query says per row.
+    pub severity: String,
+    /// The source whose linked records it reads (`linked_<source>`).
+    pub source: String,
+    /// The published practice it follows.
+    pub basis: String,
+    /// Population groups it covers.
+    pub groups: Vec<String>,
+    /// The query.
+    pub sql: String,
+    /// The file.
+    pub file: String,
+}
+
+impl Rule {
+    /// Parse a rule file.
+    pub fn parse(text: &str, file: &str) -> Result<Rule> {
+        let f = SqlFile::parse(text, file)?;
+        let rule = Rule {
+            id: f.get("id")?,
+            title: f.get("title")?,
+            risk_type: f.risk_type()?,
+            department: f.get("department")?,
+            severity: f.get("severity")?,
+            source: f.get("source")?,
+            basis: f.get("basis")?,
+            groups: f
+                .get("groups")?
+                .split(',')
+                .map(|g| g.trim().to_string())
+                .collect(),
+            sql: f.sql,
+            file: file.to_string(),
+        };
+        if super::status::Severity::parse(&rule.severity).is_none() {
             bail!(
                 "{file}: severity '{}' must be high, medium or low",
                 rule.severity
             );
-        }
-        if rule.sql.is_empty() {
-            bail!("{file}: no query after the header");
         }
         Ok(rule)
     }
 
     /// The query with the run's dates filled in.
     pub fn query(&self, as_of: chrono::NaiveDate) -> String {
-        let year_start =
-            chrono::NaiveDate::from_ymd_opt(chrono::Datelike::year(&as_of), 1, 1).unwrap_or(as_of);
-        self.sql
-            .replace("{as_of}", &format!("DATE '{as_of}'"))
-            .replace("{year_start}", &format!("DATE '{year_start}'"))
+        with_dates(&self.sql, as_of)
     }
 }
 
-/// Every rule in a directory, sorted by file name; ids must be unique.
-pub fn load_dir(dir: &Path) -> Result<Vec<Rule>> {
+/// The clues of every rule whose source is linked, as one query with
+/// these columns: rule, source, household_id, person_id, record_key,
+/// event_date (DATE), amount (DOUBLE), detail, severity, risk_type. A rule
+/// whose query does not plan is an error naming its file.
+pub async fn signals_sql(
+    ctx: &SessionContext,
+    rules: &[&Rule],
+    as_of: chrono::NaiveDate,
+) -> Result<Option<String>> {
+    let mut parts = Vec::new();
+    for rule in rules {
+        let query = rule.query(as_of);
+        let planned = ctx
+            .sql(&query)
+            .await
+            .with_context(|| format!("rule {} ({})", rule.id, rule.file))?;
+        let columns: Vec<String> = planned
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        for need in [
+            "household_id",
+            "person_id",
+            "record_key",
+            "event_date",
+            "amount",
+            "detail",
+        ] {
+            if !columns.iter().any(|c| c == need) {
+                bail!(
+                    "rule {} ({}) returns no '{need}' column",
+                    rule.id,
+                    rule.file
+                );
+            }
+        }
+        let or_default = |column: &str, default: &str| {
+            if columns.iter().any(|c| c == column) {
+                format!("coalesce(CAST({column} AS VARCHAR), {})", sql_text(default))
+            } else {
+                sql_text(default)
+            }
+        };
+        parts.push(format!(
+            "SELECT {id} AS rule, {source} AS source, CAST(household_id AS VARCHAR) AS household_id, \
+             CAST(person_id AS VARCHAR) AS person_id, CAST(record_key AS VARCHAR) AS record_key, \
+             CAST(event_date AS DATE) AS event_date, CAST(amount AS DOUBLE) AS amount, \
+             coalesce(CAST(detail AS VARCHAR), '') AS detail, {severity} AS severity, {risk} AS risk_type \
+             FROM ({query}) WHERE household_id IS NOT NULL",
+            id = sql_text(&rule.id),
+            source = sql_text(&rule.source),
+            severity = or_default("severity", &rule.severity),
+            risk = or_default("risk_type", &rule.risk_type),
+        ));
+    }
+    Ok((!parts.is_empty()).then(|| parts.join("\nUNION ALL\n")))
+}
+
+/// The `*.sql` files of a directory, sorted by name: (path, text).
+pub(crate) fn sql_files(dir: &Path, what: &str) -> Result<Vec<(String, String)>> {
     let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read rules directory {}", dir.display()))?
+        .with_context(|| format!("cannot read the {what} directory {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "sql"))
         .collect();
     paths.sort();
-    let mut rules = Vec::new();
+    let mut out = Vec::new();
     for path in paths {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let rule = Rule::parse(&text, &path.display().to_string())?;
-        if rules.iter().any(|r: &Rule| r.id == rule.id) {
-            bail!("{}: rule id '{}' is used twice", path.display(), rule.id);
+        out.push((path.display().to_string(), text));
+    }
+    if out.is_empty() {
+        bail!("no {what} (*.sql) in {}", dir.display());
+    }
+    Ok(out)
+}
+
+/// Every rule in a directory, sorted by file name; ids must be unique.
+pub fn load_dir(dir: &Path) -> Result<Vec<Rule>> {
+    let mut rules: Vec<Rule> = Vec::new();
+    for (file, text) in sql_files(dir, "rule files")? {
+        let rule = Rule::parse(&text, &file)?;
+        if rules.iter().any(|r| r.id == rule.id) {
+            bail!("{file}: rule id '{}' is used twice", rule.id);
         }
         rules.push(rule);
     }
-    if rules.is_empty() {
-        bail!("no rule files (*.sql) in {}", dir.display());
-    }
     Ok(rules)
-}
-
-/// Severity as a number for ordering and scores.
-pub fn severity_rank(severity: &str) -> u8 {
-    match severity {
-        "high" => 3,
-        "medium" => 2,
-        _ => 1,
-    }
 }
 
 #[cfg(test)]

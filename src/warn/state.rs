@@ -1,276 +1,214 @@
-//! Warning state, as pure functions: combining signals into one warning per
-//! household × risk type × period, and deciding what a new run changes.
+//! What a run changes, as SQL over `fresh_warnings` (this run) and
+//! `stored_warnings` (the lake):
 //!
-//! - a new household × risk × period is **raised** (status `open`);
-//! - an `open` or `pushed` warning whose evidence changed is **updated**
-//!   (status back to `open`, so the new content is delivered);
-//! - a `verified` or `closed` warning stays as it is unless new evidence
-//!   arrives — a record not seen before, or a higher amount on a record —
-//!   and then it is **reopened** and lists what is new;
-//! - otherwise nothing changes, so a re-run with no new data writes nothing.
+//! - a new household × kind (or risk) × period is **raised**;
+//! - an open or queued warning whose evidence changed is **updated**;
+//! - a verified or closed warning stays as it is unless new evidence
+//!   arrives — a record not seen before (in every-rule mode also a higher
+//!   amount on a record) — and then it is **reopened**, listing what is new;
+//! - otherwise nothing changes, so a re-run over unchanged data writes
+//!   nothing.
+//!
+//! Then staff load (assessment mode): each village takes at most
+//! `village_monthly_capacity` new tasks a month (thresholds table). Raised
+//! and reopened warnings, and those already waiting, are ranked per
+//! village; the first that fit become **open** (tasks), the rest are
+//! **queued**: never dropped, they are **released** in rank order as the
+//! months free capacity. A queued warning is not pushed to the monitoring
+//! system until it is released.
+//!
+//! The result is two cached relations: `next_warnings` (every warning as
+//! it stands after the run) and `next_events` (the changes, with payloads).
 
-use std::collections::BTreeMap;
+use anyhow::Result;
+use chrono::{Datelike, NaiveDate};
+use datafusion::prelude::SessionContext;
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use super::status::Mode;
+use super::store::payload_sql;
 
-use super::rules::severity_rank;
-
-/// One triggering record of one rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Evidence {
-    pub rule: String,
-    pub source: String,
-    pub record_key: String,
-    pub person_id: Option<String>,
-    pub event_date: Option<String>,
-    pub amount: Option<f64>,
-    pub detail: String,
-    pub severity: String,
+/// The stage's run: its date, mode and who acts.
+pub struct Step<'a> {
+    /// The date the run looks from.
+    pub as_of: NaiveDate,
+    /// How warnings are decided.
+    pub mode: Mode,
+    /// Who the events name as actor.
+    pub actor: &'a str,
 }
 
-impl Evidence {
-    fn identity(&self) -> (&str, &str, &str) {
-        (&self.rule, &self.source, &self.record_key)
-    }
+fn text(v: &str) -> String {
+    crate::lake::query::sql_text(v)
 }
 
-/// A warning as stored in the `warnings` table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Warning {
-    pub warning_id: String,
-    pub household_id: String,
-    pub risk_type: String,
-    pub period: String,
-    pub severity: String,
-    pub score: f64,
-    pub rules: String,
-    pub records: i64,
-    pub evidence: Vec<Evidence>,
-    pub evidence_hash: String,
-    pub new_evidence: Vec<Evidence>,
-    pub status: String,
-    pub outcome: Option<String>,
-    pub first_seen: String,
-    pub last_seen: String,
-}
+/// Register `next_warnings` and `next_events`.
+pub async fn register_next(ctx: &SessionContext, step: &Step<'_>) -> Result<()> {
+    let as_of = step.as_of;
+    let month_start = as_of.with_day(1).unwrap_or(as_of);
+    // A computed amount (wages lost so far) grows every month; in
+    // assessment mode only a record not seen before is new evidence.
+    let higher_amount_is_new = match step.mode {
+        Mode::EveryRule => "OR coalesce(fi.amount, 0.0) > coalesce(si.amount, 0.0) + 1e-9",
+        Mode::Assessment => "",
+    };
+    let capacity = match step.mode {
+        Mode::Assessment => {
+            "SELECT h.village_code, min(t.value) AS capacity FROM household_thresholds t
+             JOIN roster_household h ON h.household_id = t.household_id
+             WHERE t.parameter = 'village_monthly_capacity' GROUP BY h.village_code"
+        }
+        Mode::EveryRule => {
+            "SELECT CAST(NULL AS VARCHAR) AS village_code, CAST(NULL AS DOUBLE) AS capacity WHERE false"
+        }
+    };
+    let merged = format!(
+        "WITH
+si AS (
+  SELECT e.* FROM stored_evidence e JOIN stored_warnings s
+    ON e.warning_id = s.warning_id AND e.evidence_hash = s.evidence_hash
+),
+added AS (
+  SELECT fi.warning_id, fi.item_json, fi.event_date, fi.rule, fi.source, fi.record_key
+  FROM fresh_items fi LEFT JOIN si
+    ON si.warning_id = fi.warning_id AND si.rule = fi.rule AND si.source = fi.source AND si.record_key = fi.record_key
+  WHERE si.warning_id IS NULL {higher_amount_is_new}
+),
+added_by AS (
+  SELECT warning_id, count(*) AS n,
+    '[' || string_agg(item_json, ',' ORDER BY event_date ASC NULLS FIRST, rule, source, record_key) || ']' AS json,
+    string_agg(record_key, ', ' ORDER BY event_date ASC NULLS FIRST, rule, source, record_key) AS keys
+  FROM added GROUP BY warning_id
+),
+joined AS (
+  SELECT f.warning_id AS f_id, s.warning_id AS s_id, s.status AS s_status,
+    a.n AS added_n, a.json AS added_json, a.keys AS added_keys,
+    CASE
+      WHEN s.warning_id IS NULL THEN 'raised'
+      WHEN f.warning_id IS NULL OR f.evidence_hash = s.evidence_hash THEN NULL
+      WHEN s.status IN ('verified', 'closed') AND coalesce(a.n, 0) = 0 THEN NULL
+      WHEN s.status IN ('verified', 'closed') THEN 'reopened'
+      ELSE 'updated'
+    END AS change,
+    f.household_id AS f_household_id, f.kind AS f_kind, f.risk_type AS f_risk_type, f.severity AS f_severity,
+    f.score AS f_score, f.rank AS f_rank, f.period AS f_period, f.rules AS f_rules, f.records AS f_records,
+    f.evidence AS f_evidence, f.evidence_hash AS f_evidence_hash, f.estimate_per_capita AS f_estimate,
+    f.assessment AS f_assessment, f.last_seen AS f_last_seen,
+    s.household_id AS s_household_id, s.kind AS s_kind, s.risk_type AS s_risk_type, s.severity AS s_severity,
+    s.score AS s_score, s.rank AS s_rank, s.period AS s_period, s.rules AS s_rules, s.records AS s_records,
+    s.evidence AS s_evidence, s.evidence_hash AS s_evidence_hash, s.new_evidence AS s_new_evidence,
+    s.estimate_per_capita AS s_estimate, s.assessment AS s_assessment, s.outcome AS s_outcome,
+    s.first_seen AS s_first_seen, s.last_seen AS s_last_seen, s.opened_on AS s_opened_on
+  FROM fresh_warnings f FULL OUTER JOIN stored_warnings s ON f.warning_id = s.warning_id
+  LEFT JOIN added_by a ON a.warning_id = f.warning_id
+),
+merged AS (
+  SELECT coalesce(f_id, s_id) AS warning_id, change, s_status AS before,
+    CASE WHEN change IS NULL THEN s_household_id ELSE f_household_id END AS household_id,
+    CASE WHEN change IS NULL THEN s_kind ELSE f_kind END AS kind,
+    CASE WHEN change IS NULL THEN s_risk_type ELSE f_risk_type END AS risk_type,
+    CASE WHEN change IS NULL THEN s_severity ELSE f_severity END AS severity,
+    CASE WHEN change IS NULL THEN s_score ELSE f_score END AS score,
+    CASE WHEN change IS NULL THEN s_rank ELSE f_rank END AS rank,
+    CASE WHEN change IS NULL THEN s_period ELSE f_period END AS period,
+    CASE WHEN change IS NULL THEN s_rules ELSE f_rules END AS rules,
+    CASE WHEN change IS NULL THEN s_records ELSE f_records END AS records,
+    CASE WHEN change IS NULL THEN s_evidence ELSE f_evidence END AS evidence,
+    CASE WHEN change IS NULL THEN s_evidence_hash ELSE f_evidence_hash END AS evidence_hash,
+    CASE WHEN change IS NULL THEN s_new_evidence ELSE coalesce(added_json, '[]') END AS new_evidence,
+    CASE WHEN change IS NULL THEN s_estimate ELSE f_estimate END AS estimate_per_capita,
+    CASE WHEN change IS NULL THEN s_assessment ELSE f_assessment END AS assessment,
+    CASE WHEN change IN ('raised', 'reopened') THEN 'open' ELSE s_status END AS status,
+    CASE WHEN change IN ('raised', 'reopened') THEN CAST(NULL AS VARCHAR) ELSE s_outcome END AS outcome,
+    coalesce(s_first_seen, DATE '{as_of}') AS first_seen,
+    CASE WHEN change IS NULL THEN s_last_seen ELSE coalesce(f_last_seen, DATE '{as_of}') END AS last_seen,
+    s_opened_on AS opened_on,
+    -- New and reopened warnings ask for a task, and so do queued ones that
+    -- this run still supports (one it no longer supports stays queued).
+    (coalesce(change IN ('raised', 'reopened'), false)
+      OR (f_id IS NOT NULL AND coalesce(change, 'same') IN ('same', 'updated') AND coalesce(s_status, '') = 'queued'))
+      AS candidate,
+    added_keys
+  FROM joined
+),
+placed AS (
+  SELECT m.*, h.village_code FROM merged m LEFT JOIN roster_household h ON h.household_id = m.household_id
+),
+capacity AS ({capacity}),
+used AS (
+  SELECT village_code, count(*) AS used FROM placed
+  WHERE NOT candidate AND status IN ('open', 'verified', 'closed') AND opened_on >= DATE '{month_start}'
+  GROUP BY village_code
+),
+ranked AS (
+  SELECT p.*, c.capacity, coalesce(u.used, 0) AS used,
+    row_number() OVER (PARTITION BY p.village_code, p.candidate ORDER BY p.rank DESC, p.warning_id) AS place
+  FROM placed p LEFT JOIN capacity c ON c.village_code = p.village_code
+  LEFT JOIN used u ON u.village_code = p.village_code
+)
+SELECT warning_id, household_id, village_code, kind, risk_type, severity, score, rank, period, rules, records,
+  evidence, evidence_hash, new_evidence, estimate_per_capita, assessment,
+  CASE WHEN NOT candidate THEN status
+       WHEN capacity IS NULL OR CAST(place AS DOUBLE) <= greatest(0.0, capacity - CAST(used AS DOUBLE)) THEN 'open'
+       ELSE 'queued' END AS status,
+  outcome, first_seen, last_seen,
+  CASE WHEN candidate AND (capacity IS NULL OR CAST(place AS DOUBLE) <= greatest(0.0, capacity - CAST(used AS DOUBLE)))
+       THEN DATE '{as_of}' ELSE opened_on END AS opened_on,
+  change, before, added_keys
+FROM ranked"
+    );
+    let df = ctx.sql(&merged).await?.cache().await?;
+    let _ = ctx.deregister_table("next_all");
+    ctx.register_table("next_all", df.into_view())?;
 
-/// A change of state, recorded in `warning_events`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Event {
-    pub event_id: String,
-    pub warning_id: String,
-    pub event: String,
-    pub evidence_hash: String,
-    pub detail: String,
-}
-
-pub fn warning_id(household_id: &str, risk_type: &str, period: &str) -> String {
-    let digest = Sha256::digest(format!("{household_id}|{risk_type}|{period}").as_bytes());
-    format!("W{}", &hex::encode(digest)[..16])
-}
-
-pub fn event_id(warning_id: &str, event: &str, evidence_hash: &str) -> String {
-    let digest = Sha256::digest(format!("{warning_id}|{event}|{evidence_hash}").as_bytes());
-    format!("E{}", &hex::encode(digest)[..16])
-}
-
-fn hash_evidence(evidence: &[Evidence]) -> String {
-    let text = serde_json::to_string(evidence).unwrap_or_default();
-    hex::encode(Sha256::digest(text.as_bytes()))[..16].to_string()
-}
-
-/// Group signals into warnings (not yet merged with stored state).
-pub fn combine(signals: Vec<(String, String, String, Evidence)>, as_of: &str) -> Vec<Warning> {
-    let mut groups: BTreeMap<(String, String, String), Vec<Evidence>> = BTreeMap::new();
-    for (household, risk, period, evidence) in signals {
-        groups
-            .entry((household, risk, period))
-            .or_default()
-            .push(evidence);
-    }
-    groups
-        .into_iter()
-        .map(|((household_id, risk_type, period), mut evidence)| {
-            evidence.sort_by(|a, b| {
-                (a.event_date.as_deref(), a.identity())
-                    .cmp(&(b.event_date.as_deref(), b.identity()))
-            });
-            evidence.dedup_by(|a, b| a.identity() == b.identity());
-            let severity = evidence
-                .iter()
-                .map(|e| e.severity.as_str())
-                .max_by_key(|s| severity_rank(s))
-                .unwrap_or("low")
-                .to_string();
-            let mut rules: Vec<&str> = evidence.iter().map(|e| e.rule.as_str()).collect();
-            rules.sort();
-            rules.dedup();
-            // Each distinct rule adds its severity; more records add a little.
-            let mut by_rule: BTreeMap<&str, u8> = BTreeMap::new();
-            for e in &evidence {
-                let rank = by_rule.entry(e.rule.as_str()).or_default();
-                *rank = (*rank).max(severity_rank(&e.severity));
-            }
-            let score =
-                by_rule.values().map(|r| f64::from(*r)).sum::<f64>() + 0.1 * evidence.len() as f64;
-            let last_seen = evidence
-                .iter()
-                .filter_map(|e| e.event_date.clone())
-                .max()
-                .unwrap_or_else(|| as_of.to_string());
-            Warning {
-                warning_id: warning_id(&household_id, &risk_type, &period),
-                household_id,
-                risk_type,
-                period,
-                severity,
-                score: (score * 10.0).round() / 10.0,
-                rules: rules.join(","),
-                records: evidence.len() as i64,
-                evidence_hash: hash_evidence(&evidence),
-                evidence,
-                new_evidence: Vec::new(),
-                status: "open".into(),
-                outcome: None,
-                first_seen: as_of.to_string(),
-                last_seen,
-            }
-        })
-        .collect()
-}
-
-/// Evidence in `fresh` that `old` did not have: a new record, or a higher amount.
-pub fn new_evidence(old: &[Evidence], fresh: &[Evidence]) -> Vec<Evidence> {
-    fresh
-        .iter()
-        .filter(
-            |f| match old.iter().find(|o| o.identity() == f.identity()) {
-                None => true,
-                Some(o) => f.amount.unwrap_or(0.0) > o.amount.unwrap_or(0.0) + 1e-9,
-            },
+    let next = ctx
+        .sql(
+            "SELECT warning_id, household_id, kind, risk_type, severity, score, rank, period, rules, records,
+               evidence, evidence_hash, new_evidence, estimate_per_capita, assessment, status, outcome,
+               first_seen, last_seen, opened_on
+             FROM next_all",
         )
-        .cloned()
-        .collect()
-}
+        .await?
+        .into_view();
+    let _ = ctx.deregister_table("next_warnings");
+    ctx.register_table("next_warnings", next)?;
 
-/// The stored warning after this run, and the event, if anything changed.
-pub fn merge(existing: Option<&Warning>, fresh: Warning) -> Option<(Warning, Event)> {
-    let event = |w: &Warning, name: &str, detail: String| Event {
-        event_id: event_id(&w.warning_id, name, &w.evidence_hash),
-        warning_id: w.warning_id.clone(),
-        event: name.to_string(),
-        evidence_hash: w.evidence_hash.clone(),
-        detail,
-    };
-    let Some(old) = existing else {
-        let detail = format!("{} record(s): {}", fresh.records, fresh.rules);
-        let e = event(&fresh, "raised", detail);
-        return Some((fresh, e));
-    };
-    if old.evidence_hash == fresh.evidence_hash {
-        return None;
-    }
-    let added = new_evidence(&old.evidence, &fresh.evidence);
-    let keys = |list: &[Evidence]| {
-        list.iter()
-            .map(|e| e.record_key.clone())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match old.status.as_str() {
-        "verified" | "closed" => {
-            if added.is_empty() {
-                return None;
-            }
-            let mut w = fresh;
-            w.first_seen = old.first_seen.clone();
-            w.status = "open".into();
-            w.outcome = None;
-            w.new_evidence = added.clone();
-            let e = event(
-                &w,
-                "reopened",
-                format!("new evidence after {}: {}", old.status, keys(&added)),
-            );
-            Some((w, e))
-        }
-        _ => {
-            let mut w = fresh;
-            w.first_seen = old.first_seen.clone();
-            w.status = "open".into();
-            w.new_evidence = added.clone();
-            let e = event(
-                &w,
-                "updated",
-                format!(
-                    "evidence now {} record(s); new: {}",
-                    w.records,
-                    keys(&added)
-                ),
-            );
-            Some((w, e))
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ev(key: &str, amount: f64) -> Evidence {
-        Evidence {
-            rule: "r".into(),
-            source: "health".into(),
-            record_key: key.into(),
-            person_id: Some("P1".into()),
-            event_date: Some("2026-03-01".into()),
-            amount: Some(amount),
-            detail: String::new(),
-            severity: "high".into(),
-        }
-    }
-
-    fn one(evidence: Vec<Evidence>) -> Warning {
-        let signals = evidence
-            .into_iter()
-            .map(|e| ("H1".to_string(), "因病".to_string(), "2026".to_string(), e))
-            .collect();
-        combine(signals, "2026-08-01").remove(0)
-    }
-
-    #[test]
-    fn stable_ids_and_no_change_on_rerun() {
-        let a = one(vec![ev("A", 100.0)]);
-        let b = one(vec![ev("A", 100.0)]);
-        assert_eq!(a.warning_id, b.warning_id);
-        let (stored, raised) = merge(None, a).unwrap();
-        assert_eq!(raised.event, "raised");
-        assert!(merge(Some(&stored), b).is_none());
-    }
-
-    #[test]
-    fn verified_warnings_reopen_only_on_new_evidence() {
-        let (mut stored, _) = merge(None, one(vec![ev("A", 100.0)])).unwrap();
-        stored.status = "verified".into();
-        // Same evidence: nothing. A lower amount: nothing new either.
-        assert!(merge(Some(&stored), one(vec![ev("A", 100.0)])).is_none());
-        assert!(merge(Some(&stored), one(vec![ev("A", 90.0)])).is_none());
-        // A higher amount reopens, and so does a new record.
-        let (w, e) = merge(Some(&stored), one(vec![ev("A", 120.0)])).unwrap();
-        assert_eq!((w.status.as_str(), e.event.as_str()), ("open", "reopened"));
-        assert_eq!(w.new_evidence[0].record_key, "A");
-        let (w, _) = merge(Some(&stored), one(vec![ev("A", 100.0), ev("B", 5.0)])).unwrap();
-        assert_eq!(w.new_evidence.len(), 1);
-        assert_eq!(w.new_evidence[0].record_key, "B");
-        assert_eq!(w.first_seen, stored.first_seen);
-    }
-
-    #[test]
-    fn open_warnings_update_when_evidence_changes() {
-        let (stored, _) = merge(None, one(vec![ev("A", 100.0)])).unwrap();
-        let (w, e) = merge(Some(&stored), one(vec![ev("A", 100.0), ev("B", 1.0)])).unwrap();
-        assert_eq!(e.event, "updated");
-        assert_eq!(w.records, 2);
-    }
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
+    let events = format!(
+        "WITH changed AS (
+           SELECT n.*, h.county_code, h.township_code,
+             CASE
+               WHEN change = 'raised' AND status = 'queued' THEN 'queued'
+               WHEN change IN ('raised', 'reopened') THEN change
+               WHEN before = 'queued' AND status = 'open' THEN 'released'
+               ELSE change
+             END AS event
+           FROM next_all n LEFT JOIN roster_household h ON h.household_id = n.household_id
+         ),
+         events AS (
+           SELECT *, 'E' || substr(encode(sha256(warning_id || '|' || event || '|' || evidence_hash), 'hex'), 1, 16) AS event_id
+           FROM changed WHERE event IS NOT NULL
+         )
+         SELECT event_id, warning_id, event,
+           arrow_cast({now}, 'Timestamp(Microsecond, Some(\"UTC\"))') AS at,
+           {as_of_text} AS as_of, evidence_hash,
+           CASE event
+             WHEN 'raised' THEN CAST(records AS VARCHAR) || ' record(s): ' || rules
+             WHEN 'queued' THEN CAST(records AS VARCHAR) || ' record(s): ' || rules || '; waiting for the village''s capacity'
+             WHEN 'updated' THEN 'evidence now ' || CAST(records AS VARCHAR) || ' record(s); new: ' || coalesce(added_keys, '')
+             WHEN 'reopened' THEN 'new evidence after ' || before || ': ' || coalesce(added_keys, '')
+             WHEN 'released' THEN 'a task now: the village had capacity this month (rank ' || CAST(round(rank, 3) AS VARCHAR) || ')'
+           END AS detail,
+           {actor} AS actor,
+           CASE WHEN status = 'queued' AND event IN ('queued', 'updated') THEN CAST(NULL AS VARCHAR)
+                ELSE {payload} END AS payload
+         FROM events",
+        now = text(&now.to_string()),
+        as_of_text = text(&as_of.to_string()),
+        actor = text(step.actor),
+        payload = payload_sql(),
+    );
+    let df = ctx.sql(&events).await?.cache().await?;
+    let _ = ctx.deregister_table("next_events");
+    ctx.register_table("next_events", df.into_view())?;
+    Ok(())
 }

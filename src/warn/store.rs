@@ -1,149 +1,134 @@
-//! Reading and writing `warnings` and `warning_events`.
+//! The warning tables and how they are written, as plans:
+//!
+//! - `warnings`: one row per warning, its current state;
+//! - `warning_evidence`: the evidence of every version of every warning
+//!   (append-only, keyed by warning and evidence hash): what "new
+//!   evidence" is judged against;
+//! - `warning_events`: every change, with the payload pushed to the
+//!   monitoring system (the delivery outbox).
+//!
+//! A run appends events first, then evidence, then rewrites `warnings`: a
+//! crash in between is repaired by the next run, which makes the same
+//! decisions and skips events and evidence already written.
 
-use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use chrono::Utc;
-use datafusion::arrow::array::{
-    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
-use super::state::{Event, Warning};
 use crate::lake::Lake;
-use crate::lake::query::{first_column, register_keys, rows_of, strings_of};
-use crate::lake::tables::{ROSTER_HOUSEHOLD, timestamp_type};
+use crate::lake::tables::timestamp_type;
 
+/// The warnings table.
 pub const WARNINGS: &str = "warnings";
+/// Every change of a warning: the delivery outbox.
 pub const WARNING_EVENTS: &str = "warning_events";
+/// The evidence of every version of every warning.
+pub const WARNING_EVIDENCE: &str = "warning_evidence";
 
-/// Stored warnings by id.
-pub async fn read_warnings(ctx: &SessionContext) -> Result<BTreeMap<String, Warning>> {
-    let mut out = BTreeMap::new();
-    if !ctx.table_exist(WARNINGS)? {
-        return Ok(out);
-    }
-    let batches = ctx
-        .sql(&format!(
-            "SELECT warning_id, household_id, risk_type, period, severity, score, rules, records, evidence, evidence_hash,
-                    new_evidence, status, outcome, CAST(first_seen AS VARCHAR) AS first_seen, CAST(last_seen AS VARCHAR) AS last_seen
-             FROM {WARNINGS}"
-        ))
-        .await?
-        .collect()
-        .await?;
-    for row in rows_of(&batches)? {
-        let get = |k: &str| row.get(k).cloned().unwrap_or_default();
-        let warning = Warning {
-            warning_id: get("warning_id"),
-            household_id: get("household_id"),
-            risk_type: get("risk_type"),
-            period: get("period"),
-            severity: get("severity"),
-            score: get("score").parse().unwrap_or(0.0),
-            rules: get("rules"),
-            records: get("records").parse().unwrap_or(0),
-            evidence: serde_json::from_str(&get("evidence"))
-                .context("bad evidence JSON in warnings")?,
-            evidence_hash: get("evidence_hash"),
-            new_evidence: serde_json::from_str(
-                &row.get("new_evidence")
-                    .cloned()
-                    .unwrap_or_else(|| "[]".into()),
-            )
-            .unwrap_or_default(),
-            status: get("status"),
-            outcome: row.get("outcome").cloned(),
-            first_seen: get("first_seen"),
-            last_seen: get("last_seen"),
-        };
-        out.insert(warning.warning_id.clone(), warning);
-    }
-    Ok(out)
-}
+/// The columns of `warnings`, and what a lake written before a column
+/// existed reads in its place.
+const WARNING_COLUMNS: &[(&str, &str)] = &[
+    ("warning_id", "warning_id"),
+    ("household_id", "household_id"),
+    ("kind", "'clue'"),
+    ("risk_type", "risk_type"),
+    ("severity", "severity"),
+    ("score", "score"),
+    ("rank", "score"),
+    ("period", "period"),
+    ("rules", "rules"),
+    ("records", "records"),
+    ("evidence", "evidence"),
+    ("evidence_hash", "evidence_hash"),
+    ("new_evidence", "new_evidence"),
+    ("estimate_per_capita", "CAST(NULL AS DOUBLE)"),
+    ("assessment", "CAST(NULL AS VARCHAR)"),
+    ("status", "status"),
+    ("outcome", "outcome"),
+    ("first_seen", "first_seen"),
+    ("last_seen", "last_seen"),
+    ("opened_on", "first_seen"),
+];
 
-fn warning_rows_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("warning_id", DataType::Utf8, false),
-        Field::new("household_id", DataType::Utf8, false),
-        Field::new("risk_type", DataType::Utf8, false),
-        Field::new("severity", DataType::Utf8, false),
-        Field::new("score", DataType::Float64, false),
-        Field::new("period", DataType::Utf8, false),
-        Field::new("rules", DataType::Utf8, false),
-        Field::new("records", DataType::Int64, false),
-        Field::new("evidence", DataType::Utf8, false),
-        Field::new("evidence_hash", DataType::Utf8, false),
-        Field::new("new_evidence", DataType::Utf8, false),
-        Field::new("status", DataType::Utf8, false),
-        Field::new("outcome", DataType::Utf8, true),
-        Field::new("first_seen", DataType::Utf8, false),
-        Field::new("last_seen", DataType::Utf8, false),
-    ]))
-}
-
-/// Replace the `warnings` table with `warnings`, adding each household's
-/// region codes from the roster.
-pub async fn write_warnings(
-    lake: &Lake,
-    ctx: &SessionContext,
-    warnings: &[&Warning],
-) -> Result<()> {
-    let text = |f: &dyn Fn(&Warning) -> String| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(warnings.iter().map(|w| f(w))))
-    };
-    let columns: Vec<ArrayRef> = vec![
-        text(&|w| w.warning_id.clone()),
-        text(&|w| w.household_id.clone()),
-        text(&|w| w.risk_type.clone()),
-        text(&|w| w.severity.clone()),
-        Arc::new(Float64Array::from_iter_values(
-            warnings.iter().map(|w| w.score),
-        )),
-        text(&|w| w.period.clone()),
-        text(&|w| w.rules.clone()),
-        Arc::new(Int64Array::from_iter_values(
-            warnings.iter().map(|w| w.records),
-        )),
-        text(&|w| serde_json::to_string(&w.evidence).unwrap_or_default()),
-        text(&|w| w.evidence_hash.clone()),
-        text(&|w| serde_json::to_string(&w.new_evidence).unwrap_or_default()),
-        text(&|w| w.status.clone()),
-        Arc::new(StringArray::from(
-            warnings
+/// Register `stored_warnings` (every column of [`WARNING_COLUMNS`], empty
+/// when nothing is stored yet) and `stored_evidence`.
+pub async fn register_stored(ctx: &SessionContext) -> Result<()> {
+    let _ = ctx.deregister_table("stored_warnings");
+    let _ = ctx.deregister_table("stored_evidence");
+    let sql = if ctx.table_exist(WARNINGS)? {
+        let present: Vec<String> = ctx
+            .table(WARNINGS)
+            .await?
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let select: Vec<String> = WARNING_COLUMNS
+            .iter()
+            .map(|(name, old)| {
+                if present.iter().any(|p| p == name) {
+                    name.to_string()
+                } else {
+                    format!("{old} AS {name}")
+                }
+            })
+            .collect();
+        format!(
+            "SELECT {} FROM {WARNINGS}",
+            select
                 .iter()
-                .map(|w| w.outcome.clone())
-                .collect::<Vec<_>>(),
-        )),
-        text(&|w| w.first_seen.clone()),
-        text(&|w| w.last_seen.clone()),
-    ];
-    let schema = warning_rows_schema();
-    let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    tracing::debug!(warnings = warnings.len(), "warning rows built");
-    let _ = ctx.deregister_table("warning_rows");
-    ctx.register_table(
-        "warning_rows",
-        Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
-    )?;
-    let plan = ctx
-        .sql(
-            "SELECT w.warning_id, w.household_id,
-                    h.province_code, h.prefecture_code, h.county_code, h.township_code, h.village_code,
-                    w.risk_type, w.severity, w.score, w.period, w.rules, w.records, w.evidence, w.evidence_hash,
-                    w.new_evidence, w.status, w.outcome,
-                    CAST(w.first_seen AS DATE) AS first_seen, CAST(w.last_seen AS DATE) AS last_seen
-             FROM warning_rows w LEFT JOIN roster_household h ON w.household_id = h.household_id
-             ORDER BY w.warning_id",
+                .map(|c| cast_column(c))
+                .collect::<Vec<_>>()
+                .join(", ")
         )
-        .await?
-        .into_optimized_plan()?;
-    lake.overwrite_with_plan(ctx, WARNINGS, plan).await
+    } else {
+        format!(
+            "SELECT {} WHERE false",
+            WARNING_COLUMNS
+                .iter()
+                .map(|(name, _)| format!("CAST(NULL AS {}) AS {name}", sql_type(name)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let df = ctx.sql(&sql).await?.cache().await?;
+    ctx.register_table("stored_warnings", df.into_view())?;
+    let evidence = if ctx.table_exist(WARNING_EVIDENCE)? {
+        format!("SELECT * FROM {WARNING_EVIDENCE}")
+    } else {
+        "SELECT CAST(NULL AS VARCHAR) AS warning_id, CAST(NULL AS VARCHAR) AS evidence_hash,
+           CAST(NULL AS VARCHAR) AS rule, CAST(NULL AS VARCHAR) AS source, CAST(NULL AS VARCHAR) AS record_key,
+           CAST(NULL AS VARCHAR) AS person_id, CAST(NULL AS DATE) AS event_date, CAST(NULL AS DOUBLE) AS amount,
+           CAST(NULL AS VARCHAR) AS detail, CAST(NULL AS VARCHAR) AS severity WHERE false"
+            .to_string()
+    };
+    ctx.register_table("stored_evidence", ctx.sql(&evidence).await?.into_view())?;
+    Ok(())
 }
 
+fn sql_type(column: &str) -> &'static str {
+    match column {
+        "score" | "rank" | "estimate_per_capita" => "DOUBLE",
+        "records" => "BIGINT",
+        "first_seen" | "last_seen" | "opened_on" => "DATE",
+        _ => "VARCHAR",
+    }
+}
+
+/// `expr AS name` (or a bare column) cast to the column's type, so old and
+/// new lakes read alike.
+fn cast_column(select: &str) -> String {
+    let (expr, name) = match select.rsplit_once(" AS ") {
+        Some((e, n)) => (e.to_string(), n.to_string()),
+        None => (select.to_string(), select.to_string()),
+    };
+    format!("CAST({expr} AS {}) AS {name}", sql_type(&name))
+}
+
+/// The schema of `warning_events`.
 pub fn events_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("event_id", DataType::Utf8, false),
@@ -156,170 +141,101 @@ pub fn events_schema() -> SchemaRef {
         Field::new("actor", DataType::Utf8, false),
         // The warning as it stands after this event, as pushed to the
         // monitoring system: this table is also the delivery outbox, so a
-        // change and its delivery item are one commit.
+        // change and its delivery item are one commit. NULL for changes the
+        // monitoring system is not told of (a warning still queued).
         Field::new("payload", DataType::Utf8, true),
     ]))
 }
 
-/// Region codes of the households of `warnings`, from the roster.
-async fn household_regions(
-    ctx: &SessionContext,
-    warnings: &[&Warning],
-) -> Result<BTreeMap<String, [Option<String>; 3]>> {
-    let mut out = BTreeMap::new();
-    if !ctx.table_exist(ROSTER_HOUSEHOLD)? || warnings.is_empty() {
-        return Ok(out);
-    }
-    let ids: HashSet<&str> = warnings.iter().map(|w| w.household_id.as_str()).collect();
-    register_keys(ctx, "event_households", "id", ids)?;
-    let batches = ctx
-        .sql(&format!(
-            "SELECT h.household_id, h.county_code, h.township_code, h.village_code
-             FROM {ROSTER_HOUSEHOLD} h JOIN event_households e ON h.household_id = e.id"
-        ))
-        .await?
-        .collect()
-        .await?;
-    for batch in &batches {
-        let columns: Vec<Vec<Option<String>>> = batch
-            .columns()
-            .iter()
-            .map(strings_of)
-            .collect::<Result<_>>()?;
-        let [ids, county, township, village] = &columns[..] else {
-            continue;
-        };
-        for (i, id) in ids.iter().enumerate() {
-            if let Some(id) = id {
-                out.insert(
-                    id.clone(),
-                    [county[i].clone(), township[i].clone(), village[i].clone()],
-                );
-            }
-        }
-    }
-    Ok(out)
+/// What the monitoring system receives for one event of the relation
+/// `rows` (a warning row with `event_id`, `event` and region codes): the
+/// idempotency key (the event id, so one key always carries one content)
+/// and the warning as it stands after the event.
+pub fn payload_sql() -> &'static str {
+    "'{\"idempotency_key\":' || sn_json(event_id) || ',\"warning_id\":' || sn_json(warning_id)
+      || ',\"version\":' || sn_json(evidence_hash) || ',\"event\":' || sn_json(event)
+      || ',\"status\":' || sn_json(status) || ',\"outcome\":' || coalesce(sn_json(outcome), 'null')
+      || ',\"household_id\":' || sn_json(household_id)
+      || ',\"county_code\":' || coalesce(sn_json(county_code), 'null')
+      || ',\"township_code\":' || coalesce(sn_json(township_code), 'null')
+      || ',\"village_code\":' || coalesce(sn_json(village_code), 'null')
+      || ',\"kind\":' || sn_json(kind) || ',\"risk_type\":' || sn_json(risk_type)
+      || ',\"severity\":' || sn_json(severity) || ',\"score\":' || CAST(score AS VARCHAR)
+      || ',\"period\":' || sn_json(period) || ',\"rules\":' || sn_json(rules)
+      || ',\"records\":' || CAST(records AS VARCHAR)
+      || ',\"evidence\":' || evidence || ',\"new_evidence\":' || new_evidence
+      || ',\"estimate_per_capita\":' || coalesce(CAST(round(estimate_per_capita, 2) AS VARCHAR), 'null')
+      || ',\"assessment\":' || coalesce(assessment, 'null')
+      || ',\"first_seen\":' || sn_json(CAST(first_seen AS VARCHAR))
+      || ',\"last_seen\":' || sn_json(CAST(last_seen AS VARCHAR)) || '}'"
 }
 
-/// What the monitoring system receives for one event: the idempotency key
-/// (the event id, so one key always carries one content) and the warning
-/// as it stands after the event. Serialised straight from borrowed fields:
-/// at province scale there are over a million of them per run.
-#[derive(serde::Serialize)]
-struct Payload<'a> {
-    idempotency_key: &'a str,
-    warning_id: &'a str,
-    version: &'a str,
-    event: &'a str,
-    status: &'a str,
-    outcome: &'a Option<String>,
-    household_id: &'a str,
-    county_code: Option<&'a str>,
-    township_code: Option<&'a str>,
-    village_code: Option<&'a str>,
-    risk_type: &'a str,
-    severity: &'a str,
-    score: f64,
-    period: &'a str,
-    rules: &'a str,
-    records: i64,
-    evidence: &'a [super::state::Evidence],
-    new_evidence: &'a [super::state::Evidence],
-    first_seen: &'a str,
-    last_seen: &'a str,
+/// The rows of `sql`, appended to `table` in one commit (created with the
+/// plan's schema when missing).
+pub async fn append_plan(lake: &Lake, ctx: &SessionContext, table: &str, sql: &str) -> Result<()> {
+    let plan = ctx
+        .sql(sql)
+        .await
+        .with_context(|| format!("planning rows for {table}"))?
+        .into_optimized_plan()?;
+    lake.append_with_plan(ctx, table, plan).await
 }
 
-pub fn payload(event: &Event, w: &Warning, regions: Option<&[Option<String>; 3]>) -> String {
-    let region = |i: usize| regions.and_then(|r| r[i].as_deref());
-    serde_json::to_string(&Payload {
-        idempotency_key: &event.event_id,
-        warning_id: &w.warning_id,
-        version: &w.evidence_hash,
-        event: &event.event,
-        status: &w.status,
-        outcome: &w.outcome,
-        household_id: &w.household_id,
-        county_code: region(0),
-        township_code: region(1),
-        village_code: region(2),
-        risk_type: &w.risk_type,
-        severity: &w.severity,
-        score: w.score,
-        period: &w.period,
-        rules: &w.rules,
-        records: w.records,
-        evidence: &w.evidence,
-        new_evidence: &w.new_evidence,
-        first_seen: &w.first_seen,
-        last_seen: &w.last_seen,
-    })
-    .unwrap_or_default()
-}
-
-/// Append events with their delivery payloads (the state of each warning in
-/// `warnings` after this change), skipping any already recorded: a re-run
-/// after a crash between the two writes produces the same event ids, and a
-/// key once written never changes content.
-pub async fn append_events(
-    lake: &Lake,
-    ctx: &SessionContext,
-    events: &[Event],
-    warnings: &BTreeMap<String, Warning>,
-    as_of: &str,
-    actor: &str,
-) -> Result<usize> {
-    let known: HashSet<String> = if ctx.table_exist(WARNING_EVENTS)? {
-        first_column(ctx, &format!("SELECT event_id FROM {WARNING_EVENTS}"))
-            .await?
-            .into_iter()
-            .flatten()
-            .collect()
+/// Append the events of `next_events` not recorded yet (by event id).
+pub async fn append_events(lake: &Lake, ctx: &SessionContext) -> Result<()> {
+    let known = if ctx.table_exist(WARNING_EVENTS)? {
+        format!(" AND e.event_id NOT IN (SELECT event_id FROM {WARNING_EVENTS})")
     } else {
-        HashSet::new()
+        String::new()
     };
-    let fresh: Vec<&Event> = events
-        .iter()
-        .filter(|e| !known.contains(&e.event_id))
-        .collect();
-    if fresh.is_empty() {
-        return Ok(0);
-    }
-    let n = fresh.len();
-    let changed: Vec<&Warning> = fresh
-        .iter()
-        .filter_map(|e| warnings.get(&e.warning_id))
-        .collect();
-    let regions = household_regions(ctx, &changed).await?;
-    let payloads: Vec<Option<String>> = fresh
-        .iter()
-        .map(|e| {
-            warnings
-                .get(&e.warning_id)
-                .map(|w| payload(e, w, regions.get(&w.household_id)))
-        })
-        .collect();
-    tracing::debug!(events = n, "delivery payloads built");
-    let text = |f: &dyn Fn(&Event) -> String| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(fresh.iter().map(|e| f(e))))
+    append_plan(
+        lake,
+        ctx,
+        WARNING_EVENTS,
+        &format!(
+            "SELECT e.event_id, e.warning_id, e.event, e.at, e.as_of, e.evidence_hash, e.detail, e.actor, e.payload
+             FROM next_events e WHERE true{known}"
+        ),
+    )
+    .await
+}
+
+/// Append this run's evidence for every warning version not stored yet.
+pub async fn append_evidence(lake: &Lake, ctx: &SessionContext) -> Result<()> {
+    let known = if ctx.table_exist(WARNING_EVIDENCE)? {
+        format!(
+            " AND NOT EXISTS (SELECT 1 FROM {WARNING_EVIDENCE} s WHERE s.warning_id = i.warning_id AND s.evidence_hash = i.evidence_hash)"
+        )
+    } else {
+        String::new()
     };
-    let batch = RecordBatch::try_new(
-        events_schema(),
-        vec![
-            text(&|e| e.event_id.clone()),
-            text(&|e| e.warning_id.clone()),
-            text(&|e| e.event.clone()),
-            Arc::new(
-                TimestampMicrosecondArray::from(vec![Utc::now().timestamp_micros(); n])
-                    .with_timezone("UTC"),
-            ),
-            Arc::new(StringArray::from(vec![as_of; n])),
-            text(&|e| e.evidence_hash.clone()),
-            text(&|e| e.detail.clone()),
-            Arc::new(StringArray::from(vec![actor; n])),
-            Arc::new(StringArray::from(payloads)),
-        ],
-    )?;
-    lake.append(WARNING_EVENTS, &events_schema(), vec![batch])
-        .await?;
-    Ok(n)
+    append_plan(
+        lake,
+        ctx,
+        WARNING_EVIDENCE,
+        &format!(
+            "SELECT i.warning_id, i.evidence_hash, i.rule, i.source, i.record_key, i.person_id,
+               i.event_date, i.amount, i.detail, i.severity
+             FROM fresh_items i WHERE true{known}"
+        ),
+    )
+    .await
+}
+
+/// Rewrite `warnings` from `next_warnings`, with each household's region
+/// codes from the roster.
+pub async fn write_warnings(lake: &Lake, ctx: &SessionContext) -> Result<()> {
+    let plan = ctx
+        .sql(
+            "SELECT w.warning_id, w.household_id,
+               h.province_code, h.prefecture_code, h.county_code, h.township_code, h.village_code,
+               w.kind, w.risk_type, w.severity, w.score, w.rank, w.period, w.rules, w.records, w.evidence,
+               w.evidence_hash, w.new_evidence, w.estimate_per_capita, w.assessment, w.status, w.outcome,
+               w.first_seen, w.last_seen, w.opened_on
+             FROM next_warnings w LEFT JOIN roster_household h ON w.household_id = h.household_id
+             ORDER BY w.warning_id",
+        )
+        .await?
+        .into_optimized_plan()?;
+    lake.overwrite_with_plan(ctx, WARNINGS, plan).await
 }

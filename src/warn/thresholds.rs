@@ -20,6 +20,52 @@ use datafusion::prelude::SessionContext;
 
 const EPOCH_DAYS_FROM_CE: i32 = 719_163;
 
+/// Every parameter the rules and the assessment read, with the values it
+/// may take (inclusive) and whether it counts something whole. A row with
+/// any other parameter, or a value out of bounds, is refused when the
+/// file is loaded, naming the file, the line and the parameter.
+pub const PARAMETERS: &[(&str, f64, f64, bool)] = &[
+    ("monitoring_income_line", 0.0, 1.0e6, false),
+    ("medical_selfpay_ytd", 0.0, 1.0e7, false),
+    ("medical_income_share", 0.0, 100.0, false),
+    ("rural_disposable_income_prev_year", 0.0, 1.0e6, false),
+    ("working_age_min", 0.0, 120.0, true),
+    ("working_age_max", 0.0, 120.0, true),
+    ("compulsory_age_min", 0.0, 30.0, true),
+    ("compulsory_age_max", 0.0, 30.0, true),
+    ("assessment_margin_share", 0.0, 1.0, false),
+    ("village_monthly_capacity", 0.0, 10_000.0, true),
+    ("local_monthly_wage", 0.0, 1.0e6, false),
+    ("job_loss_months_max", 0.0, 12.0, true),
+    ("disability_income_loss_share", 0.0, 1.0, false),
+];
+
+/// Refuse a parameter row that names an unknown parameter or a value it
+/// cannot take.
+fn check_parameter(name: &str, value: f64) -> std::result::Result<(), String> {
+    let Some((_, min, max, whole)) = PARAMETERS.iter().find(|p| p.0 == name) else {
+        return Err(format!(
+            "parameter '{name}' is not one the rules or the assessment read ({})",
+            PARAMETERS
+                .iter()
+                .map(|p| p.0)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    };
+    if !value.is_finite() || value < *min || value > *max {
+        return Err(format!(
+            "parameter '{name}' must be between {min} and {max}, not {value}"
+        ));
+    }
+    if *whole && value.fract() != 0.0 {
+        return Err(format!(
+            "parameter '{name}' must be a whole number, not {value}"
+        ));
+    }
+    Ok(())
+}
+
 fn read_rows(path: &Path, expected: &[&str]) -> Result<Vec<(usize, csv::StringRecord)>> {
     let mut reader =
         csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -93,12 +139,16 @@ pub fn register(ctx: &SessionContext, thresholds: &Path, groups: &Path) -> Resul
             .with_context(|| at("effective_from is not YYYY-MM-DD"))?;
         effective.push(chrono::Datelike::num_days_from_ce(&date) - EPOCH_DAYS_FROM_CE);
         group.push(r[3].trim().to_string());
-        parameter.push(r[4].trim().to_string());
-        value.push(
-            r[5].trim()
-                .parse::<f64>()
-                .with_context(|| at("value is not a number"))?,
-        );
+        let name = r[4].trim().to_string();
+        let v = r[5].trim().parse::<f64>().with_context(|| {
+            at(&format!(
+                "parameter '{name}': value '{}' is not a number",
+                r[5].trim()
+            ))
+        })?;
+        check_parameter(&name, v).map_err(|e| anyhow::anyhow!(at(&e)))?;
+        parameter.push(name);
+        value.push(v);
         unit.push(r.get(6).unwrap_or("").to_string());
         source.push(r.get(7).unwrap_or("").to_string());
     }
@@ -128,10 +178,25 @@ pub fn register(ctx: &SessionContext, thresholds: &Path, groups: &Path) -> Resul
         Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
     )?;
 
+    // An optional third column says which categories are monitoring
+    // objects (监测对象): yes/no, 是/否.
     let rows_g = read_rows(groups, &["category", "population_group"])?;
+    let mut monitoring = Vec::new();
+    for (line, r) in &rows_g {
+        let v = r.get(2).unwrap_or("").trim();
+        monitoring.push(match v {
+            "" | "no" | "否" | "false" => false,
+            "yes" | "是" | "true" => true,
+            other => bail!(
+                "{}: line {line}: monitoring_object '{other}' must be yes or no",
+                groups.display()
+            ),
+        });
+    }
     let schema = Arc::new(Schema::new(vec![
         Field::new("category", DataType::Utf8, false),
         Field::new("population_group", DataType::Utf8, false),
+        Field::new("monitoring_object", DataType::Boolean, false),
     ]));
     let batch = RecordBatch::try_new(
         schema.clone(),
@@ -142,6 +207,7 @@ pub fn register(ctx: &SessionContext, thresholds: &Path, groups: &Path) -> Resul
             Arc::new(StringArray::from_iter_values(
                 rows_g.iter().map(|(_, r)| r[1].trim().to_string()),
             )),
+            Arc::new(datafusion::arrow::array::BooleanArray::from(monitoring)),
         ],
     )?;
     ctx.register_table(
@@ -149,6 +215,30 @@ pub fn register(ctx: &SessionContext, thresholds: &Path, groups: &Path) -> Resul
         Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
     )?;
     Ok(rows.len())
+}
+
+/// Refuse to go on when `parameters` have no row at all in the thresholds
+/// file: what the assessment cannot do without.
+pub async fn require(ctx: &SessionContext, file: &Path, parameters: &[&str]) -> Result<()> {
+    for p in parameters {
+        let n = crate::lake::query::scalar_i64(
+            ctx,
+            &format!(
+                "SELECT count(*) FROM thresholds WHERE parameter = {}",
+                crate::lake::query::sql_text(p)
+            ),
+        )
+        .await?;
+        if n == 0 {
+            return Err(crate::error::Error::settings(
+                file.display(),
+                *p,
+                "no row sets this parameter, and the household assessment needs it",
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// The views rules join to, as statements (for other engines).
@@ -206,6 +296,66 @@ mod tests {
     use super::*;
     use crate::lake::query::strings_of;
 
+    /// Rows that cannot be right are refused when the file is loaded, and
+    /// the message names the file, the line and the parameter.
+    #[tokio::test]
+    async fn bad_parameter_rows_are_refused_by_file_line_and_parameter() {
+        let dir = tempfile::tempdir().unwrap();
+        let groups = dir.path().join("groups.csv");
+        std::fs::write(&groups, "category,population_group\n脱贫户,monitored\n").unwrap();
+        let header =
+            "region_prefix,year,effective_from,population_group,parameter,value,unit,source\n";
+        for (row, words) in [
+            (
+                ",2026,2026-01-01,all,village_monthly_capacity,-1,户,x",
+                vec!["line 2", "village_monthly_capacity", "between"],
+            ),
+            (
+                ",2026,2026-01-01,all,village_monthly_capacity,2.5,户,x",
+                vec!["line 2", "village_monthly_capacity", "whole"],
+            ),
+            (
+                ",2026,2026-01-01,all,monitoring_line_typo,8800,元,x",
+                vec!["line 2", "monitoring_line_typo", "not one"],
+            ),
+            (
+                ",2026,2026-01-01,all,assessment_margin_share,1.5,share,x",
+                vec!["line 2", "assessment_margin_share"],
+            ),
+            (
+                ",2026,2026-01-01,all,local_monthly_wage,三千,元,x",
+                vec!["line 2", "local_monthly_wage", "not a number"],
+            ),
+        ] {
+            let file = dir.path().join("thresholds.csv");
+            std::fs::write(&file, format!("{header}{row}\n")).unwrap();
+            let err = register(&SessionContext::new(), &file, &groups)
+                .expect_err(row)
+                .to_string();
+            assert!(err.contains("thresholds.csv"), "{row}: {err}");
+            for w in words {
+                assert!(err.contains(w), "{row}: '{w}' not in: {err}");
+            }
+        }
+        // A file without the monitoring line: refused for the assessment.
+        let file = dir.path().join("thresholds.csv");
+        std::fs::write(
+            &file,
+            format!("{header},2026,2026-01-01,all,working_age_min,16,岁,x\n"),
+        )
+        .unwrap();
+        let ctx = SessionContext::new();
+        register(&ctx, &file, &groups).unwrap();
+        let err = require(&ctx, &file, &["monitoring_income_line"])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("thresholds.csv") && err.contains("monitoring_income_line"),
+            "{err}"
+        );
+    }
+
     /// The most specific row wins: longest region prefix, then the
     /// household's own group over `all`, then the latest date not after
     /// the run; households take their place's values.
@@ -216,12 +366,12 @@ mod tests {
         std::fs::write(
             &thresholds,
             "region_prefix,year,effective_from,population_group,parameter,value,unit,source\n\
-             ,2026,2026-01-01,all,line,100,元,national\n\
-             52,2026,2026-01-01,all,line,200,元,province\n\
-             52,2026,2026-01-01,monitored,line,250,元,province monitored\n\
-             52,2026,2026-06-01,monitored,line,260,元,province monitored later\n\
-             52,2026,2027-01-01,monitored,line,999,元,not yet in force\n\
-             522322,2026,2026-01-01,all,line,300,元,county\n",
+             ,2026,2026-01-01,all,monitoring_income_line,100,元,national\n\
+             52,2026,2026-01-01,all,monitoring_income_line,200,元,province\n\
+             52,2026,2026-01-01,monitored,monitoring_income_line,250,元,province monitored\n\
+             52,2026,2026-06-01,monitored,monitoring_income_line,260,元,province monitored later\n\
+             52,2026,2027-01-01,monitored,monitoring_income_line,999,元,not yet in force\n\
+             522322,2026,2026-01-01,all,monitoring_income_line,300,元,county\n",
         )
         .unwrap();
         let groups = dir.path().join("groups.csv");

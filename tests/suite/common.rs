@@ -131,6 +131,7 @@ lake = "{lake}"
 schemas = "{schemas}"
 linkage = "{linkage}"
 rules = "{rules}"
+assessment = "{assessment}"
 thresholds = "{thresholds}"
 population_groups = "{groups}"
 [[source]]
@@ -154,6 +155,7 @@ inputs = ["{social}"]
         schemas = p("schemas"),
         linkage = p("pipelines/linkage.toml"),
         rules = p("pipelines/rules"),
+        assessment = p("pipelines/assessment"),
         thresholds = p("pipelines/thresholds.csv"),
         groups = p("pipelines/population_groups.csv"),
         roster = d("roster.csv"),

@@ -16,3 +16,4 @@ mod pipeline;
 mod sql_access;
 mod sql_endpoint;
 mod warn;
+mod warn_specs;

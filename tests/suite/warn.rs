@@ -1,6 +1,8 @@
-//! Warnings end to end: fixture households with known signals on top of a
-//! generated background, every shipped rule, and the state rules (no
-//! repeats, reopen on new evidence, suppression, pending review).
+//! Warnings end to end in every-rule mode (every clue a task): fixture
+//! households with known signals on top of a generated background, every
+//! shipped rule, and the state rules (no repeats, reopen on new evidence,
+//! suppression, pending review). The assessment is specified in
+//! `warn_assessment.rs`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -168,7 +170,15 @@ fn rules_state_and_edge_cases() {
         assert_eq!(row[1], expected, "{statuses:?}");
     }
 
-    let out = ok(bin().args(["warn", "--lake", &lake, "--as-of", "2026-11-20"]));
+    let out = ok(bin().args([
+        "warn",
+        "--mode",
+        "every-rule",
+        "--lake",
+        &lake,
+        "--as-of",
+        "2026-11-20",
+    ]));
     assert!(out.contains("medical_selfpay_ytd"), "{out}");
 
     let w = warnings_of(&lake, "FX0001");
@@ -247,7 +257,15 @@ fn rules_state_and_edge_cases() {
         delta_versions(&lake, "warnings"),
         delta_versions(&lake, "warning_events"),
     );
-    let out = ok(bin().args(["warn", "--lake", &lake, "--as-of", "2026-11-20"]));
+    let out = ok(bin().args([
+        "warn",
+        "--mode",
+        "every-rule",
+        "--lake",
+        &lake,
+        "--as-of",
+        "2026-11-20",
+    ]));
     assert!(
         out.contains("raised 新增 0 · updated 更新 0 · reopened 重新打开 0"),
         "{out}"
@@ -278,7 +296,15 @@ fn rules_state_and_edge_cases() {
         "--by",
         "村干部",
     ]));
-    ok(bin().args(["warn", "--lake", &lake, "--as-of", "2026-11-25"]));
+    ok(bin().args([
+        "warn",
+        "--mode",
+        "every-rule",
+        "--lake",
+        &lake,
+        "--as-of",
+        "2026-11-25",
+    ]));
     assert_eq!(warnings_of(&lake, "FX0001")[0][3], "verified");
     // …until new evidence arrives: then it reopens and shows what is new.
     let more = tmp.path().join("health_2026_12.csv");
@@ -292,7 +318,15 @@ fn rules_state_and_edge_cases() {
     .unwrap();
     ingest_ok(&lake, "health", &[&more]);
     ok(bin().args(["link", "--lake", &lake, "--source", "health"]));
-    let out = ok(bin().args(["warn", "--lake", &lake, "--as-of", "2026-11-25"]));
+    let out = ok(bin().args([
+        "warn",
+        "--mode",
+        "every-rule",
+        "--lake",
+        &lake,
+        "--as-of",
+        "2026-11-25",
+    ]));
     assert!(out.contains("reopened 重新打开 1"), "{out}");
     let row = sql(
         &lake,
