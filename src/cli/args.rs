@@ -69,6 +69,11 @@ pub enum Command {
         /// Write only these department extracts (repeatable); the roster is always written.
         #[arg(long)]
         only: Vec<String>,
+        /// The world's economy, over the defaults: income_median,
+        /// income_sigma, roster_noise, shock_rate, shock_size, line, as
+        /// key=value,key=value (e.g. income_median=10000,shock_size=1.5).
+        #[arg(long, default_value = "")]
+        world: String,
     },
     /// Link department records to roster people (关联比对).
     Link {
@@ -144,6 +149,32 @@ pub enum Command {
         population_groups: PathBuf,
         #[arg(long, default_value = "schemas")]
         schemas: PathBuf,
+    },
+    /// Measure warnings against what households' years really were (评估预警质量):
+    /// precision, recall, households warned and visits per month, in both
+    /// modes, decided on the same lake without writing anything.
+    EvalWarnings {
+        #[arg(long, env = "SAFETYNET_LAKE")]
+        lake: String,
+        /// CSV: household_id, period, per_capita_before, per_capita_after,
+        /// status (newly_at_risk, already_below, not_at_risk), cause, records[, observable].
+        #[arg(long)]
+        truth: PathBuf,
+        /// The date to decide as of (default: today).
+        #[arg(long)]
+        as_of: Option<chrono::NaiveDate>,
+        #[arg(long, default_value = "pipelines/rules")]
+        rules: PathBuf,
+        #[arg(long, default_value = "pipelines/assessment")]
+        assessment: PathBuf,
+        #[arg(long, default_value = "pipelines/thresholds.csv")]
+        thresholds: PathBuf,
+        #[arg(long, default_value = "pipelines/population_groups.csv")]
+        population_groups: PathBuf,
+        #[arg(long, default_value = "schemas")]
+        schemas: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
     },
     /// Record what staff found for a warning (核实结果).
     Verify {

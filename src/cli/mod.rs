@@ -132,8 +132,10 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             xlsx,
             rows,
             only,
+            world,
         } => {
             let options = crate::generate::Options {
+                economy: crate::generate::year::Economy::parse(&world)?,
                 households,
                 seed,
                 encoding,
@@ -235,6 +237,35 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             let warned = crate::warn::run(&lake, &config, as_of).await?;
             report::print_warn_report(&warned);
             report::print_top_warnings(&crate::pipeline::top_warnings(&lake, 5).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::EvalWarnings {
+            lake,
+            truth,
+            as_of,
+            rules,
+            assessment,
+            thresholds,
+            population_groups,
+            schemas,
+            format,
+        } => {
+            let lake = Lake::open(&lake).await?;
+            let config = crate::warn::WarnConfig {
+                mode: Default::default(),
+                rules_dir: rules,
+                assessment_dir: assessment,
+                thresholds,
+                population_groups,
+                schemas_dir: schemas,
+            };
+            let as_of = as_of.unwrap_or_else(crate::identity::china_today);
+            let e = crate::warn::eval::evaluate(&lake, &config, &truth, as_of).await?;
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            } else {
+                report::print_warning_evaluation(&e);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify {

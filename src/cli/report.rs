@@ -340,3 +340,60 @@ pub fn print_ingest_summary(outcomes: &[FileOutcome]) {
         }
     }
 }
+
+/// Warnings against the truth: both modes side by side.
+pub fn print_warning_evaluation(e: &crate::warn::eval::WarningEvaluation) {
+    println!(
+        "{} households · newly at risk 新增风险 {} ({} with a department record; {:.1}% of those findable from the records) · already below 原已低于标准 {} · as of {}",
+        e.households,
+        e.newly_at_risk,
+        e.newly_at_risk_with_records,
+        e.recall_bound * 100.0,
+        e.already_below,
+        e.as_of
+    );
+    let mut t = output::table(vec![
+        "mode 模式",
+        "households warned 预警户",
+        "tasks 任务",
+        "precision 精确率",
+        "recall 召回率",
+        "recall bound 上限",
+        "share warned 预警户占比",
+        "visits /100 households /month 每百户每月核实",
+    ]);
+    for m in &e.modes {
+        t.add_row(vec![
+            m.name.clone(),
+            m.households_warned.to_string(),
+            m.tasks.to_string(),
+            format!("{:.3}", m.precision),
+            format!("{:.3}", m.recall),
+            format!("{:.3}", e.recall_bound),
+            format!("{:.1}%", m.share_warned * 100.0),
+            format!("{:.2}", m.visits_per_100_per_month),
+        ]);
+    }
+    println!("{t}");
+    println!(
+        "precision and recall are of warnings that predict a new risk; roster-below-line warnings 名册收入低于标准 ({}) are scored apart: {} truly below before the year, {} newly at risk",
+        e.roster_below_line.warnings,
+        e.roster_below_line.truly_below,
+        e.roster_below_line.newly_at_risk
+    );
+    for m in &e.modes {
+        let mut t = output::table(vec!["cause 真实致险原因", "households 户", "recall 召回率"]);
+        for (cause, n, recall) in &m.by_cause {
+            t.add_row(vec![cause.clone(), n.to_string(), format!("{recall:.3}")]);
+        }
+        let mut r = output::table(vec![
+            "risk type 预警风险类型",
+            "tasks 任务",
+            "precision 精确率",
+        ]);
+        for (risk, n, precision) in &m.by_risk_type {
+            r.add_row(vec![risk.clone(), n.to_string(), format!("{precision:.3}")]);
+        }
+        println!("{}:\n{t}\n{r}", m.name);
+    }
+}

@@ -1,16 +1,21 @@
 //! Synthetic extracts with ground truth.
 //!
-//! `write` produces a roster of households and four department extracts
-//! whose rows belong to roster people (often with damaged names and ID
-//! numbers), to namesakes of roster people who are not on the roster, or to
-//! strangers; `truth_<source>.csv` records, for every record key, the true
-//! roster person's ID number (empty for non-roster people) and the dirt
-//! applied. Rows are written as they are made, so memory stays small for
-//! benchmark-sized extracts.
+//! `write` produces a roster of households and four department extracts.
+//! Every roster household's year is simulated (`year`): its earners, the
+//! shocks that hit it and the relief it received; the records about roster
+//! people are what departments would write about that year (often with
+//! damaged names and ID numbers). Records about namesakes of roster people
+//! who are not on the roster, and about strangers, are mixed in.
+//! `truth_<source>.csv` records, for every record key, the true roster
+//! person's ID number (empty for non-roster people) and the dirt applied;
+//! `truth_households.csv` what each household's year really was. Column
+//! headers come from the schema files (`schemas/*.toml`), so the extracts
+//! read the way the schemas say departments write them.
 
 pub mod dirt;
 pub mod names;
 pub mod regions;
+pub mod year;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -21,28 +26,17 @@ use anyhow::{Context, Result, bail};
 use chrono::{Datelike, Duration, NaiveDate};
 use rand::distr::Distribution;
 use rand::distr::weighted::WeightedIndex;
-use rand::seq::IndexedRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::config::{FieldType, SourceSchema};
 use dirt::{ID_KINDS, NAME_KINDS, dirty_id, dirty_name, make_id};
 use names::*;
 use regions::{County, PLACE_SYLLABLES};
+use year::{Economy, Event};
 
 pub const SOURCES: &[&str] = &["civil_affairs", "health", "education", "social_insurance"];
-
-/// Rows per household for each department extract, by default.
-fn default_rows(source: &str, households: usize) -> usize {
-    let per_household = match source {
-        "health" => 1.4,
-        "education" => 0.35,
-        // Relief events (new 低保/特困 cases, temporary relief, deaths) are
-        // rarer than hospital bills; each of them is a warning signal.
-        "civil_affairs" => 0.12,
-        _ => 0.3,
-    };
-    ((households as f64) * per_household).round().max(1.0) as usize
-}
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -56,6 +50,8 @@ pub struct Options {
     pub rows: BTreeMap<String, usize>,
     /// Write only these department sources (all when empty); the roster is always written.
     pub only: Vec<String>,
+    /// The world's economy: incomes and shocks.
+    pub economy: Economy,
 }
 
 impl Default for Options {
@@ -67,12 +63,13 @@ impl Default for Options {
             xlsx_sources: Vec::new(),
             rows: BTreeMap::new(),
             only: Vec::new(),
+            economy: Economy::default(),
         }
     }
 }
 
 /// The reference date the synthetic data is "extracted" on.
-fn as_of() -> NaiveDate {
+pub fn as_of() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 20).expect("fixed date")
 }
 
@@ -104,7 +101,7 @@ struct Household {
     size: usize,
 }
 
-struct World {
+pub(crate) struct World {
     rng: ChaCha8Rng,
     surnames: WeightedIndex<u32>,
     male_names: WeightedIndex<u32>,
@@ -222,7 +219,7 @@ impl World {
         format!("{a}{b}{suffix}")
     }
 
-    fn build_roster(&mut self, households: usize) {
+    fn build_roster(&mut self, households: usize, economy: &Economy) {
         // Each county has townships, each township villages; codes are fixed
         // per (county, township, village) so households share villages.
         let mut villages: Vec<Vec<(String, String, String, String)>> = Vec::new();
@@ -250,11 +247,11 @@ impl World {
             .map(|list| list.iter().map(|v| v.2.clone()).collect())
             .collect();
         let categories = [
-            ("脱贫户", 60u32),
-            ("脱贫不稳定户", 15),
-            ("边缘易致贫户", 15),
-            ("突发严重困难户", 6),
-            ("低保户", 4),
+            ("脱贫户", 72u32),
+            ("脱贫不稳定户", 10),
+            ("边缘易致贫户", 12),
+            ("突发严重困难户", 4),
+            ("低保户", 2),
         ];
         let category_index = WeightedIndex::new(categories.iter().map(|c| c.1)).expect("weights");
         let risks = [
@@ -276,7 +273,25 @@ impl World {
                 .cloned()
                 .expect("villages");
             let size = sizes.sample(&mut self.rng) + 1;
-            let category = categories[category_index.sample(&mut self.rng)].0;
+            // Income first: poorer households are more often monitoring
+            // objects or on 低保, as rosters are.
+            let per_capita = (economy.income_median
+                * lognormal(&mut self.rng, economy.income_sigma))
+            .round() as i64;
+            let category = if (per_capita as f64) < economy.line {
+                *[
+                    ("脱贫户", 20u32),
+                    ("脱贫不稳定户", 25),
+                    ("边缘易致贫户", 25),
+                    ("突发严重困难户", 10),
+                    ("低保户", 20),
+                ]
+                .choose_weighted(&mut self.rng, |c| c.1)
+                .map(|c| &c.0)
+                .expect("categories")
+            } else {
+                categories[category_index.sample(&mut self.rng)].0
+            };
             let risk_types = if category == "脱贫户" {
                 String::new()
             } else {
@@ -287,7 +302,6 @@ impl World {
                 chosen.join("、")
             };
             let number = format!("{village_code}{:06}", h + 1);
-            let per_capita = self.rng.random_range(5_000..22_000);
             let hi = self.households.len();
             self.households.push(Household {
                 number: number.clone(),
@@ -384,14 +398,14 @@ impl Sink {
         source: &str,
         encoding: &str,
         xlsx: bool,
-        headers: &[&str],
+        headers: &[String],
         date_columns: &[usize],
     ) -> Result<(Self, String)> {
         if xlsx {
             let mut workbook = rust_xlsxwriter::Workbook::new();
             let sheet = workbook.add_worksheet();
             for (c, h) in headers.iter().enumerate() {
-                sheet.write_string(0, c as u16, *h)?;
+                sheet.write_string(0, c as u16, h)?;
             }
             let name = format!("{source}.xlsx");
             let sink = Sink::Xlsx {
@@ -409,7 +423,7 @@ impl Sink {
             out: BufWriter::new(file),
             gb18030: encoding == "gb18030",
         };
-        sink.row(&headers.iter().map(|h| h.to_string()).collect::<Vec<_>>())?;
+        sink.row(headers)?;
         Ok((sink, name))
     }
 
@@ -562,26 +576,23 @@ impl World {
     }
 }
 
-/// Pick a subject: a roster person in the age range (65 %), a namesake of
-/// one who is not on the roster (10 %), or a stranger (25 %). Everyone lives
-/// in a village: roster people in their household's; a namesake in the same
-/// village a fifth of the time (rural villages are often one clan, so
-/// namesakes cluster), else anywhere in the county; a stranger anywhere in
-/// theirs.
-fn subject(world: &mut World, eligible: &[usize], min_age: i64, max_age: i64) -> Subject {
-    let roll: f64 = world.rng.random();
-    let pick = *eligible.choose(&mut world.rng).expect("eligible members");
-    let home = world.households[world.members[pick].household]
-        .village_code
-        .clone();
-    if roll < 0.65 {
-        return Subject {
-            person: world.members[pick].person.clone(),
-            truth: Some(world.members[pick].person.id.clone()),
-            village_code: home,
-        };
-    }
-    if roll < 0.75 {
+/// Someone not on the roster: a namesake of a roster person in the age
+/// range, or a stranger. Everyone lives in a village: a namesake in the
+/// roster person's own village a fifth of the time (rural villages are
+/// often one clan, so namesakes cluster), else anywhere in the county; a
+/// stranger anywhere in theirs.
+fn other_subject(
+    world: &mut World,
+    eligible: &[usize],
+    namesake: bool,
+    min_age: i64,
+    max_age: i64,
+) -> Subject {
+    if namesake {
+        let pick = *eligible.choose(&mut world.rng).expect("eligible members");
+        let home = world.households[world.members[pick].household]
+            .village_code
+            .clone();
         let template = world.members[pick].person.clone();
         let birth = world.birth_between(min_age, max_age);
         let id = world.id_for(template.county, birth, template.male);
@@ -699,6 +710,51 @@ fn gender_text(rng: &mut impl Rng, male: bool) -> String {
     }
 }
 
+/// The schema of a source, as shipped: the generator writes what it says
+/// departments write.
+fn schema_of(source: &str) -> Result<SourceSchema> {
+    let text = match source {
+        "roster" => include_str!("../../schemas/roster.toml"),
+        "civil_affairs" => include_str!("../../schemas/civil_affairs.toml"),
+        "health" => include_str!("../../schemas/health.toml"),
+        "education" => include_str!("../../schemas/education.toml"),
+        "social_insurance" => include_str!("../../schemas/social_insurance.toml"),
+        other => bail!("no schema for source '{other}'"),
+    };
+    SourceSchema::parse(text).with_context(|| format!("schemas/{source}.toml"))
+}
+
+/// A file in the order and with the headers of its schema: each row is
+/// given by field name, and fields a row does not name stay empty.
+struct Columns {
+    names: Vec<String>,
+    headers: Vec<String>,
+    dates: Vec<usize>,
+}
+
+impl Columns {
+    fn of(schema: &SourceSchema) -> Columns {
+        Columns {
+            names: schema.fields.iter().map(|f| f.name.clone()).collect(),
+            headers: schema.fields.iter().map(|f| f.headers[0].clone()).collect(),
+            dates: schema
+                .fields
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.kind == FieldType::Date)
+                .map(|(i, _)| i)
+                .collect(),
+        }
+    }
+
+    fn row(&self, cells: &BTreeMap<&str, String>) -> Vec<String> {
+        self.names
+            .iter()
+            .map(|n| cells.get(n.as_str()).cloned().unwrap_or_default())
+            .collect()
+    }
+}
+
 /// Write the roster, the department extracts and the truth files to `out`.
 /// Returns (file, rows) for each file written.
 pub fn write(out: &Path, options: &Options) -> Result<Vec<(String, usize)>> {
@@ -715,171 +771,180 @@ pub fn write(out: &Path, options: &Options) -> Result<Vec<(String, usize)>> {
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut world = World::new(options.seed, options.households);
-    world.build_roster(options.households);
+    world.build_roster(options.households, &options.economy);
+    let mut year = year::simulate(&mut world, &options.economy, as_of());
+    // An extract asked to be larger than the year makes it gets routine
+    // records (visits, contributions…) until its roster share is the usual.
+    for source in SOURCES {
+        if let Some(rows) = options.rows.get(*source) {
+            let wanted = (*rows as f64 * ROSTER_SHARE).round() as usize;
+            let have = year.count(source);
+            if wanted > have {
+                year.add_routine(&mut world, source, wanted - have, as_of());
+            }
+        }
+    }
+    let truth = year.judge(&options.economy);
     let mut written = Vec::new();
-    written.push(write_roster(&world, out, options)?);
+    written.push(write_roster(&world, &year, out, options)?);
     for source in SOURCES {
         if !options.only.is_empty() && !options.only.iter().any(|s| s == source) {
             continue;
         }
-        let rows = options
-            .rows
-            .get(*source)
-            .copied()
-            .unwrap_or_else(|| default_rows(source, options.households));
-        written.extend(write_source(&mut world, out, options, source, rows)?);
+        written.extend(write_source(&mut world, &year, out, options, source)?);
     }
+    written.push(write_household_truth(&world, &truth, out)?);
     Ok(written)
 }
 
-fn write_roster(world: &World, out: &Path, options: &Options) -> Result<(String, usize)> {
-    let headers = [
-        "户编号",
-        "成员编号",
-        "省",
-        "市",
-        "县",
-        "乡镇",
-        "村",
-        "村(社区)代码",
-        "户类型",
-        "家庭人口数",
-        "家庭年纯收入(元)",
-        "人均纯收入(元)",
-        "风险类型",
-        "姓名",
-        "证件号码",
-        "性别",
-        "出生日期",
-        "与户主关系",
-    ];
+/// Records about roster people, out of all records of an extract: the rest
+/// are about namesakes who are not on the roster and about strangers.
+const ROSTER_SHARE: f64 = 0.65;
+/// Of the records about people not on the roster, the share about
+/// namesakes of roster people (the rest: strangers).
+const NAMESAKE_SHARE: f64 = 0.10 / 0.35;
+
+fn write_roster(
+    world: &World,
+    year: &year::Year,
+    out: &Path,
+    options: &Options,
+) -> Result<(String, usize)> {
+    let schema = schema_of("roster")?;
+    let columns = Columns::of(&schema);
     let encoding = encoding_for(options, "roster")?;
     let xlsx = options.xlsx_sources.iter().any(|s| s == "roster");
-    let (mut sink, name) = Sink::create(out, "roster", &encoding, xlsx, &headers, &[16])?;
+    let (mut sink, name) = Sink::create(
+        out,
+        "roster",
+        &encoding,
+        xlsx,
+        &columns.headers,
+        &columns.dates,
+    )?;
     for m in &world.members {
         let h = &world.households[m.household];
         let county = &world.counties[h.county];
-        sink.row(&[
-            h.number.clone(),
-            m.member_id.clone(),
-            county.province.clone(),
-            county.prefecture.clone(),
-            county.name.clone(),
-            h.township_name.clone(),
-            h.village_name.clone(),
-            h.village_code.clone(),
-            h.category.into(),
-            h.size.to_string(),
-            (h.per_capita * h.size as i64).to_string(),
-            h.per_capita.to_string(),
-            h.risk_types.clone(),
-            m.person.name.clone(),
-            m.person.id.clone(),
-            if m.person.male {
-                "男".into()
-            } else {
-                "女".into()
-            },
-            m.person.birth.format("%Y-%m-%d").to_string(),
-            m.relation.into(),
-        ])?;
+        let income = year.roster_income[m.household];
+        let cells: BTreeMap<&str, String> = [
+            ("household_number", h.number.clone()),
+            ("member_id", m.member_id.clone()),
+            ("province", county.province.clone()),
+            ("prefecture", county.prefecture.clone()),
+            ("county_name", county.name.clone()),
+            ("township_name", h.township_name.clone()),
+            ("village_name", h.village_name.clone()),
+            ("region_code", h.village_code.clone()),
+            ("category", h.category.into()),
+            ("household_size", h.size.to_string()),
+            ("annual_income", income.to_string()),
+            ("per_capita_income", (income / h.size as i64).to_string()),
+            ("risk_types", h.risk_types.clone()),
+            ("name", m.person.name.clone()),
+            ("id_number", m.person.id.clone()),
+            ("gender", if m.person.male { "男" } else { "女" }.into()),
+            ("birth_date", m.person.birth.format("%Y-%m-%d").to_string()),
+            ("relation", m.relation.into()),
+        ]
+        .into_iter()
+        .collect();
+        sink.row(&columns.row(&cells))?;
     }
     sink.finish()?;
     Ok((name, world.members.len()))
 }
 
-/// One department extract and its truth file.
+/// `truth_households.csv`: what each household's year really was.
+fn write_household_truth(
+    world: &World,
+    truth: &[year::HouseholdTruth],
+    out: &Path,
+) -> Result<(String, usize)> {
+    let name = "truth_households.csv".to_string();
+    let mut w = csv::Writer::from_path(out.join(&name))?;
+    w.write_record([
+        "household_id",
+        "period",
+        "per_capita_before",
+        "per_capita_after",
+        "status",
+        "cause",
+        "records",
+        "observable",
+    ])?;
+    let period = as_of().year().to_string();
+    for (h, t) in world.households.iter().zip(truth) {
+        w.write_record([
+            h.number.as_str(),
+            period.as_str(),
+            &format!("{:.2}", t.before),
+            &format!("{:.2}", t.after),
+            t.status.as_str(),
+            t.cause,
+            &t.records.to_string(),
+            if t.observable { "1" } else { "0" },
+        ])?;
+    }
+    w.flush()?;
+    Ok((name, truth.len()))
+}
+
+/// Who a record is about, and what it says.
+enum About<'a> {
+    /// A roster member, with what the year brought them.
+    Roster(usize, &'a Event),
+    /// Someone not on the roster (a namesake or a stranger).
+    Other(bool),
+}
+
+/// One department extract and its truth file. Records about roster
+/// people are the year's events; the others are made like them.
 fn write_source(
     world: &mut World,
+    year: &year::Year,
     out: &Path,
     options: &Options,
     source: &str,
-    rows: usize,
 ) -> Result<Vec<(String, usize)>> {
-    let (headers, date_columns, min_age, max_age): (&[&str], &[usize], i64, i64) = match source {
-        "civil_affairs" => (
-            &[
-                "业务编号",
-                "姓名",
-                "身份证号",
-                "性别",
-                "出生日期",
-                "救助类型",
-                "业务类型",
-                "发生日期",
-                "金额(元)",
-                "残疾等级",
-                "行政区划代码",
-            ],
-            &[4, 7],
-            0,
-            95,
-        ),
-        "health" => (
-            &[
-                "结算流水号",
-                "姓名",
-                "证件号码",
-                "性别",
-                "出生日期",
-                "就诊类型",
-                "入院日期",
-                "结算日期",
-                "诊断名称",
-                "重大疾病",
-                "医疗总费用",
-                "基金支付",
-                "个人自付",
-                "参保地区划",
-            ],
-            &[4, 6, 7],
-            0,
-            95,
-        ),
-        "education" => (
-            &[
-                "学籍号",
-                "学生姓名",
-                "身份证号",
-                "性别",
-                "出生日期",
-                "学校名称",
-                "学段",
-                "年级",
-                "学籍状态",
-                "状态变动日期",
-                "资助金额",
-                "学校所在地区划",
-            ],
-            &[4, 9],
-            6,
-            22,
-        ),
-        _ => (
-            &[
-                "业务流水号",
-                "姓名",
-                "公民身份号码",
-                "性别",
-                "出生日期",
-                "事件类型",
-                "事件日期",
-                "单位名称",
-                "月缴费基数",
-                "参保地区划",
-            ],
-            &[4, 6],
-            16,
-            60,
-        ),
+    let (min_age, max_age) = match source {
+        "education" => (6, 22),
+        "social_insurance" => (16, 60),
+        _ => (0, 95),
     };
+    let schema = schema_of(source)?;
+    let columns = Columns::of(&schema);
     let encoding = encoding_for(options, source)?;
     let xlsx = options.xlsx_sources.iter().any(|s| s == source);
-    let (mut sink, name) = Sink::create(out, source, &encoding, xlsx, headers, date_columns)?;
+    let (mut sink, name) = Sink::create(
+        out,
+        source,
+        &encoding,
+        xlsx,
+        &columns.headers,
+        &columns.dates,
+    )?;
     let truth_name = format!("truth_{source}.csv");
     let mut truth = csv::Writer::from_path(out.join(&truth_name))?;
     truth.write_record(["record_key", "true_id_number", "dirt"])?;
 
+    let mine: Vec<(usize, &Event)> = year
+        .events
+        .iter()
+        .filter(|(_, e)| e.source() == source)
+        .map(|(m, e)| (*m, e))
+        .collect();
+    let others = match options.rows.get(source) {
+        Some(rows) => rows.saturating_sub(mine.len()),
+        None => (mine.len() as f64 * (1.0 - ROSTER_SHARE) / ROSTER_SHARE).round() as usize,
+    };
+    let rows = mine.len() + others;
+    // Roster and other records interleaved at random, in a stable order.
+    let mut order: Vec<About> = mine.iter().map(|(m, e)| About::Roster(*m, e)).collect();
+    for _ in 0..others {
+        let namesake = world.rng.random_bool(NAMESAKE_SHARE);
+        order.push(About::Other(namesake));
+    }
+    order.shuffle(&mut world.rng);
     let pool = eligible(world, min_age, max_age);
     let prefix = match source {
         "civil_affairs" => "MZ",
@@ -887,119 +952,77 @@ fn write_source(
         "education" => "G",
         _ => "RS",
     };
-    for i in 0..rows {
-        let subject = subject(world, &pool, min_age, max_age);
+    for (i, about) in order.iter().enumerate() {
+        let subject = match about {
+            About::Roster(m, _) => {
+                let member = &world.members[*m];
+                Subject {
+                    person: member.person.clone(),
+                    truth: Some(member.person.id.clone()),
+                    village_code: world.households[member.household].village_code.clone(),
+                }
+            }
+            About::Other(namesake) => other_subject(world, &pool, *namesake, min_age, max_age),
+        };
         let (name_text, id_text, kinds) = as_written(world, &subject);
         let county_code = world.counties[subject.person.county].code.clone();
         let key = format!("{prefix}{county_code}{:09}", i + 1);
-        let world_county_name = world.counties[subject.person.county].name.clone();
+        let county_name = world.counties[subject.person.county].name.clone();
         let region = region_as_written(world, source, &subject);
+        let event = match about {
+            About::Roster(_, e) => (*e).clone(),
+            About::Other(_) => routine_event(&mut world.rng, source, &subject.person),
+        };
         let rng = &mut world.rng;
-        let day = NaiveDate::from_ymd_opt(2026, 1, 1).expect("date")
-            + Duration::days(rng.random_range(0..320));
-        let cells: Vec<String> = match source {
-            "civil_affairs" => {
-                let (kind, action) = match rng.random_range(0..20) {
-                    0..=6 => (
-                        "低保",
-                        if rng.random_bool(0.2) {
-                            "取消"
-                        } else {
-                            "新增"
-                        },
-                    ),
-                    7..=8 => ("特困", "新增"),
-                    9..=13 => ("临时救助", "发放"),
-                    14..=16 => ("残疾人两项补贴", "新增"),
-                    _ => ("死亡登记", "登记"),
-                };
-                let amount = match kind {
-                    "死亡登记" => String::new(),
-                    "临时救助" => {
-                        let fen = rng.random_range(50_000..500_000);
-                        amount_text(rng, fen)
-                    }
-                    _ => {
-                        let fen = rng.random_range(20_000..90_000);
-                        amount_text(rng, fen)
-                    }
-                };
-                let grade = if kind == "残疾人两项补贴" {
-                    ["一级", "二级", "三级", "四级"]
-                        .choose(rng)
-                        .copied()
-                        .unwrap_or("二级")
-                        .to_string()
-                } else {
-                    String::new()
-                };
-                // 低保 rosters carry sex and birth date; older case files
-                // sometimes leave the date blank.
-                vec![
-                    key.clone(),
-                    name_text,
-                    id_text,
-                    gender_text(rng, subject.person.male),
-                    birth_text(rng, &subject.person, 0.8),
-                    kind.into(),
-                    action.into(),
-                    date_text(rng, day),
-                    amount,
-                    grade,
-                    region,
-                ]
+        let mut cells: BTreeMap<&str, String> = BTreeMap::new();
+        cells.insert(schema.key.as_str(), key.clone());
+        cells.insert("name", name_text);
+        cells.insert("id_number", id_text);
+        cells.insert("gender", gender_text(rng, subject.person.male));
+        cells.insert("region_code", region);
+        let birth_share = match source {
+            "civil_affairs" => 0.8,
+            "health" => 0.5,
+            "education" => 1.0,
+            _ => 0.95,
+        };
+        cells.insert("birth_date", birth_text(rng, &subject.person, birth_share));
+        match event {
+            Event::Health {
+                visit,
+                diagnosis,
+                serious,
+                admitted,
+                total,
+                self_paid,
+            } => {
+                let settled = admitted + Duration::days(rng.random_range(0..20));
+                cells.insert("visit_type", visit.into());
+                cells.insert("admission_date", date_text(rng, admitted));
+                cells.insert("settlement_date", date_text(rng, settled.min(as_of())));
+                cells.insert("diagnosis", diagnosis.into());
+                cells.insert("serious_illness", if serious { "是" } else { "否" }.into());
+                cells.insert("total_cost", amount_text(rng, total));
+                cells.insert("fund_paid", amount_text(rng, total - self_paid));
+                cells.insert("self_paid", amount_text(rng, self_paid));
             }
-            "health" => {
-                // Median cost per visit in fen: outpatient 150 yuan, inpatient
-                // 6,000, chronic-disease outpatient 1,500.
-                let (visit, median) = match rng.random_range(0..10) {
-                    0..=4 => ("门诊", 15_000.0),
-                    5..=8 => ("住院", 600_000.0),
-                    _ => ("门诊慢特病", 150_000.0),
-                };
-                // (diagnosis, serious, weight): serious illness is about one
-                // visit in twenty.
-                let diagnoses = [
-                    ("急性上呼吸道感染", false, 25),
-                    ("高血压", false, 20),
-                    ("2型糖尿病", false, 15),
-                    ("腰椎间盘突出", false, 8),
-                    ("骨折", false, 6),
-                    ("冠心病", false, 8),
-                    ("慢性阻塞性肺病", false, 8),
-                    ("脑梗死", true, 2),
-                    ("恶性肿瘤", true, 2),
-                    ("慢性肾衰竭(尿毒症期)", true, 1),
-                    ("白血病", true, 1),
-                ];
-                let (diagnosis, serious, _) =
-                    *diagnoses.choose_weighted(rng, |d| d.2).expect("diagnoses");
-                // Costs are log-normal: most bills are small, a few are ruinous.
-                let total = (median * lognormal(rng, 0.9) * if serious { 4.0 } else { 1.0 }) as i64;
-                // Basic insurance, critical-illness insurance and medical aid
-                // leave 10–40 % to the patient.
-                let fund = (total as f64 * rng.random_range(0.6..0.9)) as i64;
-                let self_paid = total - fund;
-                let settled = day + Duration::days(rng.random_range(0..20));
-                let birth = birth_text(rng, &subject.person, 0.5);
-                vec![
-                    key.clone(),
-                    name_text,
-                    id_text,
-                    gender_text(rng, subject.person.male),
-                    birth,
-                    visit.into(),
-                    date_text(rng, day),
-                    date_text(rng, settled),
-                    diagnosis.into(),
-                    if serious { "是".into() } else { "否".into() },
-                    amount_text(rng, total),
-                    amount_text(rng, fund),
-                    amount_text(rng, self_paid),
-                    region,
-                ]
+            Event::Civil {
+                kind,
+                action,
+                date,
+                amount,
+                grade,
+            } => {
+                cells.insert("assistance_type", kind.into());
+                cells.insert("action", action.into());
+                cells.insert("event_date", date_text(rng, date));
+                cells.insert(
+                    "amount",
+                    amount.map(|a| amount_text(rng, a)).unwrap_or_default(),
+                );
+                cells.insert("disability_grade", grade.unwrap_or_default().into());
             }
-            "education" => {
+            Event::School { status, date } => {
                 let a = age(&subject.person);
                 let (stage, grade) = match a {
                     ..=11 => ("小学", format!("{}年级", (a - 5).clamp(1, 6))),
@@ -1014,16 +1037,8 @@ fn write_source(
                     ),
                     _ => ("高校", format!("大{}", (a - 17).clamp(1, 4))),
                 };
-                let status = match rng.random_range(0..100) {
-                    0..=84 => "在读",
-                    85..=88 => "辍学",
-                    89..=91 => "休学",
-                    92..=96 => "转学",
-                    _ => "毕业",
-                };
                 let school = format!(
-                    "{}{}",
-                    world_county_name,
+                    "{county_name}{}",
                     match stage {
                         "小学" => "第一小学",
                         "初中" => "第二中学",
@@ -1032,38 +1047,21 @@ fn write_source(
                         _ => "职业技术学院",
                     }
                 );
-                let aid = if rng.random_bool(0.3) {
+                cells.insert("school", school);
+                cells.insert("stage", stage.into());
+                cells.insert("grade", grade);
+                cells.insert("status", status.into());
+                cells.insert("status_date", date_text(rng, date));
+                if rng.random_bool(0.3) {
                     let fen = rng.random_range(50_000..300_000);
-                    amount_text(rng, fen)
-                } else {
-                    String::new()
-                };
-                vec![
-                    key.clone(),
-                    name_text,
-                    id_text,
-                    gender_text(rng, subject.person.male),
-                    date_text(rng, subject.person.birth),
-                    school,
-                    stage.into(),
-                    grade,
-                    status.into(),
-                    date_text(rng, day),
-                    aid,
-                    region,
-                ]
+                    cells.insert("aid_amount", amount_text(rng, fen));
+                }
+                // Pupils' records always carry the birth date.
+                cells.insert("birth_date", date_text(rng, subject.person.birth));
             }
-            _ => {
-                let event = match rng.random_range(0..10) {
-                    0..=2 => "失业登记",
-                    3..=4 => "停止缴费",
-                    5..=7 => "就业登记",
-                    _ => "参保缴费",
-                };
-                let base = rng.random_range(250_000..800_000);
+            Event::Social { event, date, base } => {
                 let employer = format!(
-                    "{}{}",
-                    world_county_name,
+                    "{county_name}{}",
                     [
                         "建筑工程有限公司",
                         "农业合作社",
@@ -1074,23 +1072,13 @@ fn write_source(
                     .copied()
                     .unwrap_or("公司")
                 );
-                // The insured person's birth date decides the retirement
-                // age, so social insurance records almost always have it.
-                vec![
-                    key.clone(),
-                    name_text,
-                    id_text,
-                    gender_text(rng, subject.person.male),
-                    birth_text(rng, &subject.person, 0.95),
-                    event.into(),
-                    date_text(rng, day),
-                    employer,
-                    amount_text(rng, base),
-                    region,
-                ]
+                cells.insert("event_type", event.into());
+                cells.insert("event_date", date_text(rng, date));
+                cells.insert("employer", employer);
+                cells.insert("contribution_base", amount_text(rng, base));
             }
-        };
-        sink.row(&cells)?;
+        }
+        sink.row(&columns.row(&cells))?;
         truth.write_record([
             key.as_str(),
             subject.truth.as_deref().unwrap_or(""),
@@ -1101,6 +1089,102 @@ fn write_source(
     truth.flush()?;
     Ok(vec![(name, rows), (truth_name, rows)])
 }
+
+/// A record about someone not on the roster, made like the ones about
+/// roster people.
+fn routine_event(rng: &mut ChaCha8Rng, source: &str, person: &Person) -> Event {
+    let date = NaiveDate::from_ymd_opt(2026, 1, 1).expect("date")
+        + Duration::days(rng.random_range(0..320));
+    match source {
+        "civil_affairs" => {
+            let (kind, action, amount, grade) = match rng.random_range(0..20) {
+                0..=6 => (
+                    "低保",
+                    if rng.random_bool(0.2) {
+                        "取消"
+                    } else {
+                        "新增"
+                    },
+                    Some(rng.random_range(20_000..90_000)),
+                    None,
+                ),
+                7..=8 => ("特困", "新增", Some(rng.random_range(40_000..90_000)), None),
+                9..=13 => (
+                    "临时救助",
+                    "发放",
+                    Some(rng.random_range(50_000..500_000)),
+                    None,
+                ),
+                14..=16 => (
+                    "残疾人两项补贴",
+                    "新增",
+                    Some(rng.random_range(5_000..20_000)),
+                    ["一级", "二级", "三级", "四级"].choose(rng).copied(),
+                ),
+                _ => ("死亡登记", "登记", None, None),
+            };
+            let amount = if action == "取消" { None } else { amount };
+            Event::Civil {
+                kind,
+                action,
+                date,
+                amount,
+                grade,
+            }
+        }
+        "health" => {
+            let inpatient = rng.random_bool(0.3);
+            let (diagnosis, serious, _) =
+                *STAY_MIX.choose_weighted(rng, |d| d.2).expect("diagnoses");
+            let median =
+                if inpatient { 800_000.0 } else { 15_000.0 } * if serious { 4.0 } else { 1.0 };
+            let total = (median * lognormal(rng, 0.8)) as i64;
+            let self_paid = (total as f64 * rng.random_range(0.15..0.45)) as i64;
+            Event::Health {
+                visit: if inpatient { "住院" } else { "门诊" },
+                diagnosis,
+                serious,
+                admitted: date,
+                total,
+                self_paid,
+            }
+        }
+        "education" => Event::School {
+            status: [
+                "在读", "在读", "在读", "在读", "转学", "毕业", "休学", "辍学",
+            ]
+            .choose(rng)
+            .expect("statuses"),
+            date,
+        },
+        _ => {
+            let event = *["失业登记", "停止缴费", "就业登记", "参保缴费", "参保缴费"]
+                .choose(rng)
+                .expect("events");
+            let _ = person;
+            Event::Social {
+                event,
+                date,
+                base: rng.random_range(250_000..800_000),
+            }
+        }
+    }
+}
+
+/// Diagnoses of records about people not on the roster: (name, serious, weight).
+const STAY_MIX: &[(&str, bool, u32)] = &[
+    ("急性上呼吸道感染", false, 25),
+    ("高血压", false, 20),
+    ("2型糖尿病", false, 15),
+    ("腰椎间盘突出", false, 8),
+    ("骨折", false, 6),
+    ("冠心病", false, 8),
+    ("慢性阻塞性肺病", false, 8),
+    ("脑梗死", true, 2),
+    ("恶性肿瘤", true, 2),
+    ("慢性肾衰竭(尿毒症期)", true, 1),
+    ("白血病", true, 1),
+];
 
 #[cfg(test)]
 mod tests {
@@ -1189,7 +1273,7 @@ mod tests {
     #[test]
     fn namesakes_occur_in_the_same_county() {
         let mut world = World::new(1, 100);
-        world.build_roster(2000);
+        world.build_roster(2000, &Economy::default());
         let mut seen = HashSet::new();
         let mut namesakes = 0;
         for m in &world.members {

@@ -11,6 +11,7 @@
 
 pub mod assessment;
 pub mod combine;
+pub mod eval;
 pub mod rules;
 pub mod state;
 pub mod status;
@@ -151,6 +152,19 @@ async fn pairs(ctx: &SessionContext, sql: &str) -> Result<Vec<(String, i64)>> {
 /// Run the rules and the assessment as of a date and bring `warnings` up
 /// to date.
 pub async fn run(lake: &Lake, config: &WarnConfig, as_of: NaiveDate) -> Result<WarnReport> {
+    let (ctx, mut report) = decide(lake, config, as_of).await?;
+    apply(lake, &ctx, config, as_of, &mut report).await?;
+    Ok(report)
+}
+
+/// Everything up to this run's warnings, in a session holding the
+/// relations `signals`, `assessment_items` and `fresh_warnings`, without
+/// writing anything (what `eval-warnings` compares between modes).
+pub async fn decide(
+    lake: &Lake,
+    config: &WarnConfig,
+    as_of: NaiveDate,
+) -> Result<(SessionContext, WarnReport)> {
     let started = std::time::Instant::now();
     let rules = rules::load_dir(&config.rules_dir)?;
     let components = match config.mode {
@@ -271,6 +285,19 @@ pub async fn run(lake: &Lake, config: &WarnConfig, as_of: NaiveDate) -> Result<W
     report.suppressed = combine::register_fresh(&ctx, config.mode, &period)
         .await?
         .suppressed;
+    Ok((ctx, report))
+}
+
+/// Meet this run's warnings with the stored ones, and write what changed.
+async fn apply(
+    lake: &Lake,
+    ctx: &SessionContext,
+    config: &WarnConfig,
+    as_of: NaiveDate,
+    report: &mut WarnReport,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let ctx = ctx.clone();
     store::register_stored(&ctx).await?;
     state::register_next(
         &ctx,
@@ -371,7 +398,7 @@ pub async fn run(lake: &Lake, config: &WarnConfig, as_of: NaiveDate) -> Result<W
             )).await?;
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 /// What staff found on a household visit (or a decision to close).
