@@ -175,6 +175,10 @@ pub enum Command {
         schemas: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Also write a CSV of every household newly at risk or warned, with
+        /// the truth beside the assessment's estimate (hit, miss, false alarm).
+        #[arg(long)]
+        households: Option<PathBuf>,
     },
     /// Record what staff found for a warning (核实结果).
     Verify {

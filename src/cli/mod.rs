@@ -249,6 +249,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             population_groups,
             schemas,
             format,
+            households,
         } => {
             let lake = Lake::open(&lake).await?;
             let config = crate::warn::WarnConfig {
@@ -260,7 +261,9 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 schemas_dir: schemas,
             };
             let as_of = as_of.unwrap_or_else(crate::identity::china_today);
-            let e = crate::warn::eval::evaluate(&lake, &config, &truth, as_of).await?;
+            let e =
+                crate::warn::eval::evaluate(&lake, &config, &truth, as_of, households.as_deref())
+                    .await?;
             if format == Format::Json {
                 println!("{}", serde_json::to_string_pretty(&e)?);
             } else {

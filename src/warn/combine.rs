@@ -87,7 +87,7 @@ pub async fn register_fresh(ctx: &SessionContext, mode: Mode, period: &str) -> R
                     "SELECT {id} AS warning_id, household_id, risk_type, rule, source, record_key, person_id,
                        event_date, amount, detail, severity, {ITEM_JSON} AS item_json
                      FROM (SELECT s.*, row_number() OVER (PARTITION BY s.household_id, s.risk_type, s.rule, s.source, s.record_key
-                             ORDER BY s.event_date ASC NULLS FIRST, s.amount DESC NULLS LAST) AS n
+                             ORDER BY s.event_date ASC NULLS FIRST, s.amount DESC NULLS LAST, s.detail, s.severity, s.person_id) AS n
                            FROM signals s
                            LEFT JOIN monitored_risks m ON m.household_id = s.household_id AND m.risk_type = s.risk_type
                            WHERE m.household_id IS NULL)
@@ -148,7 +148,10 @@ pub async fn register_fresh(ctx: &SessionContext, mode: Mode, period: &str) -> R
             )
             .await?;
             // The evidence: what the assessment counted, and the rules'
-            // clues about the same household.
+            // clues about the same household. A component and a rule may
+            // share a name (job_loss) and see the same record: the
+            // assessment's row is kept, and every column breaks ties, so a
+            // re-run picks the same row and the evidence hash stays put.
             cache(
                 ctx,
                 "items_unhashed",
@@ -157,15 +160,15 @@ pub async fn register_fresh(ctx: &SessionContext, mode: Mode, period: &str) -> R
                        event_date, amount, detail, severity, {ITEM_JSON} AS item_json
                      FROM (
                        SELECT x.*, row_number() OVER (PARTITION BY x.warning_id, x.rule, x.source, x.record_key
-                                ORDER BY x.event_date ASC NULLS FIRST, x.amount DESC NULLS LAST) AS n
+                                ORDER BY x.event_date ASC NULLS FIRST, x.amount DESC NULLS LAST, x.from_rule, x.detail, x.severity, x.person_id) AS n
                        FROM (
                          SELECT d.warning_id, d.household_id, d.risk_type, a.component AS rule, a.source, a.record_key,
                            a.person_id, a.event_date, a.amount, a.title || '：' || a.detail AS detail,
-                           CASE WHEN a.effect = 'failure' THEN 'high' ELSE 'medium' END AS severity
+                           CASE WHEN a.effect = 'failure' THEN 'high' ELSE 'medium' END AS severity, 0 AS from_rule
                          FROM decisions d JOIN assessment_items a ON a.household_id = d.household_id
                          UNION ALL
                          SELECT d.warning_id, d.household_id, d.risk_type, s.rule, s.source, s.record_key,
-                           s.person_id, s.event_date, s.amount, s.detail, s.severity
+                           s.person_id, s.event_date, s.amount, s.detail, s.severity, 1 AS from_rule
                          FROM decisions d JOIN signals s ON s.household_id = d.household_id
                        ) x
                      ) WHERE n = 1"

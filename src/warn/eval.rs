@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use chrono::{Datelike, NaiveDate};
-use datafusion::arrow::array::{BooleanArray, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
@@ -117,8 +117,17 @@ fn register_truth(ctx: &SessionContext, path: &Path) -> Result<()> {
         index("records")?,
     );
     let observable = index("observable").ok();
+    let (before, after) = (
+        index("per_capita_before").ok(),
+        index("per_capita_after").ok(),
+    );
+    let amount = |row: &csv::StringRecord, i: Option<usize>| -> Option<f64> {
+        i.and_then(|i| row.get(i))
+            .and_then(|v| v.trim().parse().ok())
+    };
     let (mut ids, mut statuses, mut causes, mut counts, mut seen) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let (mut befores, mut afters) = (vec![], vec![]);
     for (n, row) in reader.records().enumerate() {
         let row = row.with_context(|| format!("{}: line {}", path.display(), n + 2))?;
         let s = row[status].trim().to_string();
@@ -140,6 +149,8 @@ fn register_truth(ctx: &SessionContext, path: &Path) -> Result<()> {
             )
         })?);
         seen.push(observable.is_none_or(|i| row.get(i).is_some_and(|v| v.trim() == "1")));
+        befores.push(amount(&row, before));
+        afters.push(amount(&row, after));
     }
     let schema = Arc::new(Schema::new(vec![
         Field::new("household_id", DataType::Utf8, false),
@@ -147,6 +158,8 @@ fn register_truth(ctx: &SessionContext, path: &Path) -> Result<()> {
         Field::new("cause", DataType::Utf8, false),
         Field::new("records", DataType::Int64, false),
         Field::new("observable", DataType::Boolean, false),
+        Field::new("per_capita_before", DataType::Float64, true),
+        Field::new("per_capita_after", DataType::Float64, true),
     ]));
     let batch = RecordBatch::try_new(
         schema.clone(),
@@ -156,6 +169,8 @@ fn register_truth(ctx: &SessionContext, path: &Path) -> Result<()> {
             Arc::new(StringArray::from(causes)),
             Arc::new(Int64Array::from(counts)),
             Arc::new(BooleanArray::from(seen)),
+            Arc::new(Float64Array::from(befores)),
+            Arc::new(Float64Array::from(afters)),
         ],
     )?;
     let _ = ctx.deregister_table("truth");
@@ -268,6 +283,7 @@ pub async fn evaluate(
     config: &WarnConfig,
     truth: &Path,
     as_of: NaiveDate,
+    households_out: Option<&Path>,
 ) -> Result<WarningEvaluation> {
     let months = i64::from(as_of.month());
     let mut out = WarningEvaluation {
@@ -306,6 +322,11 @@ pub async fn evaluate(
             )
             .await?,
         );
+        if mode == Mode::Assessment
+            && let Some(path) = households_out
+        {
+            write_households(&ctx, path).await?;
+        }
         if mode == Mode::Assessment {
             let n = |sql: &'static str| scalar_i64(&ctx, sql);
             out.roster_below_line = RosterBelow {
@@ -339,4 +360,73 @@ pub async fn evaluate(
         );
     }
     Ok(out)
+}
+
+/// The columns of the per-household listing, in order.
+const HOUSEHOLD_COLUMNS: &[&str] = &[
+    "household_id",
+    "status",
+    "cause",
+    "observable",
+    "per_capita_before",
+    "per_capita_after",
+    "roster_per_capita",
+    "estimate_per_capita",
+    "components",
+    "kind",
+    "risk_type",
+    "outcome",
+];
+
+/// Every household that was newly at risk or was warned, with the truth
+/// beside the assessment's estimate: where the misses and the false
+/// alarms come from. `outcome` is hit, miss, false_alarm or
+/// already_below.
+async fn write_households(ctx: &SessionContext, path: &Path) -> Result<()> {
+    let sql = "WITH items AS (
+        SELECT household_id,
+          sum(CASE WHEN effect = 'subtract' THEN coalesce(amount, 0.0) WHEN effect = 'add' THEN -coalesce(amount, 0.0) ELSE 0.0 END) AS net_loss,
+          string_agg(component || ' ' || CAST(round(coalesce(amount, 0.0), 0) AS VARCHAR), '; ' ORDER BY component) AS components
+        FROM assessment_items GROUP BY household_id),
+      warned AS (
+        SELECT household_id, min(kind) AS kind, min(risk_type) AS risk_type
+        FROM fresh_warnings GROUP BY household_id),
+      roster AS (
+        SELECT household_id,
+          coalesce(CAST(per_capita_income AS DOUBLE),
+                   CAST(annual_income AS DOUBLE) / nullif(CAST(household_size AS DOUBLE), 0)) AS roster_pc,
+          CAST(household_size AS DOUBLE) AS size
+        FROM roster_household)
+      SELECT t.household_id, t.status, t.cause, t.observable,
+        round(t.per_capita_before, 0) AS per_capita_before,
+        round(t.per_capita_after, 0) AS per_capita_after,
+        round(r.roster_pc, 0) AS roster_per_capita,
+        round(r.roster_pc - coalesce(i.net_loss, 0.0) / r.size, 0) AS estimate_per_capita,
+        coalesce(i.components, '') AS components,
+        coalesce(w.kind, '') AS kind, coalesce(w.risk_type, '') AS risk_type,
+        CASE
+          WHEN t.status = 'newly_at_risk' AND w.kind IS NOT NULL AND w.kind <> 'roster_below_line' THEN 'hit'
+          WHEN t.status = 'newly_at_risk' THEN 'miss'
+          WHEN t.status = 'already_below' THEN 'already_below'
+          ELSE 'false_alarm'
+        END AS outcome
+      FROM truth t
+      LEFT JOIN warned w ON w.household_id = t.household_id
+      LEFT JOIN items i ON i.household_id = t.household_id
+      LEFT JOIN roster r ON r.household_id = t.household_id
+      WHERE (t.status = 'newly_at_risk' AND t.records > 0) OR w.kind IS NOT NULL
+      ORDER BY outcome, t.household_id";
+    let rows = crate::lake::query::rows_of(&ctx.sql(sql).await?.collect().await?)?;
+    let mut out =
+        csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
+    out.write_record(HOUSEHOLD_COLUMNS)?;
+    for r in &rows {
+        out.write_record(
+            HOUSEHOLD_COLUMNS
+                .iter()
+                .map(|c| r.get(*c).map(String::as_str).unwrap_or("")),
+        )?;
+    }
+    out.flush()?;
+    Ok(())
 }
