@@ -23,6 +23,7 @@ use crate::config::AccessConfig;
 use crate::lake::Lake;
 use crate::lake::catalog::SharedTables;
 use crate::lake::query::strings_of;
+use crate::lake::schemas::SOURCE_SCHEMAS;
 use crate::lake::tables::ROSTER_HOUSEHOLD;
 use views::ColumnRoles;
 
@@ -117,13 +118,20 @@ pub enum Visibility {
     Missing,
 }
 
+/// Column roles as of one version of `source_schemas`.
+type RolesAt = (u64, Arc<ColumnRoles>);
+
 /// The lake as callers may see it: shared table snapshots, the columns the
 /// schemas mark as names, ID numbers and birth dates, and the masking
 /// policy. Cheap to clone.
 #[derive(Clone)]
 pub struct Access {
     tables: Arc<SharedTables>,
+    /// Roles from the schema files.
     roles: Arc<ColumnRoles>,
+    /// Those with the lake's recorded schemas, for one version of
+    /// `source_schemas` (reread when it changes).
+    recorded_roles: Arc<std::sync::Mutex<Option<RolesAt>>>,
     config: AccessConfig,
     logins: Arc<logins::LoginThrottle>,
     limits: Arc<limits::Limits>,
@@ -141,6 +149,7 @@ impl Access {
         Ok(Access {
             tables: Arc::new(SharedTables::new(lake, snapshot_age)),
             roles: Arc::new(ColumnRoles::load(schemas_dir)?),
+            recorded_roles: Arc::default(),
             config,
             logins: Arc::default(),
             limits: limits::Limits::new(DEFAULT_SQL_CONNECTIONS, DEFAULT_API_REQUESTS),
@@ -185,9 +194,37 @@ impl Access {
             Some(bytes) => bytes,
             None => crate::lake::catalog::memory_limit_bytes()?,
         };
-        let ctx = self.tables.session(memory).await?;
-        views::restrict(&ctx, p, &self.roles, self.config.birth_date_precision).await?;
+        let snapshot = self.tables.snapshot().await?;
+        let ctx = snapshot.session(memory)?;
+        let roles = self
+            .roles_for(&ctx, snapshot.version_of(SOURCE_SCHEMAS))
+            .await?;
+        views::restrict(&ctx, p, &roles, self.config.birth_date_precision).await?;
         Ok(ctx)
+    }
+
+    /// The column roles for a session: the files' and the lake's recorded
+    /// schemas' (read before the session is restricted).
+    async fn roles_for(
+        &self,
+        ctx: &SessionContext,
+        version: Option<u64>,
+    ) -> Result<Arc<ColumnRoles>> {
+        let Some(version) = version else {
+            return Ok(self.roles.clone());
+        };
+        if let Ok(cached) = self.recorded_roles.lock()
+            && let Some((v, roles)) = cached.as_ref()
+            && *v == version
+        {
+            return Ok(roles.clone());
+        }
+        let recorded = crate::lake::schemas::recorded_in(ctx).await?;
+        let roles = Arc::new(self.roles.with(&recorded));
+        if let Ok(mut cached) = self.recorded_roles.lock() {
+            *cached = Some((version, roles.clone()));
+        }
+        Ok(roles)
     }
 
     /// As [`Access::session`], over the tables as they are now: after the

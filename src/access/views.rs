@@ -40,7 +40,13 @@ use crate::lake::query::{sql_ident, sql_text};
 use crate::lake::tables::{BATCHES, ROSTER_HOUSEHOLD, link_table};
 
 /// Tables of run bookkeeping: counts, model parameters, no personal data.
-const BOOKKEEPING: &[&str] = &[BATCHES, "runs", "link_model", "roster_version"];
+const BOOKKEEPING: &[&str] = &[
+    BATCHES,
+    "runs",
+    "link_model",
+    "roster_version",
+    crate::lake::schemas::SOURCE_SCHEMAS,
+];
 
 /// What masked free text shows.
 pub const MASKED: &str = "（已脱敏 masked）";
@@ -74,26 +80,41 @@ impl ColumnRoles {
             if path.extension().is_none_or(|e| e != "toml") {
                 continue;
             }
-            let schema = SourceSchema::load(&path)?;
-            for f in &schema.fields {
-                let set = match f.role {
-                    Some(FieldRole::PersonName) => &mut out.names,
-                    Some(FieldRole::IdNumber) => &mut out.ids,
-                    Some(FieldRole::BirthDate) => &mut out.births,
-                    Some(FieldRole::RecordKey) => {
-                        out.record_keys.insert(schema.name.clone(), f.name.clone());
-                        continue;
-                    }
-                    Some(FieldRole::EventDate) => {
-                        out.event_dates.insert(schema.name.clone(), f.name.clone());
-                        continue;
-                    }
-                    _ => continue,
-                };
-                set.insert(f.name.clone());
-            }
+            out.add(&SourceSchema::load(&path)?);
         }
         Ok(out)
+    }
+
+    /// These roles with a schema's as well (one the lake recorded: a
+    /// column it names as an ID number is masked whatever the directory
+    /// holds). Where two schemas of one source disagree on its record key
+    /// or event date, the added one wins.
+    pub fn with(&self, schemas: &BTreeMap<String, SourceSchema>) -> ColumnRoles {
+        let mut out = self.clone();
+        for schema in schemas.values() {
+            out.add(schema);
+        }
+        out
+    }
+
+    fn add(&mut self, schema: &SourceSchema) {
+        for f in &schema.fields {
+            let set = match f.role {
+                Some(FieldRole::PersonName) => &mut self.names,
+                Some(FieldRole::IdNumber) => &mut self.ids,
+                Some(FieldRole::BirthDate) => &mut self.births,
+                Some(FieldRole::RecordKey) => {
+                    self.record_keys.insert(schema.name.clone(), f.name.clone());
+                    continue;
+                }
+                Some(FieldRole::EventDate) => {
+                    self.event_dates.insert(schema.name.clone(), f.name.clone());
+                    continue;
+                }
+                _ => continue,
+            };
+            set.insert(f.name.clone());
+        }
     }
 
     /// The record key column of a source.

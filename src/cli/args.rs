@@ -37,7 +37,8 @@ pub enum Command {
         /// Source name; the schema is schemas/<NAME>.toml unless --schema is given.
         #[arg(long)]
         source: String,
-        /// Schema file to use instead of schemas/<SOURCE>.toml.
+        /// Schema file to use instead of schemas/<SOURCE>.toml; the lake
+        /// records it with the batch, and later stages read it from there.
         #[arg(long)]
         schema: Option<PathBuf>,
         /// Text encoding, overriding the schema: utf-8, gb18030 or gbk.
@@ -87,6 +88,8 @@ pub enum Command {
         train: bool,
         #[arg(long, default_value = "pipelines/linkage.toml")]
         settings: PathBuf,
+        /// Schema files, for a source the lake recorded none for (each
+        /// ingest records its schema in the lake, which wins).
         #[arg(long, default_value = "schemas")]
         schemas: PathBuf,
     },
@@ -103,6 +106,8 @@ pub enum Command {
         candidates: usize,
         #[arg(long, default_value = "pipelines/linkage.toml")]
         settings: PathBuf,
+        /// Schema files, for a source the lake recorded none for (each
+        /// ingest records its schema in the lake, which wins).
         #[arg(long, default_value = "schemas")]
         schemas: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
@@ -122,6 +127,8 @@ pub enum Command {
         /// CSV: record key, true roster ID number (empty if not on the roster)[, dirt].
         #[arg(long)]
         truth: PathBuf,
+        /// Schema files, for a source the lake recorded none for (each
+        /// ingest records its schema in the lake, which wins).
         #[arg(long, default_value = "schemas")]
         schemas: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
@@ -147,6 +154,8 @@ pub enum Command {
         thresholds: PathBuf,
         #[arg(long, default_value = "pipelines/population_groups.csv")]
         population_groups: PathBuf,
+        /// Schema files, for a source the lake recorded none for (each
+        /// ingest records its schema in the lake, which wins).
         #[arg(long, default_value = "schemas")]
         schemas: PathBuf,
     },
@@ -171,6 +180,8 @@ pub enum Command {
         thresholds: PathBuf,
         #[arg(long, default_value = "pipelines/population_groups.csv")]
         population_groups: PathBuf,
+        /// Schema files, for a source the lake recorded none for (each
+        /// ingest records its schema in the lake, which wins).
         #[arg(long, default_value = "schemas")]
         schemas: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
@@ -279,6 +290,8 @@ pub enum ReviewAction {
         out: PathBuf,
         #[arg(long, default_value = "pipelines/linkage.toml")]
         settings: PathBuf,
+        /// Schema files, for a source the lake recorded none for (each
+        /// ingest records its schema in the lake, which wins).
         #[arg(long, default_value = "schemas")]
         schemas: PathBuf,
     },

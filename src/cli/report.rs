@@ -335,6 +335,17 @@ pub fn print_ingest_summary(outcomes: &[FileOutcome]) {
     }
     println!("{t}");
     for o in outcomes {
+        if let Ok(r) = &o.result
+            && !r.missing_fields.is_empty()
+        {
+            println!(
+                "{}: 文件中没有这些字段的列，本批次为空 (no column in the file, empty in this batch): {}",
+                r.file,
+                r.missing_fields.join(", ")
+            );
+        }
+    }
+    for o in outcomes {
         if let Err(e) = &o.result {
             eprintln!("error: {e:#}");
         }

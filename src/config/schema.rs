@@ -40,6 +40,9 @@ pub struct SourceSchema {
     pub header_row: usize,
     #[serde(rename = "field")]
     pub fields: Vec<Field>,
+    /// The file's text as read: what the lake records (`source_schemas`).
+    #[serde(skip)]
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -133,7 +136,8 @@ impl SourceSchema {
     }
 
     pub fn parse(text: &str) -> Result<Self> {
-        let schema: SourceSchema = toml::from_str(text)?;
+        let mut schema: SourceSchema = toml::from_str(text)?;
+        schema.text = text.to_string();
         schema.check()?;
         Ok(schema)
     }

@@ -45,6 +45,8 @@ pub struct FileReport {
     pub rows_read: u64,
     pub rows_staged: u64,
     pub rows_quarantined: u64,
+    /// Schema fields with no column in the file: empty in this batch.
+    pub missing_fields: Vec<String>,
     pub seconds: f64,
 }
 
@@ -158,6 +160,7 @@ pub async fn ingest_file(
             rows_read: 0,
             rows_staged: 0,
             rows_quarantined: 0,
+            missing_fields: Vec::new(),
             seconds: started.elapsed().as_secs_f64(),
         });
     }
@@ -285,6 +288,7 @@ pub async fn ingest_file(
         rows_read,
         "rows written"
     );
+    crate::lake::schemas::record(lake, schema, &batch_id).await?;
     failpoint::hit("ingest:before-commit");
     staged_writer.flush_and_commit(&mut staged_table).await?;
     failpoint::hit("ingest:after-staged-commit");
@@ -309,6 +313,9 @@ pub async fn ingest_file(
         Arc::new(StringArray::from(vec![
             (!column_map.unmapped.is_empty()).then(|| column_map.unmapped.join(", ")),
         ])),
+        Arc::new(StringArray::from(vec![
+            (!column_map.missing.is_empty()).then(|| column_map.missing.join(", ")),
+        ])),
         timestamp(started_at),
         timestamp(finished_at),
     ];
@@ -322,6 +329,7 @@ pub async fn ingest_file(
         rows_read,
         rows_staged,
         rows_quarantined,
+        missing_fields: column_map.missing.clone(),
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -139,38 +139,53 @@ pub struct ColumnMap {
     pub columns: Vec<Option<usize>>,
     /// File headers no field claimed.
     pub unmapped: Vec<String>,
+    /// Optional fields none of whose headers is in the file (their column
+    /// is empty for this batch, and the batch says so).
+    pub missing: Vec<String>,
 }
 
-/// Match file headers to schema fields. A missing required field is an error
-/// naming the file, the field, the headers it accepts and the headers found.
+/// Match file headers to schema fields. A field takes the first of its
+/// headers that no earlier field took; when every one it accepts is taken,
+/// it shares the column of its first header found (several fields may read
+/// one header, each with its own `map`: 身份证号 as both member_id and
+/// id_number, one 业务类型 column as both assistance_type and action).
+/// A missing required field is an error naming the file, the field, the
+/// headers it accepts and the headers found.
 pub fn map_columns(schema: &SourceSchema, headers: &[String], file: &str) -> Result<ColumnMap> {
     use crate::config::schema::header_key;
     let keys: Vec<String> = headers.iter().map(|h| header_key(h)).collect();
     let mut claimed = vec![false; headers.len()];
     let mut columns = Vec::with_capacity(schema.fields.len());
+    let mut missing_required = Vec::new();
     let mut missing = Vec::new();
     for field in &schema.fields {
-        let found = field.headers.iter().find_map(|alias| {
-            let alias = header_key(alias);
-            keys.iter()
-                .enumerate()
-                .position(|(i, k)| !claimed[i] && *k == alias)
-        });
+        let aliases: Vec<String> = field.headers.iter().map(|a| header_key(a)).collect();
+        let unclaimed = aliases
+            .iter()
+            .find_map(|alias| (0..keys.len()).find(|&i| !claimed[i] && keys[i] == *alias));
+        let shared = || {
+            aliases
+                .iter()
+                .find_map(|alias| keys.iter().position(|k| k == alias))
+        };
+        let found = unclaimed.or_else(shared);
         if let Some(i) = found {
             claimed[i] = true;
         } else if field.required {
-            missing.push(format!(
+            missing_required.push(format!(
                 "{} (accepted headers: {})",
                 field.display_name(),
                 field.headers.join(" / ")
             ));
+        } else {
+            missing.push(field.display_name());
         }
         columns.push(found);
     }
-    if !missing.is_empty() {
+    if !missing_required.is_empty() {
         anyhow::bail!(
             "{file}: 缺少必需的列 (required column missing): {}; headers found: {}",
-            missing.join("; "),
+            missing_required.join("; "),
             headers.join(", ")
         );
     }
@@ -180,7 +195,11 @@ pub fn map_columns(schema: &SourceSchema, headers: &[String], file: &str) -> Res
         .filter(|(h, c)| !**c && !h.trim().is_empty())
         .map(|(h, _)| h.clone())
         .collect();
-    Ok(ColumnMap { columns, unmapped })
+    Ok(ColumnMap {
+        columns,
+        unmapped,
+        missing,
+    })
 }
 
 /// Staged and quarantined rows finished as Arrow batches.

@@ -256,6 +256,11 @@ impl Snapshot {
         self.tables.keys().map(String::as_str)
     }
 
+    /// The version of a table in this snapshot (None: not in the lake).
+    pub fn version_of(&self, name: &str) -> Option<u64> {
+        self.tables.get(name).and_then(Opened::version)
+    }
+
     /// A session over this snapshot with `memory_limit` bytes; no storage
     /// is read until a query runs.
     pub fn session(&self, memory_limit: usize) -> Result<SessionContext> {

@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod query;
+pub mod schemas;
 mod store;
 pub mod tables;
 
@@ -136,7 +137,11 @@ impl Lake {
         let mut table = self.table_or_create(name, schema).await?;
         let mut writer = Self::writer(&table)?;
         for batch in batches {
-            writer.write(batch).await?;
+            // A bookkeeping table may have gained a column since it was
+            // created (batches.missing_fields): older rows read it as null.
+            writer
+                .write_with_mode(batch, deltalake::writer::WriteMode::MergeSchema)
+                .await?;
         }
         writer
             .flush_and_commit(&mut table)

@@ -44,6 +44,8 @@ pub fn batches_schema() -> SchemaRef {
         Field::new("rows_staged", DataType::Int64, false),
         Field::new("rows_quarantined", DataType::Int64, false),
         Field::new("unmapped_headers", DataType::Utf8, true),
+        // Schema fields none of whose headers the file had (empty here).
+        Field::new("missing_fields", DataType::Utf8, true),
         Field::new("started_at", timestamp_type(), false),
         Field::new("finished_at", timestamp_type(), false),
     ]))

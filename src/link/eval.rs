@@ -14,7 +14,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::CsvReadOptions;
 
 use super::link_table;
-use crate::config::{Role, SourceSchema};
+use crate::config::Role;
 use crate::lake::Lake;
 use crate::lake::query::{scalar_i64, strings_of};
 
@@ -78,7 +78,7 @@ pub async fn evaluate(
     source: &str,
     truth: &Path,
 ) -> Result<Evaluation> {
-    let schema = SourceSchema::load(&schemas_dir.join(format!("{source}.toml")))?;
+    let schema = crate::lake::schemas::source_schema(lake, schemas_dir, source).await?;
     let ctx = lake.session().await?;
     let links = link_table(source);
     if !ctx.table_exist(links.as_str())? {

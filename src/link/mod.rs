@@ -48,14 +48,18 @@ pub struct LinkReport {
 }
 
 /// Department sources in the lake that can be linked: every staged table
-/// but the roster's, with a schema file.
+/// but the roster's, with a schema (recorded in the lake, or a file).
 pub async fn linkable_sources(lake: &Lake, schemas_dir: &Path) -> Result<Vec<String>> {
+    let recorded = crate::lake::schemas::recorded(lake).await?;
     Ok(lake
         .table_names()
         .await?
         .into_iter()
         .filter_map(|t| t.strip_prefix("staged_").map(str::to_string))
-        .filter(|s| s != ROSTER_SOURCE && schemas_dir.join(format!("{s}.toml")).exists())
+        .filter(|s| {
+            s != ROSTER_SOURCE
+                && (recorded.contains_key(s) || schemas_dir.join(format!("{s}.toml")).exists())
+        })
         .collect())
 }
 
@@ -82,7 +86,7 @@ pub(crate) async fn prepare_sides(
     only_record: Option<&str>,
 ) -> Result<Sides> {
     let settings = settings_file.for_source(source)?;
-    let schema = SourceSchema::load(&schemas_dir.join(format!("{source}.toml")))?;
+    let schema = crate::lake::schemas::source_schema(lake, schemas_dir, source).await?;
     let ctx = lake.session().await?;
     let mut left = prepare::source_view_sql(&ctx, &schema, false).await?;
     if let Some(key) = only_record {
@@ -105,7 +109,7 @@ pub(crate) async fn prepare_sides(
         prepare::roster_view_sql()
     } else {
         let registry =
-            SourceSchema::load(&schemas_dir.join(format!("{}.toml", settings.registry)))?;
+            crate::lake::schemas::source_schema(lake, schemas_dir, &settings.registry).await?;
         prepare::source_view_sql(&ctx, &registry, true).await?
     };
     // Every blocking rule reads both sides: compute them once, to files

@@ -15,7 +15,6 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use super::plan::REVIEW_DECISIONS;
 use super::settings::SettingsFile;
 use super::{link_table, prepare};
-use crate::config::SourceSchema;
 use crate::lake::Lake;
 use crate::lake::tables::{ROSTER_SOURCE, timestamp_type};
 
@@ -77,13 +76,13 @@ pub async fn export(
             continue;
         }
         let settings = settings_file.for_source(source)?;
-        let schema = SourceSchema::load(&schemas_dir.join(format!("{source}.toml")))?;
+        let schema = crate::lake::schemas::source_schema(lake, schemas_dir, source).await?;
         let left = prepare::source_view_sql(&ctx, &schema, false).await?;
         let right = if settings.registry == ROSTER_SOURCE {
             prepare::roster_view_sql()
         } else {
             let registry =
-                SourceSchema::load(&schemas_dir.join(format!("{}.toml", settings.registry)))?;
+                crate::lake::schemas::source_schema(lake, schemas_dir, &settings.registry).await?;
             prepare::source_view_sql(&ctx, &registry, true).await?
         };
         let key = schema.key.replace('"', "\"\"");

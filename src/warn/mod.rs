@@ -24,7 +24,6 @@ use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use datafusion::prelude::{SessionContext, col, lit};
 
-use crate::config::SourceSchema;
 use crate::error::Error;
 use crate::lake::Lake;
 use crate::lake::query::{rows_of, scalar_i64, sql_ident, sql_text};
@@ -94,6 +93,7 @@ async fn register_linked_views(
     status: &str,
 ) -> Result<HashSet<String>> {
     let mut ready = HashSet::new();
+    let recorded = crate::lake::schemas::recorded_in(ctx).await?;
     for source in sources {
         let view = format!("linked_{source}");
         let _ = ctx.deregister_table(view.as_str());
@@ -102,7 +102,7 @@ async fn register_linked_views(
         if !ctx.table_exist(staged.as_str())? || !ctx.table_exist(link.as_str())? {
             continue;
         }
-        let schema = SourceSchema::load(&config.schemas_dir.join(format!("{source}.toml")))?;
+        let schema = crate::lake::schemas::pick(&recorded, &config.schemas_dir, source)?;
         let key = sql_ident(&schema.key);
         let df = ctx
             .sql(&format!(

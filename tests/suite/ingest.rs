@@ -495,3 +495,183 @@ fn sql_formats_and_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
 }
+
+/// A county's civil-affairs export has one combined 业务类型 column and no
+/// gender or birth-date columns; its roster's only person identifier is
+/// 身份证号. Several fields read one header, each with its own map, and
+/// the fields the file lacks are named in the batch, not left silently
+/// empty.
+#[test]
+fn one_header_feeds_several_fields_and_missing_fields_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = lake_dir(&tmp);
+    let file = tmp.path().join("county_civil.csv");
+    std::fs::write(
+        &file,
+        "业务编号,姓名,身份证号,业务类型,业务日期,金额,区划代码\n\
+         C1,王伟,522322199506167828,低保新增,2026-03-01,820,522322\n\
+         C2,李娜,522322199311060094,死亡注销,2026-04-02,,522322\n\
+         C3,张强,522322198001010011,临时救助,2026-05-03,1500,522322\n",
+    )
+    .unwrap();
+    let schema = std::fs::read_to_string(repo().join("schemas/civil_affairs.toml"))
+        .unwrap()
+        .replace(
+            "headers = [\"救助类型\", \"业务类别\"]",
+            "headers = [\"救助类型\", \"业务类别\", \"业务类型\"]",
+        )
+        .replace(
+            "map = { \"最低生活保障\" = \"低保\",",
+            "map = { \"低保新增\" = \"低保\", \"死亡注销\" = \"死亡登记\", \"最低生活保障\" = \"低保\",",
+        )
+        .replace(
+            "map = { \"停保\" = \"取消\",",
+            "map = { \"低保新增\" = \"新增\", \"死亡注销\" = \"登记\", \"临时救助\" = \"发放\", \"停保\" = \"取消\",",
+        );
+    let schema_file = tmp.path().join("civil_county.toml");
+    std::fs::write(&schema_file, &schema).unwrap();
+    let out = ok(bin()
+        .args([
+            "ingest",
+            "--lake",
+            &lake,
+            "--source",
+            "civil_affairs",
+            "--schema",
+        ])
+        .arg(&schema_file)
+        .arg(&file));
+    assert!(
+        out.contains("性别(gender)") && out.contains("出生日期(birth_date)"),
+        "the fields the file lacks are named: {out}"
+    );
+    assert_eq!(
+        sql(
+            &lake,
+            "SELECT record_id, assistance_type, action FROM staged_civil_affairs ORDER BY record_id"
+        ),
+        vec![
+            vec!["C1".to_string(), "低保".into(), "新增".into()],
+            vec!["C2".into(), "死亡登记".into(), "登记".into()],
+            vec!["C3".into(), "临时救助".into(), "发放".into()],
+        ]
+    );
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM quarantine_civil_affairs"),
+        0
+    );
+    let missing = sql(&lake, "SELECT missing_fields FROM batches")[0][0].clone();
+    assert!(
+        missing.contains("gender") && missing.contains("birth_date"),
+        "{missing}"
+    );
+
+    // A roster whose only person identifier is 身份证号 fills both
+    // member_id and id_number.
+    let roster = std::fs::read_to_string(repo().join("sample_data/roster.csv")).unwrap();
+    let mut lines = roster.lines();
+    let header = lines
+        .next()
+        .unwrap()
+        .replace("成员编号,", "")
+        .replace("证件号码", "身份证号");
+    let body: Vec<String> = lines
+        .take(20)
+        .map(|l| {
+            let mut cells: Vec<&str> = l.split(',').collect();
+            cells.remove(1);
+            cells.join(",")
+        })
+        .collect();
+    let roster_file = tmp.path().join("county_roster.csv");
+    std::fs::write(&roster_file, format!("{header}\n{}\n", body.join("\n"))).unwrap();
+    let roster_schema = std::fs::read_to_string(repo().join("schemas/roster.toml"))
+        .unwrap()
+        .replace(
+            "headers = [\"成员编号\", \"人员编号\", \"成员ID\"]",
+            "headers = [\"成员编号\", \"人员编号\", \"成员ID\", \"身份证号\"]",
+        );
+    let roster_schema_file = tmp.path().join("roster_county.toml");
+    std::fs::write(&roster_schema_file, roster_schema).unwrap();
+    ok(bin()
+        .args(["ingest", "--lake", &lake, "--source", "roster", "--schema"])
+        .arg(&roster_schema_file)
+        .arg(&roster_file));
+    assert_eq!(
+        count(
+            &lake,
+            "SELECT count(*) FROM staged_roster WHERE id_number IS NOT NULL AND member_id IS NOT NULL"
+        ),
+        20
+    );
+}
+
+/// After `ingest --schema FILE`, the later stages read that schema from
+/// the lake: `link` run where no schemas directory exists links the
+/// source, whose key field has a name the shipped schema does not know.
+#[test]
+fn later_stages_read_the_schema_the_lake_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    generate(&data, 60, &["--only", "civil_affairs"]);
+    let lake = lake_dir(&tmp);
+    ingest_ok(&lake, "roster", &[&data.join("roster.csv")]);
+    let schema = std::fs::read_to_string(repo().join("schemas/civil_affairs.toml"))
+        .unwrap()
+        .replace("key = \"record_id\"", "key = \"case_no\"")
+        .replace("name = \"record_id\"", "name = \"case_no\"");
+    let schema_file = tmp.path().join("civil_county.toml");
+    std::fs::write(&schema_file, &schema).unwrap();
+    let source = data.join("civil_affairs.csv");
+    ok(bin()
+        .args([
+            "ingest",
+            "--lake",
+            &lake,
+            "--source",
+            "civil_affairs",
+            "--schema",
+        ])
+        .arg(&schema_file)
+        .arg(&source));
+    let recorded = sql(
+        &lake,
+        "SELECT source, first_batch_id, length(schema_sha256) FROM source_schemas ORDER BY source",
+    );
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    assert_eq!(recorded[0][0], "civil_affairs");
+    assert_eq!(recorded[0][2], "64");
+
+    // Elsewhere, with no schemas/ beside it.
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let mut link = bin();
+    link.current_dir(&elsewhere)
+        .args(["link", "--lake", &lake, "--settings"])
+        .arg(repo().join("pipelines/linkage.toml"));
+    ok(&mut link);
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM link_civil_affairs"),
+        count(&lake, "SELECT count(*) FROM staged_civil_affairs")
+    );
+    assert!(
+        count(
+            &lake,
+            "SELECT count(*) FROM link_civil_affairs WHERE case_no IS NOT NULL"
+        ) > 0
+    );
+
+    // Re-running the ingest records no second schema.
+    ok(bin()
+        .args([
+            "ingest",
+            "--lake",
+            &lake,
+            "--source",
+            "civil_affairs",
+            "--schema",
+        ])
+        .arg(&schema_file)
+        .arg(&source));
+    assert_eq!(count(&lake, "SELECT count(*) FROM source_schemas"), 2);
+}

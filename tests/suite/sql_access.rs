@@ -204,3 +204,39 @@ fn masking_and_region_scoping_hold_in_every_table() {
         .num_rows();
     assert_eq!(n, count(&lake, "SELECT count(*) FROM warnings"));
 }
+
+/// A source ingested with its own schema file, whose ID-number and name
+/// columns have names no file in `schemas/` knows, is masked all the same:
+/// the access layer reads the schema the lake recorded.
+#[test]
+fn columns_named_by_a_recorded_schema_are_masked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    generate(&data, 40, &["--only", "civil_affairs"]);
+    let lake = lake_dir(&tmp);
+    let schema = std::fs::read_to_string(repo().join("schemas/civil_affairs.toml"))
+        .unwrap()
+        .replace("name = \"id_number\"", "name = \"sfzh\"")
+        .replace("name = \"name\"", "name = \"xm\"");
+    let schema_file = tmp.path().join("civil_county.toml");
+    std::fs::write(&schema_file, &schema).unwrap();
+    ok(bin()
+        .args([
+            "ingest",
+            "--lake",
+            &lake,
+            "--source",
+            "civil_affairs",
+            "--schema",
+        ])
+        .arg(&schema_file)
+        .arg(data.join("civil_affairs.csv")));
+    let query = "SELECT xm, sfzh FROM staged_civil_affairs WHERE sfzh IS NOT NULL AND xm IS NOT NULL LIMIT 20";
+    let raw = rows_as(&lake, "admin", None, query);
+    let masked = rows_as(&lake, "analyst", None, query);
+    assert!(!raw.is_empty());
+    for (r, m) in raw.iter().zip(&masked) {
+        assert!(m[0].ends_with('*') && m[0] != r[0], "{m:?}");
+        assert!(m[1].contains('*') && m[1] != r[1], "{m:?}");
+    }
+}
