@@ -46,6 +46,7 @@ const BOOKKEEPING: &[&str] = &[
     "link_model",
     "roster_version",
     crate::lake::schemas::SOURCE_SCHEMAS,
+    "pulls",
 ];
 
 /// What masked free text shows.

@@ -45,8 +45,26 @@ pub enum Command {
         #[arg(long)]
         encoding: Option<String>,
         /// Files, directories, globs or URLs (s3://bucket/dir/*.csv).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "pull")]
         inputs: Vec<String>,
+        /// Pull from a department's database instead of files: postgres.
+        #[arg(long, value_parser = parse_pull_kind, requires = "url_env", conflicts_with = "inputs")]
+        pull: Option<crate::config::PullKind>,
+        /// The environment variable holding the connection URL.
+        #[arg(long)]
+        url_env: Option<String>,
+        /// The table (or view) to pull, optionally schema.table.
+        #[arg(long, conflicts_with = "query")]
+        table: Option<String>,
+        /// Or a query to pull.
+        #[arg(long)]
+        query: Option<String>,
+        /// A column that grows with new rows: pull only rows above the last batch's.
+        #[arg(long)]
+        watermark: Option<String>,
+        /// Rows per pulled batch.
+        #[arg(long, default_value_t = 100_000)]
+        batch_rows: usize,
     },
     /// Run SQL against the lake's tables (查询).
     Sql(SqlArgs),
@@ -390,4 +408,11 @@ fn parse_rows(text: &str) -> Result<(String, usize), String> {
 fn parse_mode(text: &str) -> Result<crate::config::WarnMode, String> {
     crate::config::WarnMode::parse(text)
         .ok_or_else(|| format!("'{text}' is not a mode: assessment or every-rule"))
+}
+
+fn parse_pull_kind(text: &str) -> Result<crate::config::PullKind, String> {
+    match text {
+        "postgres" | "postgresql" => Ok(crate::config::PullKind::Postgres),
+        _ => Err(format!("'{text}' is not a pull kind: postgres")),
+    }
 }

@@ -28,7 +28,7 @@ use crate::config::{DeliveryConfig, Pipeline, SourceSchema};
 use crate::error::Error;
 use crate::ingest::{FileOutcome, IngestOptions};
 use crate::lake::Lake;
-use crate::pipeline::{RunOptions, ingest_with_progress};
+use crate::pipeline::{Feed, RunOptions, ingest_with_progress};
 use args::{Cli, Command, LogFormat, ReviewAction, TokenAction, UserAction};
 use output::Format;
 use progress::Spinners;
@@ -97,6 +97,12 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             schema,
             encoding,
             inputs,
+            pull,
+            url_env,
+            table,
+            query,
+            watermark,
+            batch_rows,
         } => {
             let schema_path =
                 schema.unwrap_or_else(|| Path::new("schemas").join(format!("{source}.toml")));
@@ -108,12 +114,27 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                     schema.name
                 );
             }
+            let pull = pull.map(|kind| crate::config::PullConfig {
+                kind,
+                url_env: url_env.unwrap_or_default(),
+                table,
+                query,
+                watermark,
+                batch_rows,
+            });
+            if let Some(pull) = &pull {
+                pull.check(&source)?;
+            }
+            let feed = match &pull {
+                Some(pull) => Feed::Pull(pull),
+                None => Feed::Files(&inputs),
+            };
             let lake = Lake::open(&lake).await?;
             let spinners = Spinners::default();
             let outcomes = ingest_with_progress(
                 &lake,
                 Arc::new(schema),
-                &inputs,
+                feed,
                 &IngestOptions { encoding },
                 &spinners,
             )

@@ -5,10 +5,12 @@
 
 pub mod delivery;
 pub mod pipeline;
+pub mod pull;
 pub mod schema;
 pub mod service;
 
 pub use delivery::DeliveryConfig;
 pub use pipeline::{Pipeline, WarnConfig, WarnMode};
+pub use pull::{PullConfig, PullKind};
 pub use schema::{FieldType, Role, SourceSchema};
 pub use service::{AccessConfig, ApiConfig, BirthDatePrecision, SqlConfig};

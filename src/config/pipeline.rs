@@ -68,9 +68,13 @@ pub struct PipelineSource {
     #[serde(default)]
     pub schema: Option<String>,
     /// Paths, globs, directories or URLs where this source's extracts land.
+    #[serde(default)]
     pub inputs: Vec<String>,
     #[serde(default)]
     pub encoding: Option<String>,
+    /// Or the system this source is pulled from (see [`super::pull`]).
+    #[serde(default)]
+    pub pull: Option<super::pull::PullConfig>,
 }
 
 /// Where the warning stage finds its files, and how it decides.
@@ -203,6 +207,19 @@ impl Pipeline {
         pipeline.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         if pipeline.sources.is_empty() {
             bail!("{}: the pipeline lists no [[source]]", path.display());
+        }
+        for source in &pipeline.sources {
+            match (&source.pull, source.inputs.is_empty()) {
+                (Some(pull), true) => pull
+                    .check(&source.name)
+                    .with_context(|| format!("in pipeline file {}", path.display()))?,
+                (Some(_), false) => bail!(
+                    "{}: source {} has both inputs and [source.pull]; give one",
+                    path.display(),
+                    source.name
+                ),
+                (None, _) => {}
+            }
         }
         Ok(pipeline)
     }

@@ -1,12 +1,15 @@
 //! Ingest: department extracts and the roster into the lake.
 //!
 //! `input` finds files, `rows` reads them, `normalise` types and checks each
-//! row, `batch` writes one file as one crash-safe batch, and `roster` splits
-//! the roster into `roster_person` and `roster_household`.
+//! row, `batch` writes one file as one crash-safe batch, `pull` reads a
+//! source from a department's database window by window into such
+//! batches, and `roster` splits the roster into `roster_person` and
+//! `roster_household`.
 
 pub mod batch;
 pub mod input;
 pub mod normalise;
+pub mod pull;
 pub mod roster;
 pub mod rows;
 

@@ -220,10 +220,14 @@ async fn ingest_stage(
             let ingest_options = IngestOptions {
                 encoding: source.encoding.clone(),
             };
+            let feed = match &source.pull {
+                Some(pull) => Feed::Pull(pull),
+                None => Feed::Files(&inputs),
+            };
             let outcomes = ingest_with_progress(
                 lake,
                 Arc::new(schema),
-                &inputs,
+                feed,
                 &ingest_options,
                 options.progress,
             )
@@ -380,11 +384,20 @@ pub async fn verify(
     result
 }
 
-/// Ingest one source's inputs, telling `progress` about each file.
+/// Where one source's rows come from.
+pub enum Feed<'a> {
+    /// Files, globs, directories or URLs.
+    Files(&'a [String]),
+    /// A pull from the department's system.
+    Pull(&'a crate::config::PullConfig),
+}
+
+/// Ingest one source's inputs or pull, telling `progress` about each file
+/// or pulled window.
 pub async fn ingest_with_progress(
     lake: &Lake,
     schema: Arc<crate::config::SourceSchema>,
-    inputs: &[String],
+    feed: Feed<'_>,
     options: &IngestOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<FileOutcome>> {
@@ -394,7 +407,14 @@ pub async fn ingest_with_progress(
         progress.file_started(&source, name);
     };
     let rows = |n: u64| progress.rows(n);
-    ingest::ingest_source(lake, schema, inputs, options, &on_file, &rows).await
+    match feed {
+        Feed::Files(inputs) => {
+            ingest::ingest_source(lake, schema, inputs, options, &on_file, &rows).await
+        }
+        Feed::Pull(pull) => {
+            ingest::pull::pull_source(lake, schema, pull, options, &on_file, &rows).await
+        }
+    }
 }
 
 /// What the lake holds: rows per table, and the most common quarantine

@@ -13,6 +13,7 @@ mod ingest;
 mod link;
 mod object_storage;
 mod pipeline;
+mod pull;
 mod sql_access;
 mod sql_endpoint;
 mod warn;

@@ -208,7 +208,7 @@ impl World<'_> {
         let outcomes = safetynet::pipeline::ingest_with_progress(
             &self.lake,
             Arc::new(schema),
-            &[file.display().to_string()],
+            safetynet::pipeline::Feed::Files(&[file.display().to_string()]),
             &Default::default(),
             &safetynet::pipeline::Silent,
         )
