@@ -47,12 +47,33 @@ pub enum Command {
         /// Files, directories, globs or URLs (s3://bucket/dir/*.csv).
         #[arg(required_unless_present = "pull")]
         inputs: Vec<String>,
-        /// Pull from a department's database instead of files: postgres.
-        #[arg(long, value_parser = parse_pull_kind, requires = "url_env", conflicts_with = "inputs")]
+        /// Pull from a department's system instead of files: postgres or http.
+        #[arg(long, value_parser = parse_pull_kind, conflicts_with = "inputs")]
         pull: Option<crate::config::PullKind>,
-        /// The environment variable holding the connection URL.
+        /// postgres: the environment variable holding the connection URL.
         #[arg(long)]
         url_env: Option<String>,
+        /// http: the interface's address.
+        #[arg(long)]
+        url: Option<String>,
+        /// http: the environment variable holding the bearer token.
+        #[arg(long)]
+        token_env: Option<String>,
+        /// http: offset or cursor paging.
+        #[arg(long, value_parser = parse_paging, default_value = "offset")]
+        paging: crate::config::Paging,
+        /// http: records per page.
+        #[arg(long, default_value_t = 1000)]
+        page_size: usize,
+        /// http: dotted path to a page's records.
+        #[arg(long, default_value = "items")]
+        items: String,
+        /// http: dotted path to the next page's cursor.
+        #[arg(long, default_value = "next_cursor")]
+        next_cursor: String,
+        /// http: requests per second at most.
+        #[arg(long, default_value_t = 5.0)]
+        requests_per_second: f64,
         /// The table (or view) to pull, optionally schema.table.
         #[arg(long, conflicts_with = "query")]
         table: Option<String>,
@@ -413,6 +434,15 @@ fn parse_mode(text: &str) -> Result<crate::config::WarnMode, String> {
 fn parse_pull_kind(text: &str) -> Result<crate::config::PullKind, String> {
     match text {
         "postgres" | "postgresql" => Ok(crate::config::PullKind::Postgres),
-        _ => Err(format!("'{text}' is not a pull kind: postgres")),
+        "http" => Ok(crate::config::PullKind::Http),
+        _ => Err(format!("'{text}' is not a pull kind: postgres or http")),
+    }
+}
+
+fn parse_paging(text: &str) -> Result<crate::config::Paging, String> {
+    match text {
+        "offset" => Ok(crate::config::Paging::Offset),
+        "cursor" => Ok(crate::config::Paging::Cursor),
+        _ => Err(format!("'{text}' is not a paging: offset or cursor")),
     }
 }

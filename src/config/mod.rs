@@ -11,6 +11,6 @@ pub mod service;
 
 pub use delivery::DeliveryConfig;
 pub use pipeline::{Pipeline, WarnConfig, WarnMode};
-pub use pull::{PullConfig, PullKind};
+pub use pull::{Paging, PullConfig, PullKind};
 pub use schema::{FieldType, Role, SourceSchema};
 pub use service::{AccessConfig, ApiConfig, BirthDatePrecision, SqlConfig};

@@ -10,6 +10,16 @@
 //! table = "exchange.settlements" # or: query = "SELECT … FROM …"
 //! watermark = "updated_at"       # optional: pull only rows newer than the last batch's
 //! batch_rows = 100000            # rows per batch (a batch may run over to finish a watermark value)
+//!
+//! [[source]]
+//! name = "education"
+//! [source.pull]
+//! kind = "http"
+//! url = "https://exchange.example.gov.cn/api/dropouts"
+//! token_env = "EDU_API_TOKEN"    # sent as Authorization: Bearer …
+//! paging = "cursor"              # or "offset" (the default)
+//! items = "data.items"           # where a page's records are (default "items")
+//! next_cursor = "data.next"      # cursor paging: where the next page's cursor is
 //! ```
 
 use anyhow::{Result, bail};
@@ -21,14 +31,28 @@ use serde::Deserialize;
 pub enum PullKind {
     /// A PostgreSQL database.
     Postgres,
+    /// An HTTP interface that pages JSON.
+    Http,
 }
 
 impl std::fmt::Display for PullKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             PullKind::Postgres => "postgres",
+            PullKind::Http => "http",
         })
     }
+}
+
+/// How an HTTP interface pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Paging {
+    /// `offset` and `limit` parameters; a short page is the last.
+    #[default]
+    Offset,
+    /// A cursor from each page's body passed to the next; none is the last.
+    Cursor,
 }
 
 /// How one source is pulled.
@@ -39,7 +63,36 @@ pub struct PullConfig {
     pub kind: PullKind,
     /// The environment variable holding the connection URL (with its
     /// password): a pipeline file is shared and versioned, secrets are not.
-    pub url_env: String,
+    /// For `postgres`.
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// The interface's address, for `http` (no secrets in it).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The environment variable holding the bearer token, for `http`.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// How the interface pages, for `http`.
+    #[serde(default)]
+    pub paging: Paging,
+    /// Dotted path to a page's array of records (`http`).
+    #[serde(default = "default_items")]
+    pub items: String,
+    /// Dotted path to the next page's cursor (`http`, cursor paging).
+    #[serde(default = "default_next_cursor")]
+    pub next_cursor: String,
+    /// Records asked for per page (`http`).
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+    /// Requests per second at most (`http`).
+    #[serde(default = "default_requests_per_second")]
+    pub requests_per_second: f64,
+    /// Attempts after the first on 5xx, 429 and timeouts (`http`).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Seconds one request may take (`http`).
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
     /// A table or view, optionally schema-qualified (`exchange.settlements`).
     #[serde(default)]
     pub table: Option<String>,
@@ -60,10 +113,39 @@ pub struct PullConfig {
 fn default_batch_rows() -> usize {
     100_000
 }
+fn default_items() -> String {
+    "items".into()
+}
+fn default_next_cursor() -> String {
+    "next_cursor".into()
+}
+fn default_page_size() -> usize {
+    1000
+}
+fn default_requests_per_second() -> f64 {
+    5.0
+}
+pub fn default_retries() -> u32 {
+    5
+}
+pub fn default_timeout_seconds() -> u64 {
+    30
+}
+
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
 
 impl PullConfig {
-    /// Check what serde cannot: one of table and query, sane names.
+    /// Check what serde cannot: what each kind needs, sane names.
     pub fn check(&self, source: &str) -> Result<()> {
+        match self.kind {
+            PullKind::Postgres => self.check_postgres(source),
+            PullKind::Http => self.check_http(source),
+        }
+    }
+
+    fn check_postgres(&self, source: &str) -> Result<()> {
         match (&self.table, &self.query) {
             (Some(_), Some(_)) => {
                 bail!("source {source}: [source.pull] names both a table and a query; give one")
@@ -83,16 +165,14 @@ impl PullConfig {
         {
             bail!("source {source}: watermark {column:?} is not a column name");
         }
-        if self.url_env.is_empty()
-            || !self
-                .url_env
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            bail!(
-                "source {source}: url_env {:?} must name an environment variable",
-                self.url_env
-            );
+        match &self.url_env {
+            Some(name) if is_env_name(name) => {}
+            Some(name) => {
+                bail!("source {source}: url_env {name:?} must name an environment variable")
+            }
+            None => bail!(
+                "source {source}: a postgres pull needs url_env, the environment variable holding the connection URL"
+            ),
         }
         if self.batch_rows == 0 {
             bail!("source {source}: batch_rows must be at least 1");
@@ -100,11 +180,36 @@ impl PullConfig {
         Ok(())
     }
 
+    fn check_http(&self, source: &str) -> Result<()> {
+        let Some(url) = &self.url else {
+            bail!("source {source}: an http pull needs url, the interface's address");
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("source {source}: pull url {url:?} must start with http:// or https://");
+        }
+        if self.table.is_some() || self.query.is_some() || self.watermark.is_some() {
+            bail!("source {source}: table, query and watermark are for postgres pulls, not http");
+        }
+        if let Some(name) = &self.token_env
+            && !is_env_name(name)
+        {
+            bail!("source {source}: token_env {name:?} must name an environment variable");
+        }
+        if self.page_size == 0 || self.timeout_seconds == 0 {
+            bail!("source {source}: page_size and timeout_seconds must be at least 1");
+        }
+        if self.requests_per_second.is_nan() || self.requests_per_second <= 0.0 {
+            bail!("source {source}: requests_per_second must be above 0");
+        }
+        Ok(())
+    }
+
     /// What is pulled, as recorded with each batch: the table, or the query.
     pub fn origin(&self) -> String {
-        match (&self.table, &self.query) {
-            (Some(t), _) => t.clone(),
-            (_, Some(q)) => q.clone(),
+        match (&self.table, &self.query, &self.url) {
+            (Some(t), _, _) => t.clone(),
+            (_, Some(q), _) => q.clone(),
+            (_, _, Some(u)) => u.clone(),
             _ => String::new(),
         }
     }
@@ -157,5 +262,25 @@ mod tests {
         let bad_mark = parse("kind='postgres'\nurl_env='U'\ntable='t'\nwatermark='a b'");
         assert!(bad_mark.check("health").is_err());
         assert!(toml::from_str::<PullConfig>("kind='oracle'\nurl_env='U'\ntable='t'").is_err());
+        let no_env = parse("kind='postgres'\ntable='t'");
+        assert!(
+            no_env
+                .check("health")
+                .unwrap_err()
+                .to_string()
+                .contains("url_env")
+        );
+        let http = parse("kind='http'\nurl='http://127.0.0.1:1/x'\npaging='cursor'");
+        http.check("education").unwrap();
+        assert_eq!(http.paging, Paging::Cursor);
+        let http_table = parse("kind='http'\nurl='http://h/x'\ntable='t'");
+        assert!(http_table.check("education").is_err());
+        let ftp = parse("kind='http'\nurl='ftp://h/x'");
+        assert!(
+            ftp.check("education")
+                .unwrap_err()
+                .to_string()
+                .contains("http://")
+        );
     }
 }

@@ -375,3 +375,252 @@ fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A paging JSON interface that fails and rate-limits: each page's first
+/// request is a 503, the third request of all a 429 with Retry-After, and
+/// a wrong token a 401. It remembers when requests came.
+mod exchange {
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    use axum::extract::{Query, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use serde_json::{Value, json};
+
+    pub const TOKEN: &str = "exchange-token-1";
+
+    #[derive(Default)]
+    pub struct Seen {
+        pub requests: Vec<Instant>,
+        pub pages_failed: std::collections::HashSet<String>,
+    }
+
+    #[derive(Clone)]
+    struct App {
+        records: Arc<Vec<Value>>,
+        seen: Arc<Mutex<Seen>>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Page {
+        limit: usize,
+        offset: Option<usize>,
+        cursor: Option<usize>,
+    }
+
+    fn gate(app: &App, headers: &HeaderMap, key: String) -> Option<Response> {
+        let mut seen = app.seen.lock().unwrap();
+        seen.requests.push(Instant::now());
+        let authorised = headers.get("authorization").and_then(|v| v.to_str().ok())
+            == Some(&format!("Bearer {TOKEN}"));
+        if !authorised {
+            return Some((StatusCode::UNAUTHORIZED, "bad token").into_response());
+        }
+        if seen.requests.len() == 3 {
+            return Some(
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "1")],
+                    "slow down",
+                )
+                    .into_response(),
+            );
+        }
+        if seen.pages_failed.insert(key) {
+            return Some((StatusCode::SERVICE_UNAVAILABLE, "busy").into_response());
+        }
+        None
+    }
+
+    async fn offset(State(app): State<App>, headers: HeaderMap, Query(p): Query<Page>) -> Response {
+        let from = p.offset.unwrap_or(0);
+        if let Some(refused) = gate(&app, &headers, format!("o{from}")) {
+            return refused;
+        }
+        let page: Vec<Value> = app
+            .records
+            .iter()
+            .skip(from)
+            .take(p.limit)
+            .cloned()
+            .collect();
+        axum::Json(json!({ "items": page })).into_response()
+    }
+
+    async fn cursor(State(app): State<App>, headers: HeaderMap, Query(p): Query<Page>) -> Response {
+        let from = p.cursor.unwrap_or(0);
+        if let Some(refused) = gate(&app, &headers, format!("c{from}")) {
+            return refused;
+        }
+        let page: Vec<Value> = app
+            .records
+            .iter()
+            .skip(from)
+            .take(p.limit)
+            .cloned()
+            .collect();
+        let next = (from + p.limit < app.records.len()).then(|| (from + p.limit).to_string());
+        axum::Json(json!({ "data": { "items": page, "next": next } })).into_response()
+    }
+
+    /// Serve `records` on a localhost port: (base URL, what it saw).
+    pub fn start(records: Vec<Value>) -> (String, Arc<Mutex<Seen>>) {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let app = App {
+            records: Arc::new(records),
+            seen: seen.clone(),
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let router = axum::Router::new()
+                    .route("/offset", axum::routing::get(offset))
+                    .route("/cursor", axum::routing::get(cursor))
+                    .with_state(app);
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, router).await.unwrap();
+            });
+        });
+        (base, seen)
+    }
+}
+
+fn http_pull(lake: &str, url: &str, token: &str, extra: &[&str]) -> std::process::Output {
+    let mut cmd = bin();
+    cmd.env("EXCHANGE_TOKEN", token)
+        .args([
+            "ingest", "--lake", lake, "--source", "health", "--pull", "http",
+        ])
+        .args([
+            "--url",
+            url,
+            "--token-env",
+            "EXCHANGE_TOKEN",
+            "--page-size",
+            "40",
+        ])
+        .args(["--requests-per-second", "20"])
+        .args(extra);
+    run(&mut cmd)
+}
+
+#[test]
+fn http_pulls_page_retry_keep_to_the_rate_and_explain_refusals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    generate(&data, 80, &["--only", "health"]);
+    let mut reader = csv::Reader::from_path(data.join("health.csv")).unwrap();
+    let headers: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let records: Vec<serde_json::Value> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            serde_json::Value::Object(
+                headers
+                    .iter()
+                    .zip(r.iter())
+                    .map(|(h, v)| (h.clone(), serde_json::Value::String(v.to_string())))
+                    .collect(),
+            )
+        })
+        .collect();
+    let total = records.len();
+    assert!(total > 80, "several pages: {total}");
+    let (base, seen) = exchange::start(records);
+
+    // A wrong token is refused at once (no retries on 401), naming the
+    // source and the answer; nothing is written.
+    let lake = lake_dir(&tmp);
+    let out = http_pull(&lake, &format!("{base}/offset"), "wrong", &[]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("source health") && text.contains("401"),
+        "{text}"
+    );
+    assert!(!Path::new(&lake).join("batches").exists());
+    seen.lock().unwrap().requests.clear();
+
+    // Offset paging through a 503 on every page and a 429: every record once.
+    let started = std::time::Instant::now();
+    let out = http_pull(&lake, &format!("{base}/offset"), exchange::TOKEN, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM staged_health") as usize,
+        total
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After was kept"
+    );
+    let times = seen.lock().unwrap().requests.clone();
+    let pages = total / 40 + 1;
+    assert!(
+        times.len() >= 2 * pages,
+        "each page failed once: {} requests",
+        times.len()
+    );
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= std::time::Duration::from_millis(45),
+            "at most 20 requests a second"
+        );
+    }
+    assert_eq!(
+        sql(&lake, "SELECT kind, rows FROM pulls"),
+        vec![vec!["http".to_string(), total.to_string()]]
+    );
+
+    // The same records again: a reported no-op.
+    let out = http_pull(&lake, &format!("{base}/offset"), exchange::TOKEN, &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already ingested"));
+    assert_eq!(count(&lake, "SELECT count(*) FROM batches"), 1);
+
+    // Cursor paging, records under data.items, into another lake.
+    let other = tmp.path().join("cursor-lake").display().to_string();
+    let out = http_pull(
+        &other,
+        &format!("{base}/cursor"),
+        exchange::TOKEN,
+        &[
+            "--paging",
+            "cursor",
+            "--items",
+            "data.items",
+            "--next-cursor",
+            "data.next",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        count(&other, "SELECT count(*) FROM staged_health") as usize,
+        total
+    );
+
+    // Records somewhere else than `items`: refused, saying where it looked.
+    let out = http_pull(
+        &other,
+        &format!("{base}/cursor"),
+        exchange::TOKEN,
+        &["--paging", "cursor"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no array at \"items\""));
+}

@@ -1,19 +1,12 @@
-//! Pulling a source from a department's PostgreSQL exchange database.
+//! Pulling from a department's PostgreSQL exchange database.
 //!
-//! A pull is a file ingest with a different front: each window of rows is
-//! written by the server itself (`COPY (…) TO STDOUT` as CSV, in a total
-//! order) to a local file, and that file goes through [`batch::ingest_file`]
-//! like any other: schema mapping, normalisation, quarantine with reasons,
-//! batch accounting, the original kept under `raw/`. So:
-//!
-//! - the batch id is the hash of the window's content: pulling the same
-//!   window again is "already ingested", a reported no-op;
-//! - a pull killed midway leaves no partial batch (ingest is crash-safe),
-//!   and the next run pulls the same window and completes it;
-//! - with a `watermark` column, windows are `(last, upper]`, where `last` is
-//!   the upper bound of the last committed window (table `pulls`, written
-//!   after the batch commits) and `upper` the value at `batch_rows` rows on,
-//!   so a window never splits one watermark value.
+//! Each window of rows is written by the server itself (`COPY (…) TO
+//! STDOUT` as CSV, in a total order) to a local file, which is ingested
+//! like any other. With a `watermark` column, windows are `(last, upper]`,
+//! where `last` is the upper bound of the last committed window (table
+//! `pulls`) and `upper` the value `batch_rows` rows on, so a window never
+//! splits one watermark value. Without one, every run pulls everything and
+//! an unchanged result is "already ingested".
 //!
 //! The connection URL comes from the environment variable the pipeline
 //! names; it is never printed or stored.
@@ -21,37 +14,16 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
-use chrono::Utc;
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use futures::{StreamExt, pin_mut};
 use tokio::io::AsyncWriteExt;
 
-use super::batch::{self, IngestOptions};
-use super::{FileOutcome, roster};
+use super::{last_watermark, nothing_new, record};
 use crate::config::schema::header_key;
 use crate::config::{FieldType, PullConfig, SourceSchema};
+use crate::ingest::FileOutcome;
+use crate::ingest::batch::{self, IngestOptions};
 use crate::lake::Lake;
-use crate::lake::query::{rows_of, sql_text};
-use crate::lake::tables::{ROSTER_SOURCE, timestamp_type};
-
-/// One row per committed pulled batch.
-pub const PULLS: &str = "pulls";
-
-/// The `pulls` table: which window of which origin each batch holds.
-pub fn pulls_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("source", DataType::Utf8, false),
-        Field::new("batch_id", DataType::Utf8, false),
-        Field::new("kind", DataType::Utf8, false),
-        Field::new("origin", DataType::Utf8, false),
-        Field::new("watermark_column", DataType::Utf8, true),
-        Field::new("watermark_from", DataType::Utf8, true),
-        Field::new("watermark_to", DataType::Utf8, true),
-        Field::new("rows", DataType::Int64, false),
-        Field::new("pulled_at", timestamp_type(), false),
-    ]))
-}
+use crate::lake::query::sql_text;
 
 /// A column of the pulled relation.
 struct Column {
@@ -59,32 +31,28 @@ struct Column {
     type_name: String,
 }
 
-/// Pull `schema`'s source as `pull` says, window by window, until the
-/// origin has no newer rows. A refused window stops the pull (later
-/// windows would skip it); windows already committed stay.
-pub async fn pull_source(
+/// Pull `schema`'s source window by window, until the origin has no
+/// newer rows. A refused window stops the pull (later windows would skip
+/// it); windows already committed stay.
+pub(super) async fn pull(
     lake: &Lake,
-    schema: Arc<SourceSchema>,
+    schema: &Arc<SourceSchema>,
     pull: &PullConfig,
     options: &IngestOptions,
     on_file_start: &(dyn Fn(&str) + Sync),
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<FileOutcome>> {
-    let source = schema.name.clone();
-    pull.check(&source)?;
-    let url = std::env::var(&pull.url_env).map_err(|_| {
+    let source = &schema.name;
+    let url_env = pull.url_env.as_deref().unwrap_or_default();
+    let url = std::env::var(url_env).map_err(|_| {
         anyhow!(
-            "source {source}: environment variable {} is not set (it holds the PostgreSQL connection URL for the pull)",
-            pull.url_env
+            "source {source}: environment variable {url_env} is not set (it holds the PostgreSQL connection URL for the pull)"
         )
     })?;
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .with_context(|| {
-            format!(
-                "source {source}: cannot connect to PostgreSQL (the URL in {})",
-                pull.url_env
-            )
+            format!("source {source}: cannot connect to PostgreSQL (the URL in {url_env})")
         })?;
     let connection = tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -93,7 +61,7 @@ pub async fn pull_source(
     });
     let result = pull_windows(
         lake,
-        &schema,
+        schema,
         pull,
         &client,
         options,
@@ -103,11 +71,7 @@ pub async fn pull_source(
     .await;
     drop(client);
     connection.abort();
-    let outcomes = result?;
-    if source == ROSTER_SOURCE && outcomes.iter().any(|o| o.result.is_ok()) {
-        roster::refresh(lake).await?;
-    }
-    Ok(outcomes)
+    result
 }
 
 async fn pull_windows(
@@ -177,7 +141,7 @@ async fn pull_windows(
                     })?
                 else {
                     if outcomes.is_empty() {
-                        outcomes.push(nothing_new(source, &origin, last.as_deref()));
+                        outcomes.push(nothing_new(source, "postgres", &origin, last.as_deref()));
                     }
                     break;
                 };
@@ -215,7 +179,7 @@ async fn pull_windows(
         .with_context(|| format!("source {source}: the pull of {origin:?} failed"));
         let result = match copied {
             Ok(()) => {
-                let mut file = super::input::InputFile::local(&path);
+                let mut file = crate::ingest::input::InputFile::local(&path);
                 file.display_name = display.clone();
                 batch::ingest_file(lake, schema, &file, options, progress).await
             }
@@ -251,27 +215,6 @@ async fn pull_windows(
         last = window;
     }
     Ok(outcomes)
-}
-
-/// The outcome of a pull that found no row above the watermark.
-fn nothing_new(source: &str, origin: &str, last: Option<&str>) -> FileOutcome {
-    let file = format!("postgres {origin}");
-    FileOutcome {
-        file: file.clone(),
-        result: Ok(batch::FileReport {
-            file,
-            batch_id: String::new(),
-            outcome: match last {
-                Some(v) => format!("没有新数据 no new rows above watermark {v} (source {source})"),
-                None => format!("没有数据 no rows (source {source})"),
-            },
-            rows_read: 0,
-            rows_staged: 0,
-            rows_quarantined: 0,
-            missing_fields: Vec::new(),
-            seconds: 0.0,
-        }),
-    }
 }
 
 /// The relation's columns and their PostgreSQL types, without reading rows.
@@ -370,76 +313,4 @@ async fn copy_to_file(
     }
     out.flush().await?;
     Ok(())
-}
-
-/// The upper watermark of the last committed window of this origin.
-async fn last_watermark(lake: &Lake, source: &str, origin: &str) -> Result<Option<String>> {
-    let ctx = lake.session_with(&[PULLS]).await?;
-    if !ctx.table_exist(PULLS)? {
-        return Ok(None);
-    }
-    let batches = ctx
-        .sql(&format!(
-            "SELECT watermark_to FROM {PULLS} WHERE source = {} AND origin = {} AND watermark_to IS NOT NULL
-             ORDER BY pulled_at DESC LIMIT 1",
-            sql_text(source),
-            sql_text(origin)
-        ))
-        .await?
-        .collect()
-        .await?;
-    Ok(rows_of(&batches)?
-        .into_iter()
-        .next()
-        .and_then(|r| r.get("watermark_to").cloned()))
-}
-
-/// Note a committed window in `pulls` (once per batch and window).
-async fn record(
-    lake: &Lake,
-    source: &str,
-    pull: &PullConfig,
-    origin: &str,
-    report: &batch::FileReport,
-    from: Option<&str>,
-    to: Option<&str>,
-) -> Result<()> {
-    let ctx = lake.session_with(&[PULLS]).await?;
-    if ctx.table_exist(PULLS)? {
-        let known = ctx
-            .sql(&format!(
-                "SELECT count(*) AS n FROM {PULLS} WHERE batch_id = {} AND coalesce(watermark_to, '') = {}",
-                sql_text(&report.batch_id),
-                sql_text(to.unwrap_or(""))
-            ))
-            .await?
-            .collect()
-            .await?;
-        if rows_of(&known)?
-            .first()
-            .and_then(|r| r.get("n"))
-            .is_some_and(|n| n != "0")
-        {
-            return Ok(());
-        }
-    }
-    let text = |v: Option<&str>| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
-    let row: Vec<ArrayRef> = vec![
-        text(Some(source)),
-        text(Some(&report.batch_id)),
-        text(Some(&pull.kind.to_string())),
-        text(Some(origin)),
-        text(pull.watermark.as_deref()),
-        text(from),
-        text(to),
-        Arc::new(Int64Array::from(vec![report.rows_read as i64])),
-        Arc::new(
-            datafusion::arrow::array::TimestampMicrosecondArray::from(vec![
-                Utc::now().timestamp_micros(),
-            ])
-            .with_timezone("UTC"),
-        ),
-    ];
-    let batch = RecordBatch::try_new(pulls_schema(), row)?;
-    lake.append(PULLS, &pulls_schema(), vec![batch]).await
 }

@@ -1,0 +1,176 @@
+//! Pulling a source from a department's system instead of reading files
+//! that land in a folder: its PostgreSQL exchange database (前置机,
+//! `postgres`) or a provincial platform's paged JSON interface (`http`).
+//!
+//! A pull is a file ingest with a different front. What is pulled is
+//! written to a local file (CSV from the database, JSON lines from the
+//! interface), and that file goes through [`batch::ingest_file`] like any
+//! other: schema mapping, normalisation, quarantine with reasons, batch
+//! accounting, the original kept under `raw/`. So:
+//!
+//! - the batch id is the hash of what was pulled: pulling the same rows
+//!   again is "already ingested", a reported no-op;
+//! - a pull killed midway leaves no partial batch (ingest is crash-safe),
+//!   and the next run pulls the same rows and completes it;
+//! - table `pulls` records every committed batch, with its watermark
+//!   window where there is one (written after the batch commits).
+
+mod http;
+mod postgres;
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use chrono::Utc;
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use super::batch::{self, IngestOptions};
+use super::{FileOutcome, roster};
+use crate::config::{PullConfig, PullKind, SourceSchema};
+use crate::lake::Lake;
+use crate::lake::query::{rows_of, sql_text};
+use crate::lake::tables::{ROSTER_SOURCE, timestamp_type};
+
+/// Pull `schema`'s source as `pull` says. After a roster pull the roster
+/// tables are brought up to date.
+pub async fn pull_source(
+    lake: &Lake,
+    schema: Arc<SourceSchema>,
+    pull: &PullConfig,
+    options: &IngestOptions,
+    on_file_start: &(dyn Fn(&str) + Sync),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<FileOutcome>> {
+    pull.check(&schema.name)?;
+    let outcomes = match pull.kind {
+        PullKind::Postgres => {
+            postgres::pull(lake, &schema, pull, options, on_file_start, progress).await?
+        }
+        PullKind::Http => http::pull(lake, &schema, pull, options, on_file_start, progress).await?,
+    };
+    if schema.name == ROSTER_SOURCE && outcomes.iter().any(|o| o.result.is_ok()) {
+        roster::refresh(lake).await?;
+    }
+    Ok(outcomes)
+}
+
+/// One row per committed pulled batch.
+pub const PULLS: &str = "pulls";
+
+/// The `pulls` table: which window of which origin each batch holds.
+pub fn pulls_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("batch_id", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("origin", DataType::Utf8, false),
+        Field::new("watermark_column", DataType::Utf8, true),
+        Field::new("watermark_from", DataType::Utf8, true),
+        Field::new("watermark_to", DataType::Utf8, true),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("pulled_at", timestamp_type(), false),
+    ]))
+}
+
+/// The outcome of a pull that found no row above the watermark.
+pub(super) fn nothing_new(
+    source: &str,
+    kind: &str,
+    origin: &str,
+    last: Option<&str>,
+) -> FileOutcome {
+    let file = format!("{kind} {origin}");
+    FileOutcome {
+        file: file.clone(),
+        result: Ok(batch::FileReport {
+            file,
+            batch_id: String::new(),
+            outcome: match last {
+                Some(v) => format!("没有新数据 no new rows above watermark {v} (source {source})"),
+                None => format!("没有数据 no rows (source {source})"),
+            },
+            rows_read: 0,
+            rows_staged: 0,
+            rows_quarantined: 0,
+            missing_fields: Vec::new(),
+            seconds: 0.0,
+        }),
+    }
+}
+
+/// The upper watermark of the last committed window of this origin.
+pub(super) async fn last_watermark(
+    lake: &Lake,
+    source: &str,
+    origin: &str,
+) -> Result<Option<String>> {
+    let ctx = lake.session_with(&[PULLS]).await?;
+    if !ctx.table_exist(PULLS)? {
+        return Ok(None);
+    }
+    let batches = ctx
+        .sql(&format!(
+            "SELECT watermark_to FROM {PULLS} WHERE source = {} AND origin = {} AND watermark_to IS NOT NULL
+             ORDER BY pulled_at DESC LIMIT 1",
+            sql_text(source),
+            sql_text(origin)
+        ))
+        .await?
+        .collect()
+        .await?;
+    Ok(rows_of(&batches)?
+        .into_iter()
+        .next()
+        .and_then(|r| r.get("watermark_to").cloned()))
+}
+
+/// Note a committed window in `pulls` (once per batch and window).
+pub(super) async fn record(
+    lake: &Lake,
+    source: &str,
+    pull: &PullConfig,
+    origin: &str,
+    report: &batch::FileReport,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<()> {
+    let ctx = lake.session_with(&[PULLS]).await?;
+    if ctx.table_exist(PULLS)? {
+        let known = ctx
+            .sql(&format!(
+                "SELECT count(*) AS n FROM {PULLS} WHERE batch_id = {} AND coalesce(watermark_to, '') = {}",
+                sql_text(&report.batch_id),
+                sql_text(to.unwrap_or(""))
+            ))
+            .await?
+            .collect()
+            .await?;
+        if rows_of(&known)?
+            .first()
+            .and_then(|r| r.get("n"))
+            .is_some_and(|n| n != "0")
+        {
+            return Ok(());
+        }
+    }
+    let text = |v: Option<&str>| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
+    let row: Vec<ArrayRef> = vec![
+        text(Some(source)),
+        text(Some(&report.batch_id)),
+        text(Some(&pull.kind.to_string())),
+        text(Some(origin)),
+        text(pull.watermark.as_deref()),
+        text(from),
+        text(to),
+        Arc::new(Int64Array::from(vec![report.rows_read as i64])),
+        Arc::new(
+            datafusion::arrow::array::TimestampMicrosecondArray::from(vec![
+                Utc::now().timestamp_micros(),
+            ])
+            .with_timezone("UTC"),
+        ),
+    ];
+    let batch = RecordBatch::try_new(pulls_schema(), row)?;
+    lake.append(PULLS, &pulls_schema(), vec![batch]).await
+}
