@@ -66,6 +66,19 @@ pub fn ingest_ok(lake: &str, source: &str, inputs: &[&Path]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Ingest `input` as `source` with a schema file of its own.
+pub fn ingest_with_schema(
+    lake: &str,
+    source: &str,
+    schema: &Path,
+    input: impl AsRef<std::ffi::OsStr>,
+) -> String {
+    ok(bin()
+        .args(["ingest", "--lake", lake, "--source", source, "--schema"])
+        .arg(schema)
+        .arg(input))
+}
+
 /// Query the lake through the CLI; rows as strings (header dropped).
 pub fn sql_with(cmd: &mut Command, lake: &str, query: &str) -> Vec<Vec<String>> {
     let out = ok(cmd.args(["sql", "--lake", lake, "--format", "csv", "-c", query]));

@@ -382,10 +382,7 @@ fn other_headers_are_a_schema_edit() {
     let schema_file = tmp.path().join("health_county.toml");
     std::fs::write(&schema_file, schema).unwrap();
     let lake = lake_dir(&tmp);
-    ok(bin()
-        .args(["ingest", "--lake", &lake, "--source", "health", "--schema"])
-        .arg(&schema_file)
-        .arg(&file));
+    ingest_with_schema(&lake, "health", &schema_file, &file);
     let rows = sql(
         &lake,
         "SELECT settlement_id, name, CAST(settlement_date AS VARCHAR), CAST(self_paid AS VARCHAR) FROM staged_health",
@@ -441,10 +438,7 @@ fn bom_title_row_and_named_sheet() {
     let schema_file = tmp.path().join("health.toml");
     std::fs::write(&schema_file, schema).unwrap();
     let lake = lake_dir(&tmp);
-    ok(bin()
-        .args(["ingest", "--lake", &lake, "--source", "health", "--schema"])
-        .arg(&schema_file)
-        .arg(&file));
+    ingest_with_schema(&lake, "health", &schema_file, &file);
     assert_eq!(
         sql(&lake, "SELECT settlement_id, line FROM staged_health"),
         vec![vec!["B1".to_string(), "3".into()]]
@@ -530,17 +524,7 @@ fn one_header_feeds_several_fields_and_missing_fields_are_named() {
         );
     let schema_file = tmp.path().join("civil_county.toml");
     std::fs::write(&schema_file, &schema).unwrap();
-    let out = ok(bin()
-        .args([
-            "ingest",
-            "--lake",
-            &lake,
-            "--source",
-            "civil_affairs",
-            "--schema",
-        ])
-        .arg(&schema_file)
-        .arg(&file));
+    let out = ingest_with_schema(&lake, "civil_affairs", &schema_file, &file);
     assert!(
         out.contains("性别(gender)") && out.contains("出生日期(birth_date)"),
         "the fields the file lacks are named: {out}"
@@ -593,10 +577,7 @@ fn one_header_feeds_several_fields_and_missing_fields_are_named() {
         );
     let roster_schema_file = tmp.path().join("roster_county.toml");
     std::fs::write(&roster_schema_file, roster_schema).unwrap();
-    ok(bin()
-        .args(["ingest", "--lake", &lake, "--source", "roster", "--schema"])
-        .arg(&roster_schema_file)
-        .arg(&roster_file));
+    ingest_with_schema(&lake, "roster", &roster_schema_file, &roster_file);
     assert_eq!(
         count(
             &lake,
@@ -623,17 +604,7 @@ fn later_stages_read_the_schema_the_lake_recorded() {
     let schema_file = tmp.path().join("civil_county.toml");
     std::fs::write(&schema_file, &schema).unwrap();
     let source = data.join("civil_affairs.csv");
-    ok(bin()
-        .args([
-            "ingest",
-            "--lake",
-            &lake,
-            "--source",
-            "civil_affairs",
-            "--schema",
-        ])
-        .arg(&schema_file)
-        .arg(&source));
+    ingest_with_schema(&lake, "civil_affairs", &schema_file, &source);
     let recorded = sql(
         &lake,
         "SELECT source, first_batch_id, length(schema_sha256) FROM source_schemas ORDER BY source",
@@ -662,16 +633,6 @@ fn later_stages_read_the_schema_the_lake_recorded() {
     );
 
     // Re-running the ingest records no second schema.
-    ok(bin()
-        .args([
-            "ingest",
-            "--lake",
-            &lake,
-            "--source",
-            "civil_affairs",
-            "--schema",
-        ])
-        .arg(&schema_file)
-        .arg(&source));
+    ingest_with_schema(&lake, "civil_affairs", &schema_file, &source);
     assert_eq!(count(&lake, "SELECT count(*) FROM source_schemas"), 2);
 }

@@ -402,6 +402,17 @@ mod exchange {
         seen: Arc<Mutex<Seen>>,
     }
 
+    impl App {
+        fn page(&self, from: usize, limit: usize) -> Vec<Value> {
+            self.records
+                .iter()
+                .skip(from)
+                .take(limit)
+                .cloned()
+                .collect()
+        }
+    }
+
     #[derive(serde::Deserialize)]
     struct Page {
         limit: usize,
@@ -438,13 +449,7 @@ mod exchange {
         if let Some(refused) = gate(&app, &headers, format!("o{from}")) {
             return refused;
         }
-        let page: Vec<Value> = app
-            .records
-            .iter()
-            .skip(from)
-            .take(p.limit)
-            .cloned()
-            .collect();
+        let page = app.page(from, p.limit);
         axum::Json(json!({ "items": page })).into_response()
     }
 
@@ -453,13 +458,7 @@ mod exchange {
         if let Some(refused) = gate(&app, &headers, format!("c{from}")) {
             return refused;
         }
-        let page: Vec<Value> = app
-            .records
-            .iter()
-            .skip(from)
-            .take(p.limit)
-            .cloned()
-            .collect();
+        let page = app.page(from, p.limit);
         let next = (from + p.limit < app.records.len()).then(|| (from + p.limit).to_string());
         axum::Json(json!({ "data": { "items": page, "next": next } })).into_response()
     }

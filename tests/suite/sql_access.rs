@@ -220,17 +220,12 @@ fn columns_named_by_a_recorded_schema_are_masked() {
         .replace("name = \"name\"", "name = \"xm\"");
     let schema_file = tmp.path().join("civil_county.toml");
     std::fs::write(&schema_file, &schema).unwrap();
-    ok(bin()
-        .args([
-            "ingest",
-            "--lake",
-            &lake,
-            "--source",
-            "civil_affairs",
-            "--schema",
-        ])
-        .arg(&schema_file)
-        .arg(data.join("civil_affairs.csv")));
+    ingest_with_schema(
+        &lake,
+        "civil_affairs",
+        &schema_file,
+        data.join("civil_affairs.csv"),
+    );
     let query = "SELECT xm, sfzh FROM staged_civil_affairs WHERE sfzh IS NOT NULL AND xm IS NOT NULL LIMIT 20";
     let raw = rows_as(&lake, "admin", None, query);
     let masked = rows_as(&lake, "analyst", None, query);
