@@ -47,10 +47,10 @@ pub enum Command {
         /// Files, directories, globs or URLs (s3://bucket/dir/*.csv).
         #[arg(required_unless_present = "pull")]
         inputs: Vec<String>,
-        /// Pull from a department's system instead of files: postgres or http.
+        /// Pull from a department's system instead of files: postgres, mysql or http.
         #[arg(long, value_parser = parse_pull_kind, conflicts_with = "inputs")]
         pull: Option<crate::config::PullKind>,
-        /// postgres: the environment variable holding the connection URL.
+        /// postgres, mysql: the environment variable holding the connection URL.
         #[arg(long)]
         url_env: Option<String>,
         /// http: the interface's address.
@@ -434,8 +434,11 @@ fn parse_mode(text: &str) -> Result<crate::config::WarnMode, String> {
 fn parse_pull_kind(text: &str) -> Result<crate::config::PullKind, String> {
     match text {
         "postgres" | "postgresql" => Ok(crate::config::PullKind::Postgres),
+        "mysql" | "mariadb" => Ok(crate::config::PullKind::Mysql),
         "http" => Ok(crate::config::PullKind::Http),
-        _ => Err(format!("'{text}' is not a pull kind: postgres or http")),
+        _ => Err(format!(
+            "'{text}' is not a pull kind: postgres, mysql or http"
+        )),
     }
 }
 

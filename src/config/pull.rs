@@ -31,6 +31,8 @@ use serde::Deserialize;
 pub enum PullKind {
     /// A PostgreSQL database.
     Postgres,
+    /// A MySQL or MariaDB database.
+    Mysql,
     /// An HTTP interface that pages JSON.
     Http,
 }
@@ -39,6 +41,7 @@ impl std::fmt::Display for PullKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             PullKind::Postgres => "postgres",
+            PullKind::Mysql => "mysql",
             PullKind::Http => "http",
         })
     }
@@ -140,12 +143,12 @@ impl PullConfig {
     /// Check what serde cannot: what each kind needs, sane names.
     pub fn check(&self, source: &str) -> Result<()> {
         match self.kind {
-            PullKind::Postgres => self.check_postgres(source),
+            PullKind::Postgres | PullKind::Mysql => self.check_database(source),
             PullKind::Http => self.check_http(source),
         }
     }
 
-    fn check_postgres(&self, source: &str) -> Result<()> {
+    fn check_database(&self, source: &str) -> Result<()> {
         match (&self.table, &self.query) {
             (Some(_), Some(_)) => {
                 bail!("source {source}: [source.pull] names both a table and a query; give one")
@@ -171,7 +174,8 @@ impl PullConfig {
                 bail!("source {source}: url_env {name:?} must name an environment variable")
             }
             None => bail!(
-                "source {source}: a postgres pull needs url_env, the environment variable holding the connection URL"
+                "source {source}: a {} pull needs url_env, the environment variable holding the connection URL",
+                self.kind
             ),
         }
         if self.batch_rows == 0 {
@@ -188,7 +192,7 @@ impl PullConfig {
             bail!("source {source}: pull url {url:?} must start with http:// or https://");
         }
         if self.table.is_some() || self.query.is_some() || self.watermark.is_some() {
-            bail!("source {source}: table, query and watermark are for postgres pulls, not http");
+            bail!("source {source}: table, query and watermark are for database pulls, not http");
         }
         if let Some(name) = &self.token_env
             && !is_env_name(name)

@@ -1,6 +1,7 @@
 //! Pulling a source from a department's system instead of reading files
 //! that land in a folder: its PostgreSQL exchange database (前置机,
-//! `postgres`) or a provincial platform's paged JSON interface (`http`).
+//! `postgres`, `mysql` for MySQL and MariaDB) or a provincial platform's
+//! paged JSON interface (`http`).
 //!
 //! A pull is a file ingest with a different front. What is pulled is
 //! written to a local file (CSV from the database, JSON lines from the
@@ -16,7 +17,9 @@
 //!   window where there is one (written after the batch commits).
 
 mod http;
+mod mysql;
 mod postgres;
+mod windows;
 
 use std::sync::Arc;
 
@@ -46,6 +49,9 @@ pub async fn pull_source(
     let outcomes = match pull.kind {
         PullKind::Postgres => {
             postgres::pull(lake, &schema, pull, options, on_file_start, progress).await?
+        }
+        PullKind::Mysql => {
+            mysql::pull(lake, &schema, pull, options, on_file_start, progress).await?
         }
         PullKind::Http => http::pull(lake, &schema, pull, options, on_file_start, progress).await?,
     };
