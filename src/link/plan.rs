@@ -252,3 +252,71 @@ FROM {records} l LEFT JOIN decided b ON l.record_key = b.record_key",
         version = model.version,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    //! The SQL the shipped linkage settings produce, pinned by its shape.
+
+    use super::*;
+    use crate::link::settings::SettingsFile;
+
+    fn shipped(source: &str) -> Settings {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/linkage.toml");
+        SettingsFile::load(&path)
+            .unwrap()
+            .for_source(source)
+            .unwrap()
+    }
+
+    #[test]
+    fn one_pairs_query_per_blocking_rule_each_leaving_out_the_earlier_ones() {
+        for source in ["civil_affairs", "health", "education", "social_insurance"] {
+            let settings = shipped(source);
+            let queries = pairs_sql(&settings, None, 1);
+            assert_eq!(queries.len(), settings.blocking.len(), "{source}");
+            for (i, query) in queries.iter().enumerate() {
+                assert!(query.starts_with("SELECT l.record_key, r.record_key AS person_key"));
+                assert!(query.contains(&format!("FROM l JOIN r ON ({})", settings.blocking[i])));
+                for (j, earlier) in settings.blocking.iter().enumerate() {
+                    let excluded = format!("AND NOT coalesce(({earlier}), false)");
+                    assert_eq!(query.contains(&excluded), j < i, "{source} rule {i} vs {j}");
+                }
+                for c in &settings.comparisons {
+                    assert!(
+                        query.contains(&format!("{} AS {}_level", c.level_sql(), c.name)),
+                        "{source}: {}",
+                        c.name
+                    );
+                }
+                assert!(!query.contains(" AS part"), "one part: no part column");
+            }
+        }
+    }
+
+    #[test]
+    fn one_record_and_parts_are_quoted_and_tagged() {
+        let settings = shipped("health");
+        let one = pairs_sql(&settings, Some("YB'1"), 1);
+        assert!(
+            one.iter()
+                .all(|q| q.ends_with(" AND l.record_key = 'YB''1'"))
+        );
+        let parted = pairs_sql(&settings, None, 8);
+        assert!(
+            parted
+                .iter()
+                .all(|q| q.contains(", sn_bucket(l.record_key, 8) AS part FROM l JOIN r"))
+        );
+        assert_eq!(part_of("l.record_key", 8), "sn_bucket(l.record_key, 8)");
+    }
+
+    #[test]
+    fn term_frequency_columns_come_from_the_registry_side() {
+        let settings = shipped("health");
+        let query = &pairs_sql(&settings, None, 1)[0];
+        for c in settings.comparisons.iter().filter(|c| c.term_frequency) {
+            assert!(query.contains(&format!(", r.{} AS tf_{}", c.tf_column(), c.name)));
+        }
+        assert!(settings.comparisons.iter().any(|c| c.term_frequency));
+    }
+}
