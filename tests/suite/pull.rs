@@ -866,6 +866,11 @@ fn mariadb_pulls_are_incremental_idempotent_crash_safe_and_explained() {
         rows.len() + 3
     );
     assert_eq!(
+        count(&lake, "SELECT sum(rows) FROM pulls"),
+        count(&lake, "SELECT sum(rows_read) FROM batches"),
+        "the window re-pulled after the crash counts its rows"
+    );
+    assert_eq!(
         sql(
             &lake,
             "SELECT CAST(self_paid AS VARCHAR) FROM staged_health WHERE settlement_id = 'M2'"

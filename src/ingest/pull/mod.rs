@@ -141,7 +141,30 @@ pub(super) async fn record(
     from: Option<&str>,
     to: Option<&str>,
 ) -> Result<()> {
-    let ctx = lake.session_with(&[PULLS]).await?;
+    let ctx = lake
+        .session_with(&[PULLS, crate::lake::tables::BATCHES])
+        .await?;
+    // A window pulled again after a crash is "already ingested" with no
+    // rows read this time: the batch's own count is what the window holds.
+    let mut rows = report.rows_read as i64;
+    if rows == 0 && ctx.table_exist(crate::lake::tables::BATCHES)? {
+        let batches = ctx
+            .sql(&format!(
+                "SELECT CAST(rows_read AS VARCHAR) AS n FROM {} WHERE batch_id = {}",
+                crate::lake::tables::BATCHES,
+                sql_text(&report.batch_id)
+            ))
+            .await?
+            .collect()
+            .await?;
+        if let Some(n) = rows_of(&batches)?
+            .first()
+            .and_then(|r| r.get("n"))
+            .and_then(|n| n.parse().ok())
+        {
+            rows = n;
+        }
+    }
     if ctx.table_exist(PULLS)? {
         let known = ctx
             .sql(&format!(
@@ -169,7 +192,7 @@ pub(super) async fn record(
         text(pull.watermark.as_deref()),
         text(from),
         text(to),
-        Arc::new(Int64Array::from(vec![report.rows_read as i64])),
+        Arc::new(Int64Array::from(vec![rows])),
         Arc::new(
             datafusion::arrow::array::TimestampMicrosecondArray::from(vec![
                 Utc::now().timestamp_micros(),
