@@ -277,3 +277,40 @@ impl Pipeline {
         Ok(schema)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Pipeline> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, text).unwrap();
+        Pipeline::load(&path)
+    }
+
+    #[test]
+    fn a_source_is_files_or_a_pull_not_both() {
+        let pulled = load(
+            "name='p'\nlake='l'\n[[source]]\nname='health'\n[source.pull]\nkind='postgres'\nurl_env='PG'\ntable='t'\n",
+        )
+        .unwrap();
+        assert!(pulled.sources[0].pull.is_some() && pulled.sources[0].inputs.is_empty());
+        let both = load(
+            "name='p'\nlake='l'\n[[source]]\nname='health'\ninputs=['x.csv']\n[source.pull]\nkind='postgres'\nurl_env='PG'\ntable='t'\n",
+        )
+        .unwrap_err();
+        assert!(
+            format!("{both:#}").contains("both inputs and [source.pull]"),
+            "{both:#}"
+        );
+        let bad = load(
+            "name='p'\nlake='l'\n[[source]]\nname='health'\n[source.pull]\nkind='postgres'\nurl_env='PG'\n",
+        )
+        .unwrap_err();
+        assert!(
+            format!("{bad:#}").contains("needs a table or a query"),
+            "{bad:#}"
+        );
+    }
+}

@@ -366,6 +366,61 @@ fn postgres_pulls_are_incremental_idempotent_crash_safe_and_explained() {
         ),
         0
     );
+
+    // The same source in a pipeline file: the roster from files, health
+    // pulled, then linked and warned on in one run.
+    let repo = repo();
+    let pipeline = tmp.path().join("pull.toml");
+    let piped = tmp.path().join("piped-lake");
+    std::fs::write(
+        &pipeline,
+        format!(
+            r#"name = "pull"
+lake = "{lake}"
+schemas = "{schemas}"
+linkage = "{linkage}"
+rules = "{rules}"
+assessment = "{assessment}"
+thresholds = "{thresholds}"
+population_groups = "{groups}"
+[[source]]
+name = "roster"
+inputs = ["{roster}"]
+[[source]]
+name = "health"
+[source.pull]
+kind = "postgres"
+url_env = "HEALTH_PG_URL"
+table = "exchange.settlements"
+watermark = "seq"
+batch_rows = 1000
+"#,
+            lake = piped.display(),
+            schemas = repo.join("schemas").display(),
+            linkage = repo.join("pipelines/linkage.toml").display(),
+            rules = repo.join("pipelines/rules").display(),
+            assessment = repo.join("pipelines/assessment").display(),
+            thresholds = repo.join("pipelines/thresholds.csv").display(),
+            groups = repo.join("pipelines/population_groups.csv").display(),
+            roster = data.join("roster.csv").display(),
+        ),
+    )
+    .unwrap();
+    let piped = piped.display().to_string();
+    ok(bin()
+        .env("HEALTH_PG_URL", &url)
+        .arg("run")
+        .arg(&pipeline)
+        .args(["--as-of", "2026-11-20"]));
+    assert_eq!(
+        count(&piped, "SELECT count(*) FROM staged_health"),
+        count(&lake, "SELECT count(*) FROM staged_health")
+    );
+    assert_eq!(
+        count(&piped, "SELECT count(*) FROM link_health"),
+        count(&piped, "SELECT count(*) FROM staged_health")
+    );
+    assert_eq!(count(&piped, "SELECT count(*) FROM pulls"), 1);
 }
 
 fn free_port() -> u16 {
