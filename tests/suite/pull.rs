@@ -144,15 +144,20 @@ impl Drop for PgServer {
     }
 }
 
-fn pull(lake: &str, url: &str, extra: &[&str]) -> std::process::Output {
+/// `ingest --pull KIND` of the health source, the URL in HEALTH_DB_URL.
+fn database_pull(kind: &str, lake: &str, url: &str, extra: &[&str]) -> std::process::Output {
     let mut cmd = bin();
-    cmd.env("HEALTH_PG_URL", url)
+    cmd.env("HEALTH_DB_URL", url)
         .args([
-            "ingest", "--lake", lake, "--source", "health", "--pull", "postgres",
+            "ingest", "--lake", lake, "--source", "health", "--pull", kind,
         ])
-        .args(["--url-env", "HEALTH_PG_URL"])
+        .args(["--url-env", "HEALTH_DB_URL"])
         .args(extra);
     run(&mut cmd)
+}
+
+fn pull(lake: &str, url: &str, extra: &[&str]) -> std::process::Output {
+    database_pull("postgres", lake, url, extra)
 }
 
 fn pull_ok(lake: &str, url: &str, extra: &[&str]) -> String {
@@ -227,18 +232,18 @@ fn postgres_pulls_are_incremental_idempotent_crash_safe_and_explained() {
     // Errors first: each names what is wrong, and nothing is written.
     let mut unset = bin();
     let out = run(unset
-        .env_remove("HEALTH_PG_URL")
+        .env_remove("HEALTH_DB_URL")
         .args([
             "ingest", "--lake", &lake, "--source", "health", "--pull", "postgres",
         ])
         .args([
             "--url-env",
-            "HEALTH_PG_URL",
+            "HEALTH_DB_URL",
             "--table",
             "exchange.settlements",
         ]));
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("HEALTH_PG_URL is not set"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HEALTH_DB_URL is not set"));
     refused(
         &lake,
         &url.replace("pull-test-secret", "wrong"),
@@ -336,12 +341,12 @@ fn postgres_pulls_are_incremental_idempotent_crash_safe_and_explained() {
         ));
         let mut crash = bin();
         let crashed = run(crash
-            .env("HEALTH_PG_URL", &url)
+            .env("HEALTH_DB_URL", &url)
             .env("SAFETYNET_FAILPOINT", point)
             .args([
                 "ingest", "--lake", &lake, "--source", "health", "--pull", "postgres",
             ])
-            .args(["--url-env", "HEALTH_PG_URL"])
+            .args(["--url-env", "HEALTH_DB_URL"])
             .args(incremental));
         assert!(!crashed.status.success(), "{point} reached");
         pull_ok(&lake, &url, &incremental);
@@ -390,7 +395,7 @@ inputs = ["{roster}"]
 name = "health"
 [source.pull]
 kind = "postgres"
-url_env = "HEALTH_PG_URL"
+url_env = "HEALTH_DB_URL"
 table = "exchange.settlements"
 watermark = "seq"
 batch_rows = 1000
@@ -408,7 +413,7 @@ batch_rows = 1000
     .unwrap();
     let piped = piped.display().to_string();
     ok(bin()
-        .env("HEALTH_PG_URL", &url)
+        .env("HEALTH_DB_URL", &url)
         .arg("run")
         .arg(&pipeline)
         .args(["--as-of", "2026-11-20"]));
@@ -565,24 +570,15 @@ fn http_pull(lake: &str, url: &str, token: &str, extra: &[&str]) -> std::process
 #[test]
 fn http_pulls_page_retry_keep_to_the_rate_and_explain_refusals() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    generate(&data, 80, &["--only", "health"]);
-    let mut reader = csv::Reader::from_path(data.join("health.csv")).unwrap();
-    let headers: Vec<String> = reader
-        .headers()
-        .unwrap()
+    let (_, headers, rows) = generated_health(&tmp, 80);
+    let records: Vec<serde_json::Value> = rows
         .iter()
-        .map(str::to_string)
-        .collect();
-    let records: Vec<serde_json::Value> = reader
-        .records()
         .map(|r| {
-            let r = r.unwrap();
             serde_json::Value::Object(
                 headers
                     .iter()
-                    .zip(r.iter())
-                    .map(|(h, v)| (h.clone(), serde_json::Value::String(v.to_string())))
+                    .zip(r)
+                    .map(|(h, v)| (h.clone(), serde_json::Value::String(v.clone())))
                     .collect(),
             )
         })
@@ -774,14 +770,28 @@ impl Drop for MariaDb {
 }
 
 fn maria_pull(lake: &str, url: &str, extra: &[&str]) -> std::process::Output {
-    let mut cmd = bin();
-    cmd.env("HEALTH_DB_URL", url)
-        .args([
-            "ingest", "--lake", lake, "--source", "health", "--pull", "mysql",
-        ])
-        .args(["--url-env", "HEALTH_DB_URL"])
-        .args(extra);
-    run(&mut cmd)
+    database_pull("mysql", lake, url, extra)
+}
+
+/// A generated health extract in `tmp/data`: (directory, headers, rows).
+fn generated_health(
+    tmp: &tempfile::TempDir,
+    households: usize,
+) -> (PathBuf, Vec<String>, Vec<Vec<String>>) {
+    let data = tmp.path().join("data");
+    generate(&data, households, &["--only", "health"]);
+    let mut reader = csv::Reader::from_path(data.join("health.csv")).unwrap();
+    let headers = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let rows = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    (data, headers, rows)
 }
 
 fn text_of(out: &std::process::Output) -> String {
@@ -796,19 +806,7 @@ fn text_of(out: &std::process::Output) -> String {
 fn mariadb_pulls_are_incremental_idempotent_crash_safe_and_explained() {
     let server = MariaDb::start();
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    generate(&data, 100, &["--only", "health"]);
-    let mut reader = csv::Reader::from_path(data.join("health.csv")).unwrap();
-    let headers: Vec<String> = reader
-        .headers()
-        .unwrap()
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let rows: Vec<Vec<String>> = reader
-        .records()
-        .map(|r| r.unwrap().iter().map(str::to_string).collect())
-        .collect();
+    let (_, headers, rows) = generated_health(&tmp, 100);
     let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''"));
     let columns: Vec<String> = headers.iter().map(|h| format!("`{h}`")).collect();
     server.sql_as_root(&format!(

@@ -9,32 +9,23 @@
 //! whole result is one batch, so an unchanged interface is "already
 //! ingested".
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-use super::record;
-use crate::config::{Paging, PullConfig, SourceSchema};
+use super::{Job, record};
+use crate::config::{Paging, PullConfig};
 use crate::ingest::FileOutcome;
-use crate::ingest::batch::{self, IngestOptions};
-use crate::lake::Lake;
 
 /// Pages beyond this are taken for a server that never ends.
 const MAX_PAGES: usize = 1_000_000;
 
 /// Pull every page, then ingest them as one batch.
-pub(super) async fn pull(
-    lake: &Lake,
-    schema: &Arc<SourceSchema>,
-    pull: &PullConfig,
-    options: &IngestOptions,
-    on_file_start: &(dyn Fn(&str) + Sync),
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<Vec<FileOutcome>> {
-    let source = &schema.name;
+pub(super) async fn pull(job: &Job<'_>) -> Result<Vec<FileOutcome>> {
+    let (lake, pull, progress) = (job.lake, job.pull, job.progress);
+    let source = job.source();
     let url = pull.url.clone().unwrap_or_default();
     let token = match &pull.token_env {
         Some(name) => Some(std::env::var(name).map_err(|_| {
@@ -46,7 +37,7 @@ pub(super) async fn pull(
         .timeout(Duration::from_secs(pull.timeout_seconds))
         .build()?;
     let display = format!("http {url}");
-    on_file_start(&display);
+    (job.on_file_start)(&display);
 
     let scratch = tempfile::tempdir()?;
     let path = scratch.path().join(format!("{source}-pull.jsonl"));
@@ -117,9 +108,7 @@ pub(super) async fn pull(
     drop(out);
     tracing::info!(source = %source, rows, "pulled every page");
 
-    let mut file = crate::ingest::input::InputFile::local(&path);
-    file.display_name = display.clone();
-    let result = batch::ingest_file(lake, schema, &file, options, progress).await;
+    let result = job.ingest(&path, &display).await;
     if let Ok(report) = &result {
         crate::failpoint::hit("pull:after-batch");
         record(lake, source, pull, &url, report, None, None).await?;

@@ -35,6 +35,41 @@ use crate::lake::Lake;
 use crate::lake::query::{rows_of, sql_text};
 use crate::lake::tables::{ROSTER_SOURCE, timestamp_type};
 
+/// One pull's inputs, as every kind takes them.
+pub(super) struct Job<'a> {
+    pub lake: &'a Lake,
+    pub schema: &'a Arc<SourceSchema>,
+    pub pull: &'a PullConfig,
+    pub options: &'a IngestOptions,
+    pub on_file_start: &'a (dyn Fn(&str) + Sync),
+    pub progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl Job<'_> {
+    /// The source's name.
+    fn source(&self) -> &str {
+        &self.schema.name
+    }
+
+    /// Ingest a pulled file like any other, under `display`'s name.
+    async fn ingest(&self, path: &std::path::Path, display: &str) -> Result<batch::FileReport> {
+        let mut file = crate::ingest::input::InputFile::local(path);
+        file.display_name = display.to_string();
+        batch::ingest_file(self.lake, self.schema, &file, self.options, self.progress).await
+    }
+}
+
+/// The connection URL from the environment variable the pull names.
+fn env_url(job: &Job<'_>, system: &str) -> Result<String> {
+    let name = job.pull.url_env.as_deref().unwrap_or_default();
+    std::env::var(name).map_err(|_| {
+        anyhow::anyhow!(
+            "source {}: environment variable {name} is not set (it holds the {system} connection URL for the pull)",
+            job.source()
+        )
+    })
+}
+
 /// Pull `schema`'s source as `pull` says. After a roster pull the roster
 /// tables are brought up to date.
 pub async fn pull_source(
@@ -46,14 +81,18 @@ pub async fn pull_source(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<FileOutcome>> {
     pull.check(&schema.name)?;
+    let job = Job {
+        lake,
+        schema: &schema,
+        pull,
+        options,
+        on_file_start,
+        progress,
+    };
     let outcomes = match pull.kind {
-        PullKind::Postgres => {
-            postgres::pull(lake, &schema, pull, options, on_file_start, progress).await?
-        }
-        PullKind::Mysql => {
-            mysql::pull(lake, &schema, pull, options, on_file_start, progress).await?
-        }
-        PullKind::Http => http::pull(lake, &schema, pull, options, on_file_start, progress).await?,
+        PullKind::Postgres => postgres::pull(&job).await?,
+        PullKind::Mysql => mysql::pull(&job).await?,
+        PullKind::Http => http::pull(&job).await?,
     };
     if schema.name == ROSTER_SOURCE && outcomes.iter().any(|o| o.result.is_ok()) {
         roster::refresh(lake).await?;

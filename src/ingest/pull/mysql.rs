@@ -7,7 +7,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use mysql_async::consts::ColumnType;
@@ -15,33 +14,24 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Row, Value};
 
 use super::windows::{Column, Database, TypeClass, pull_windows};
-use crate::config::{PullConfig, SourceSchema};
+use super::{Job, env_url};
 use crate::ingest::FileOutcome;
-use crate::ingest::batch::IngestOptions;
-use crate::lake::Lake;
 use crate::lake::query::sql_text;
 
 struct Mysql {
     conn: mysql_async::Conn,
 }
 
-/// Pull `schema`'s source from MySQL or MariaDB, window by window.
-pub(super) async fn pull(
-    lake: &Lake,
-    schema: &Arc<SourceSchema>,
-    pull: &PullConfig,
-    options: &IngestOptions,
-    on_file_start: &(dyn Fn(&str) + Sync),
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<Vec<FileOutcome>> {
-    let source = &schema.name;
-    let url_env = pull.url_env.as_deref().unwrap_or_default();
-    let url = std::env::var(url_env).map_err(|_| {
-        anyhow!(
-            "source {source}: environment variable {url_env} is not set (it holds the MySQL connection URL for the pull)"
+/// Pull the job's source from MySQL or MariaDB, window by window.
+pub(super) async fn pull(job: &Job<'_>) -> Result<Vec<FileOutcome>> {
+    let url = env_url(job, "MySQL")?;
+    let cannot = || {
+        format!(
+            "source {}: cannot connect to MySQL (the URL in {})",
+            job.source(),
+            job.pull.url_env.as_deref().unwrap_or_default()
         )
-    })?;
-    let cannot = || format!("source {source}: cannot connect to MySQL (the URL in {url_env})");
+    };
     // The parse error would quote the URL, password and all.
     let opts = mysql_async::Opts::from_url(&url).map_err(|_| {
         anyhow!(
@@ -51,16 +41,7 @@ pub(super) async fn pull(
     })?;
     let conn = mysql_async::Conn::new(opts).await.with_context(cannot)?;
     let mut db = Mysql { conn };
-    let result = pull_windows(
-        &mut db,
-        lake,
-        schema,
-        pull,
-        options,
-        on_file_start,
-        progress,
-    )
-    .await;
+    let result = pull_windows(&mut db, job).await;
     let _ = db.conn.disconnect().await;
     result
 }

@@ -5,43 +5,31 @@
 //! names; it is never printed or stored.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use futures::{StreamExt, pin_mut};
 use tokio::io::AsyncWriteExt;
 
 use super::windows::{Column, Database, TypeClass, pull_windows};
-use crate::config::{PullConfig, SourceSchema};
+use super::{Job, env_url};
 use crate::ingest::FileOutcome;
-use crate::ingest::batch::IngestOptions;
-use crate::lake::Lake;
 use crate::lake::query::sql_text;
 
 struct Postgres {
     client: tokio_postgres::Client,
 }
 
-/// Pull `schema`'s source from PostgreSQL, window by window.
-pub(super) async fn pull(
-    lake: &Lake,
-    schema: &Arc<SourceSchema>,
-    pull: &PullConfig,
-    options: &IngestOptions,
-    on_file_start: &(dyn Fn(&str) + Sync),
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<Vec<FileOutcome>> {
-    let source = &schema.name;
-    let url_env = pull.url_env.as_deref().unwrap_or_default();
-    let url = std::env::var(url_env).map_err(|_| {
-        anyhow!(
-            "source {source}: environment variable {url_env} is not set (it holds the PostgreSQL connection URL for the pull)"
-        )
-    })?;
+/// Pull the job's source from PostgreSQL, window by window.
+pub(super) async fn pull(job: &Job<'_>) -> Result<Vec<FileOutcome>> {
+    let url = env_url(job, "PostgreSQL")?;
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .with_context(|| {
-            format!("source {source}: cannot connect to PostgreSQL (the URL in {url_env})")
+            format!(
+                "source {}: cannot connect to PostgreSQL (the URL in {})",
+                job.source(),
+                job.pull.url_env.as_deref().unwrap_or_default()
+            )
         })?;
     let connection = tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -49,16 +37,7 @@ pub(super) async fn pull(
         }
     });
     let mut db = Postgres { client };
-    let result = pull_windows(
-        &mut db,
-        lake,
-        schema,
-        pull,
-        options,
-        on_file_start,
-        progress,
-    )
-    .await;
+    let result = pull_windows(&mut db, job).await;
     drop(db);
     connection.abort();
     result

@@ -8,16 +8,13 @@
 //! order, so the same rows make the same file and the same batch id.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use super::{last_watermark, nothing_new, record};
+use super::{Job, last_watermark, nothing_new, record};
 use crate::config::schema::header_key;
-use crate::config::{FieldType, PullConfig, SourceSchema};
+use crate::config::{FieldType, SourceSchema};
 use crate::ingest::FileOutcome;
-use crate::ingest::batch::{self, IngestOptions};
-use crate::lake::Lake;
 
 /// What a column's database type can hold, for the schema check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,15 +58,8 @@ pub(super) trait Database: Send {
 /// Pull window after window until the origin has no newer rows. A refused
 /// window stops the pull (later windows would skip it); windows already
 /// committed stay.
-pub(super) async fn pull_windows(
-    db: &mut dyn Database,
-    lake: &Lake,
-    schema: &Arc<SourceSchema>,
-    pull: &PullConfig,
-    options: &IngestOptions,
-    on_file_start: &(dyn Fn(&str) + Sync),
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<Vec<FileOutcome>> {
+pub(super) async fn pull_windows(db: &mut dyn Database, job: &Job<'_>) -> Result<Vec<FileOutcome>> {
+    let (lake, schema, pull) = (job.lake, job.schema, job.pull);
     let source = &schema.name;
     let kind = db.kind();
     let origin = pull.origin();
@@ -147,17 +137,13 @@ pub(super) async fn pull_windows(
                 (Some(from), Some(to)) => format!("({from}, {to}]"),
             }
         );
-        on_file_start(&display);
+        (job.on_file_start)(&display);
         let copied = db
             .copy_csv(&format!("{base} WHERE {condition} ORDER BY {order}"), &path)
             .await
             .with_context(|| format!("source {source}: the pull of {origin:?} failed"));
         let result = match copied {
-            Ok(()) => {
-                let mut file = crate::ingest::input::InputFile::local(&path);
-                file.display_name = display.clone();
-                batch::ingest_file(lake, schema, &file, options, progress).await
-            }
+            Ok(()) => job.ingest(&path, &display).await,
             Err(e) => Err(e),
         };
         let committed = match &result {
