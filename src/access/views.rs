@@ -46,7 +46,7 @@ const BOOKKEEPING: &[&str] = &[
     "link_model",
     "roster_version",
     crate::lake::schemas::SOURCE_SCHEMAS,
-    "pulls",
+    crate::lake::tables::PULLS,
 ];
 
 /// What masked free text shows.

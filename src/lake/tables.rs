@@ -9,6 +9,8 @@ pub const BATCHES: &str = "batches";
 pub const ROSTER_PERSON: &str = "roster_person";
 pub const ROSTER_HOUSEHOLD: &str = "roster_household";
 pub const ROSTER_SOURCE: &str = "roster";
+/// One row per committed pulled batch (see `ingest::pull`).
+pub const PULLS: &str = "pulls";
 
 pub fn staged(source: &str) -> String {
     format!("staged_{source}")

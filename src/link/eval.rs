@@ -78,8 +78,12 @@ pub async fn evaluate(
     source: &str,
     truth: &Path,
 ) -> Result<Evaluation> {
-    let schema = crate::lake::schemas::source_schema(lake, schemas_dir, source).await?;
     let ctx = lake.session().await?;
+    let schema = crate::lake::schemas::pick(
+        &crate::lake::schemas::recorded_in(&ctx).await?,
+        schemas_dir,
+        source,
+    )?;
     let links = link_table(source);
     if !ctx.table_exist(links.as_str())? {
         bail!("no {links} table: run `safetynet link --source {source}` first");

@@ -86,8 +86,9 @@ pub(crate) async fn prepare_sides(
     only_record: Option<&str>,
 ) -> Result<Sides> {
     let settings = settings_file.for_source(source)?;
-    let schema = crate::lake::schemas::source_schema(lake, schemas_dir, source).await?;
     let ctx = lake.session().await?;
+    let recorded = crate::lake::schemas::recorded_in(&ctx).await?;
+    let schema = crate::lake::schemas::pick(&recorded, schemas_dir, source)?;
     let mut left = prepare::source_view_sql(&ctx, &schema, false).await?;
     if let Some(key) = only_record {
         left = format!(
@@ -108,8 +109,7 @@ pub(crate) async fn prepare_sides(
         }
         prepare::roster_view_sql()
     } else {
-        let registry =
-            crate::lake::schemas::source_schema(lake, schemas_dir, &settings.registry).await?;
+        let registry = crate::lake::schemas::pick(&recorded, schemas_dir, &settings.registry)?;
         prepare::source_view_sql(&ctx, &registry, true).await?
     };
     // Every blocking rule reads both sides: compute them once, to files

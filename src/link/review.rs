@@ -64,6 +64,7 @@ pub async fn export(
     out: &Path,
 ) -> Result<usize> {
     let ctx = lake.session().await?;
+    let recorded = crate::lake::schemas::recorded_in(&ctx).await?;
     let mut file =
         std::fs::File::create(out).with_context(|| format!("cannot write {}", out.display()))?;
     std::io::Write::write_all(&mut file, "\u{feff}".as_bytes())?;
@@ -76,13 +77,12 @@ pub async fn export(
             continue;
         }
         let settings = settings_file.for_source(source)?;
-        let schema = crate::lake::schemas::source_schema(lake, schemas_dir, source).await?;
+        let schema = crate::lake::schemas::pick(&recorded, schemas_dir, source)?;
         let left = prepare::source_view_sql(&ctx, &schema, false).await?;
         let right = if settings.registry == ROSTER_SOURCE {
             prepare::roster_view_sql()
         } else {
-            let registry =
-                crate::lake::schemas::source_schema(lake, schemas_dir, &settings.registry).await?;
+            let registry = crate::lake::schemas::pick(&recorded, schemas_dir, &settings.registry)?;
             prepare::source_view_sql(&ctx, &registry, true).await?
         };
         let key = schema.key.replace('"', "\"\"");

@@ -632,7 +632,28 @@ fn later_stages_read_the_schema_the_lake_recorded() {
         ) > 0
     );
 
-    // Re-running the ingest records no second schema.
-    ingest_with_schema(&lake, "civil_affairs", &schema_file, &source);
+    // A new batch read with the same schema records no second row; the
+    // same schema edited does.
+    let text = std::fs::read_to_string(&source).unwrap();
+    let part = tmp.path().join("civil_part.csv");
+    std::fs::write(
+        &part,
+        text.lines().take(6).collect::<Vec<_>>().join("\n") + "\n",
+    )
+    .unwrap();
+    let out = ingest_with_schema(&lake, "civil_affairs", &schema_file, &part);
+    assert!(
+        out.contains("ingested") && !out.contains("already"),
+        "{out}"
+    );
     assert_eq!(count(&lake, "SELECT count(*) FROM source_schemas"), 2);
+    std::fs::write(&schema_file, format!("# edited\n{schema}")).unwrap();
+    let edited = tmp.path().join("civil_part2.csv");
+    std::fs::write(
+        &edited,
+        text.lines().take(4).collect::<Vec<_>>().join("\n") + "\n",
+    )
+    .unwrap();
+    ingest_with_schema(&lake, "civil_affairs", &schema_file, &edited);
+    assert_eq!(count(&lake, "SELECT count(*) FROM source_schemas"), 3);
 }

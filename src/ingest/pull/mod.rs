@@ -32,8 +32,8 @@ use super::batch::{self, IngestOptions};
 use super::{FileOutcome, roster};
 use crate::config::{PullConfig, PullKind, SourceSchema};
 use crate::lake::Lake;
-use crate::lake::query::{rows_of, sql_text};
-use crate::lake::tables::{ROSTER_SOURCE, timestamp_type};
+use crate::lake::query::{rows_of, scalar_i64, sql_text};
+use crate::lake::tables::{BATCHES, PULLS, ROSTER_SOURCE, timestamp_type};
 
 /// One pull's inputs, as every kind takes them.
 pub(super) struct Job<'a> {
@@ -99,9 +99,6 @@ pub async fn pull_source(
     }
     Ok(outcomes)
 }
-
-/// One row per committed pulled batch.
-pub const PULLS: &str = "pulls";
 
 /// The `pulls` table: which window of which origin each batch holds.
 pub fn pulls_schema() -> SchemaRef {
@@ -180,48 +177,32 @@ pub(super) async fn record(
     from: Option<&str>,
     to: Option<&str>,
 ) -> Result<()> {
-    let ctx = lake
-        .session_with(&[PULLS, crate::lake::tables::BATCHES])
-        .await?;
+    let ctx = lake.session_with(&[PULLS, BATCHES]).await?;
+    let batch_id = sql_text(&report.batch_id);
+    if ctx.table_exist(PULLS)?
+        && scalar_i64(
+            &ctx,
+            &format!(
+                "SELECT count(*) FROM {PULLS} WHERE batch_id = {batch_id} AND coalesce(watermark_to, '') = {}",
+                sql_text(to.unwrap_or(""))
+            ),
+        )
+        .await?
+            > 0
+    {
+        return Ok(());
+    }
     // A window pulled again after a crash is "already ingested" with no
     // rows read this time: the batch's own count is what the window holds.
-    let mut rows = report.rows_read as i64;
-    if rows == 0 && ctx.table_exist(crate::lake::tables::BATCHES)? {
-        let batches = ctx
-            .sql(&format!(
-                "SELECT CAST(rows_read AS VARCHAR) AS n FROM {} WHERE batch_id = {}",
-                crate::lake::tables::BATCHES,
-                sql_text(&report.batch_id)
-            ))
-            .await?
-            .collect()
-            .await?;
-        if let Some(n) = rows_of(&batches)?
-            .first()
-            .and_then(|r| r.get("n"))
-            .and_then(|n| n.parse().ok())
-        {
-            rows = n;
-        }
-    }
-    if ctx.table_exist(PULLS)? {
-        let known = ctx
-            .sql(&format!(
-                "SELECT count(*) AS n FROM {PULLS} WHERE batch_id = {} AND coalesce(watermark_to, '') = {}",
-                sql_text(&report.batch_id),
-                sql_text(to.unwrap_or(""))
-            ))
-            .await?
-            .collect()
-            .await?;
-        if rows_of(&known)?
-            .first()
-            .and_then(|r| r.get("n"))
-            .is_some_and(|n| n != "0")
-        {
-            return Ok(());
-        }
-    }
+    let rows = if report.rows_read == 0 && ctx.table_exist(BATCHES)? {
+        scalar_i64(
+            &ctx,
+            &format!("SELECT rows_read FROM {BATCHES} WHERE batch_id = {batch_id}"),
+        )
+        .await?
+    } else {
+        report.rows_read as i64
+    };
     let text = |v: Option<&str>| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
     let row: Vec<ArrayRef> = vec![
         text(Some(source)),
