@@ -156,6 +156,13 @@ impl SourceSchema {
         }
         let mut names = HashSet::new();
         for field in &self.fields {
+            // Field names become column names in SQL the stages write.
+            if !is_column_name(&field.name) {
+                bail!(
+                    "field name '{}' must start with a lower-case letter and hold only lower-case letters, digits and _ (it names a lake column)",
+                    field.name
+                );
+            }
             if !names.insert(field.name.as_str()) {
                 bail!("field '{}' is defined twice", field.name);
             }
@@ -195,6 +202,7 @@ impl SourceSchema {
         Ok(())
     }
 
+    /// The field called `name`.
     pub fn field(&self, name: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.name == name)
     }
@@ -202,6 +210,15 @@ impl SourceSchema {
     pub fn field_with_role(&self, role: Role) -> Option<&Field> {
         self.fields.iter().find(|f| f.role == Some(role))
     }
+}
+
+/// A name usable as a lake column without quoting: a lower-case letter,
+/// then lower-case letters, digits and `_`.
+pub fn is_column_name(name: &str) -> bool {
+    name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Header text compared loosely: NFKC, no whitespace, ASCII lower-case, and
@@ -251,6 +268,17 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("money"), "{err:#}");
+        for bad in ["Name", "self paid", "a'b", "1st", ""] {
+            let err = SourceSchema::parse(&format!(
+                "name='x'\nkey='k'\n[[field]]\nname='k'\nheaders=['K']\n[[field]]\nname=\"{bad}\"\nheaders=['A']\n"
+            ))
+            .unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("field name '{bad}' must start")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -3,11 +3,13 @@
 //! UDFs, scoring is an expression and the best candidate is an aggregate
 //! (`best`).
 //!
-//! `comparisons` holds one type per comparison kind (its functions are in
+//! `settings` parses the settings file and `check` checks its SQL before any
+//! work; `comparisons` holds one type per comparison kind (its functions are in
 //! `crate::functions`); `prepare` builds the two sides; `plan` writes the SQL; `train` and
 //! `model` estimate and store parameters; `explain`, `review` and `eval`
 //! serve the people who check the result.
 
+pub mod check;
 pub mod comparisons;
 pub mod eval;
 pub mod explain;
@@ -112,6 +114,9 @@ pub(crate) async fn prepare_sides(
         let registry = crate::lake::schemas::pick(&recorded, schemas_dir, &settings.registry)?;
         prepare::source_view_sql(&ctx, &registry, true).await?
     };
+    // A typo in the settings stops here, naming the file and the key,
+    // before any pair is built.
+    check::against_sides(&ctx, &settings, source, &left, &right).await?;
     // Every blocking rule reads both sides: compute them once, to files
     // (see `scratch`), and the pairs one blocking rule at a time.
     // Counted on the tables (their metadata answers) before the sides

@@ -214,7 +214,7 @@ pub fn decision_sql(
         link = settings.link_threshold,
         review = settings.review_threshold,
         margin = settings.margin_bits,
-        requires = settings.link_requires,
+        requires = settings.requires_sql(),
     );
     // The best candidate is an aggregate: the person with the highest rank
     // (a clerk's "match" first, then weight; the smaller key on a tie), the

@@ -33,6 +33,40 @@ const STANDARD: &[&str] = &[
     "surname",
 ];
 
+/// A source field named like a standard column is refused unless it is the
+/// field that column is read from: otherwise the standard column would
+/// silently take its place (a source's own `surname` replaced by the first
+/// character of a person name it may not even have).
+fn refuse_shadowed_fields(schema: &SourceSchema) -> Result<()> {
+    for field in &schema.fields {
+        if !STANDARD.contains(&field.name.as_str()) {
+            continue;
+        }
+        let fills = match field.name.as_str() {
+            "record_key" => schema.key == field.name,
+            "name" => field.role == Some(Role::PersonName),
+            "id_number" => field.role == Some(Role::IdNumber),
+            "birth_date" => field.role == Some(Role::BirthDate),
+            "gender" => field.role == Some(Role::Gender),
+            "region_code" => field.role == Some(Role::RegionCode),
+            _ => false,
+        };
+        if !fills {
+            Err(crate::error::Error::settings(
+                format!("the schema of source '{}'", schema.name),
+                format!("field {}", field.name),
+                format!(
+                    "'{}' is a column the linker makes itself ({}); rename the field in the schema (for example to '{}_value') so that linkage settings can name it",
+                    field.name,
+                    STANDARD.join(", "),
+                    field.name
+                ),
+            ))?;
+        }
+    }
+    Ok(())
+}
+
 /// Columns derived from the name, shared by both sides.
 fn name_columns(name: &str) -> String {
     format!(
@@ -46,6 +80,7 @@ pub async fn source_view_sql(
     schema: &SourceSchema,
     registry: bool,
 ) -> Result<String> {
+    refuse_shadowed_fields(schema)?;
     let table = tables::staged(&schema.name);
     if !ctx.table_exist(table.as_str())? {
         bail!(

@@ -368,3 +368,93 @@ fn explain_and_review_loop() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
 }
+
+/// A typo in the linkage settings stops `link` before any work, naming the
+/// settings file and the key: here a blocking rule names a column the
+/// record side does not have. Nothing is written.
+#[test]
+fn a_settings_column_missing_from_one_side_is_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, lake) = generated_lake(&tmp, 200, &["health"]);
+    let shipped = std::fs::read_to_string(repo().join("pipelines/linkage.toml")).unwrap();
+    let settings = tmp.path().join("county_linkage.toml");
+    let rule = "\"l.name_key = r.name_key AND l.birth_date = r.birth_date\"";
+    assert!(shipped.contains(rule));
+    std::fs::write(
+        &settings,
+        shipped.replacen(
+            rule,
+            "\"l.name_key = r.name_key AND l.birth_day = r.birth_date\"",
+            1,
+        ),
+    )
+    .unwrap();
+    let out = run(bin()
+        .args(["link", "--lake", &lake, "--source", "health", "--settings"])
+        .arg(&settings));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(78),
+        "a configuration error: {stderr}"
+    );
+    assert!(
+        stderr.contains("county_linkage.toml: defaults.blocking[4]:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no column 'birth_day' on side l (the department record, source 'health')"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("settlement_id"),
+        "the side's columns are listed: {stderr}"
+    );
+    for table in ["link_health", "link_model"] {
+        assert!(
+            !std::path::Path::new(&lake).join(table).exists(),
+            "nothing linked, no model trained: {table}"
+        );
+    }
+}
+
+/// A source whose own column is named like a column the linker makes (the
+/// FEBRL data sets have their own `surname`) is refused with the field's
+/// name, instead of the linker's column silently taking its place.
+#[test]
+fn a_source_column_named_like_a_standard_one_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, lake) = generated_lake(&tmp, 100, &[]);
+    let schema = tmp.path().join("people.toml");
+    std::fs::write(
+        &schema,
+        r#"name = "people"
+key = "rec_id"
+
+[[field]]
+name = "rec_id"
+headers = ["rec_id"]
+required = true
+
+[[field]]
+name = "surname"
+headers = ["surname"]
+
+[[field]]
+name = "given_name"
+headers = ["given_name"]
+"#,
+    )
+    .unwrap();
+    let file = tmp.path().join("people.csv");
+    std::fs::write(&file, "rec_id,surname,given_name\nrec-1,smith,john\n").unwrap();
+    ingest_with_schema(&lake, "people", &schema, &file);
+    let out = run(bin().args(["link", "--lake", &lake, "--source", "people"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("the schema of source 'people': field surname:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("rename the field"), "{stderr}");
+}
