@@ -125,7 +125,7 @@ pub fn qualified(sql: &str, alias: &str) -> std::result::Result<String, String> 
 
 /// The columns of the scored pairs a `Levels` or `Decision` snippet may
 /// name.
-fn level_columns(settings: &Settings, scope: Scope) -> BTreeSet<String> {
+fn scored_pair_columns(settings: &Settings, scope: Scope) -> BTreeSet<String> {
     let mut allowed: BTreeSet<String> = settings
         .comparisons
         .iter()
@@ -151,25 +151,29 @@ fn level_columns(settings: &Settings, scope: Scope) -> BTreeSet<String> {
     allowed
 }
 
+/// The snippet parsed, or a bad-settings error naming its key.
+fn parsed(settings: &Settings, snippet: &Snippet) -> Result<Expr> {
+    Ok(parse(&snippet.sql).map_err(|e| {
+        settings.origin.error(
+            &snippet.key,
+            format!("'{}' is not a SQL condition: {e}", snippet.sql),
+        )
+    })?)
+}
+
 /// Check one snippet without the data: it parses, and names columns the
 /// way its place needs (`l.`/`r.` over a pair; known level columns over
 /// scored pairs).
 pub fn snippet(settings: &Settings, snippet: &Snippet) -> Result<()> {
     let origin = &settings.origin;
-    let expr = parse(&snippet.sql).map_err(|e| {
-        origin.error(
-            &snippet.key,
-            format!("'{}' is not a SQL condition: {e}", snippet.sql),
-        )
-    })?;
-    for column in columns(&expr) {
+    for column in columns(&parsed(settings, snippet)?) {
         let fault = match (snippet.scope, column.qualifier.as_deref()) {
             (Scope::Pair, Some("l" | "r")) => None,
             (Scope::Pair, _) => Some(format!(
                 "column '{column}' must be named as l.<column> (the department record) or r.<column> (the registry person)"
             )),
             (Scope::Levels, None) | (Scope::Decision, None | Some("b")) => {
-                let allowed = level_columns(settings, snippet.scope);
+                let allowed = scored_pair_columns(settings, snippet.scope);
                 (!allowed.contains(&column.column)).then(|| {
                     format!(
                         "no column '{column}' here; it may name {}",
@@ -245,10 +249,8 @@ pub async fn against_sides(
         levels.join(", ")
     );
     for snippet in settings.snippets() {
-        let expr = parse(&snippet.sql)
-            .map_err(|e| origin.error(&snippet.key, format!("does not parse: {e}")))?;
         if snippet.scope == Scope::Pair {
-            for column in columns(&expr) {
+            for column in columns(&parsed(settings, &snippet)?) {
                 let Some((alias, what, name, present)) = sides
                     .iter()
                     .find(|s| Some(s.0) == column.qualifier.as_deref())
