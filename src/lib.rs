@@ -8,8 +8,8 @@
 //!
 //! | layer | modules | owns |
 //! |---|---|---|
-//! | frontends | [`cli`], [`api`], [`sql_endpoint`] | parsing requests and arguments, printing and rendering |
-//! | service | [`serve`] | the long-running service: schedule, API, SQL endpoint, delivery loop, query runtime |
+//! | frontends | [`cli`], [`api`], [`sql_endpoint`], [`console`] | parsing requests and arguments, printing and rendering pages |
+//! | service | [`serve`] | the long-running service: schedule, API and console, SQL endpoint, delivery loop, query runtime |
 //! | jobs | [`pipeline`] | [`pipeline::run`] (the whole job, returning a report), the run lock, the `runs` table, verifications |
 //! | stages | [`ingest`], [`link`], [`warn`], [`deliver`] | one stage each; they return report structs and never print |
 //! | policy | [`access`] | roles, region scopes, masking, the read-only gate, login throttling, capacity limits, tokens, the audit log: the one way any frontend gets a session |
@@ -24,6 +24,7 @@ pub mod access;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod deliver;
 pub mod error;
 pub mod failpoint;

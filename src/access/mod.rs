@@ -9,6 +9,7 @@ pub mod limits;
 pub mod logins;
 pub mod read_only;
 pub mod tokens;
+pub mod users;
 pub mod views;
 
 use std::path::Path;

@@ -41,8 +41,22 @@ pub async fn timeline(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     params::query(raw.as_deref(), &[])?;
-    let household_id = params::household_id(&household_id)?;
-    match state.access.household(&p, &household_id).await? {
+    let (out, n) = household_timeline(&state, &p, &household_id).await?;
+    let mut response = Json(out).into_response();
+    response.extensions_mut().insert(Rows(n));
+    Ok(response)
+}
+
+/// A household's timeline as `p` may see it, and how many rows it holds:
+/// `household`, `members`, `records` (date order), `warnings`, `events`.
+/// The API's answer and the console's household page.
+pub async fn household_timeline(
+    state: &AppState,
+    p: &Principal,
+    household_id: &str,
+) -> ApiResult<(Value, usize)> {
+    let household_id = params::household_id(household_id)?;
+    match state.access.household(p, &household_id).await? {
         Visibility::Missing => {
             return Err(ApiError::not_found(format!(
                 "no household {household_id} on the roster"
@@ -56,7 +70,7 @@ pub async fn timeline(
         Visibility::Visible => {}
     }
     let id = sql_text(&household_id);
-    let ctx = state.access.session(&p, None).await?;
+    let ctx = state.access.session(p, None).await?;
     let batches = ctx
         .sql(&format!(
             "SELECT * FROM {ROSTER_HOUSEHOLD} WHERE household_id = {id}"
@@ -161,14 +175,12 @@ pub async fn timeline(
         events = events_of(&ctx, &ids).await?;
     }
     let n = members.len() + records.len() + warnings.len();
-    let mut response = Json(json!({
+    let out = json!({
         "household": object(household),
         "members": members,
         "records": records.into_iter().map(|(_, r)| r).collect::<Vec<_>>(),
         "warnings": warnings,
         "events": events,
-    }))
-    .into_response();
-    response.extensions_mut().insert(Rows(n));
-    Ok(response)
+    });
+    Ok((out, n))
 }

@@ -188,7 +188,7 @@ pub async fn list(
 
 /// One warning by id, as the caller may see it: 404 when there is no such
 /// warning, 403 when it is outside the caller's region.
-async fn load_one(
+pub async fn load_one(
     state: &AppState,
     ctx: &SessionContext,
     p: &Principal,
@@ -299,17 +299,41 @@ pub async fn verify(
 ) -> ApiResult<Response> {
     params::query(raw.as_deref(), &[])?;
     if !p.can_verify() {
-        return Err(ApiError::forbidden(format!(
-            "role {} may read but not post verification results",
-            p.role.name()
-        )));
+        return Err(forbidden_to_verify(&p));
     }
     let body: VerificationBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "body must be JSON {{\"visited_on\": \"2026-08-01\", \"outcome\": \"not_included\", \"reason\": \"…\", \"visited_by\": \"…\"}}: {e}"
         ))
     })?;
-    let visited = NaiveDate::parse_from_str(&body.visited_on, "%Y-%m-%d").map_err(|_| {
+    let row = record_verification(&state, &p, &warning_id, &body, "token").await?;
+    let mut response = Json(warning_json(&row)).into_response();
+    response.extensions_mut().insert(Rows(1));
+    Ok(response)
+}
+
+fn forbidden_to_verify(p: &Principal) -> ApiError {
+    ApiError::forbidden(format!(
+        "role {} may read but not post verification results",
+        p.role.name()
+    ))
+}
+
+/// Record a household visit's result on a warning `p` may see, and return
+/// the warning as it is now. The one way a verification comes in over HTTP:
+/// the API and the console both call it; `via` says how `p` logged in
+/// (`token`, `console user`), for the warning's history.
+pub async fn record_verification(
+    state: &AppState,
+    p: &Principal,
+    warning_id: &str,
+    body: &VerificationBody,
+    via: &str,
+) -> ApiResult<BTreeMap<String, String>> {
+    if !p.can_verify() {
+        return Err(forbidden_to_verify(p));
+    }
+    let visited = NaiveDate::parse_from_str(body.visited_on.trim(), "%Y-%m-%d").map_err(|_| {
         ApiError::bad_request(format!(
             "visited_on '{}' must be a date like 2026-08-01",
             body.visited_on
@@ -326,25 +350,22 @@ pub async fn verify(
         return Err(ApiError::bad_request("visited_by must name who visited"));
     }
     {
-        let ctx = state.access.session(&p, None).await?;
-        load_one(&state, &ctx, &p, &warning_id).await?;
+        let ctx = state.access.session(p, None).await?;
+        load_one(state, &ctx, p, warning_id).await?;
     }
     crate::pipeline::verify(
         state.lake(),
         &crate::warn::Verification {
-            warning_id: warning_id.clone(),
+            warning_id: warning_id.to_string(),
             outcome,
             reason: body.reason.trim().to_string(),
-            by: format!("{} (token {})", body.visited_by.trim(), p.name),
+            by: format!("{} ({via} {})", body.visited_by.trim(), p.name),
             visited: Some(visited),
         },
-        &format!("api verification by {}", p.name),
+        &format!("{via} verification by {}", p.name),
         std::time::Duration::from_secs(10),
     )
     .await?;
-    let ctx = state.access.session_fresh(&p).await?;
-    let row = load_one(&state, &ctx, &p, &warning_id).await?;
-    let mut response = Json(warning_json(&row)).into_response();
-    response.extensions_mut().insert(Rows(1));
-    Ok(response)
+    let ctx = state.access.session_fresh(p).await?;
+    load_one(state, &ctx, p, warning_id).await
 }

@@ -460,7 +460,7 @@ fn user(action: UserAction) -> Result<ExitCode> {
             std::io::stdin()
                 .read_line(&mut password)
                 .context("cannot read the password from standard input")?;
-            crate::sql_endpoint::users::add(
+            crate::access::users::add(
                 &users,
                 &name,
                 Role::parse(&role)?,

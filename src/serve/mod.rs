@@ -2,12 +2,13 @@
 //! the configuration and binds every listener (so tests can start it in
 //! process on port 0 and read the addresses); [`Service::run_until_stopped`]
 //! runs the pipeline on its schedule (`schedule`), serves the HTTP API
-//! (`crate::api`) and the PostgreSQL endpoint (`crate::sql_endpoint`), and
+//! (`crate::api`) with the console at `/ui` (`crate::console`) and the
+//! PostgreSQL endpoint (`crate::sql_endpoint`), and
 //! pushes warning changes (`crate::deliver`) until the shutdown future
 //! completes; a running stage finishes first.
 //!
-//! The service composes the frontends: `api` and `sql_endpoint` never
-//! import it.
+//! The service composes the frontends: `api`, `console` and
+//! `sql_endpoint` never import it.
 
 pub mod schedule;
 
@@ -52,6 +53,8 @@ pub struct Service {
     schedule: Schedule,
     api: tokio::net::TcpListener,
     sql: Option<(tokio::net::TcpListener, Arc<crate::sql_endpoint::Shared>)>,
+    /// Who may log in to the console: the SQL endpoint's users file.
+    users: Option<crate::access::users::Users>,
 }
 
 type Stopped = Shared<futures::future::BoxFuture<'static, ()>>;
@@ -99,6 +102,15 @@ impl Service {
             }
             None => None,
         };
+        let users = pipeline
+            .sql
+            .as_ref()
+            .map(|config| {
+                crate::access::users::Users::load(std::path::Path::new(
+                    &pipeline.resolve(&config.users),
+                ))
+            })
+            .transpose()?;
         Ok(Service {
             pipeline,
             lake,
@@ -106,6 +118,7 @@ impl Service {
             schedule,
             api,
             sql,
+            users,
         })
     }
 
@@ -136,6 +149,7 @@ impl Service {
             schedule,
             api,
             sql,
+            users,
         } = self;
         let stop = Arc::new(AtomicBool::new(false));
         let stopped: Stopped = {
@@ -156,7 +170,11 @@ impl Service {
         // keep the threads of this one.
         let queries = query_runtime()?;
         let state = crate::api::AppState::new(access).with_queries(queries.handle().clone());
-        let api = tokio::spawn(crate::api::serve(api, state, stopped.clone()));
+        let app = crate::api::router(state.clone()).nest(
+            "/ui",
+            crate::console::router(crate::console::Console::new(state, users)),
+        );
+        let api = tokio::spawn(crate::api::serve_router(api, app, stopped.clone()));
         let sql = sql.map(|(listener, shared)| {
             tokio::spawn(crate::sql_endpoint::serve(
                 listener,

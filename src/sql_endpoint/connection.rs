@@ -6,7 +6,7 @@
 //!   (53300), when TLS is required and missing, when the user name or the
 //!   address is locked after repeated failures (and slowed before that);
 //!   an unknown user goes through the same SCRAM exchange as a known one
-//!   (see `users`), a malformed SASL message closes the connection with an
+//!   (see `Accounts`), a malformed SASL message closes the connection with an
 //!   error, and every failed login is audited and logged.
 //! - A statement is on record before it runs: its `started` row is
 //!   committed first, and if that fails the statement is refused. Its
@@ -881,13 +881,33 @@ pub struct Connection {
     cancel: Arc<DefaultCancelHandler>,
 }
 
+/// The users file as pgwire's SCRAM password source.
+#[derive(Debug)]
+struct Accounts(crate::access::users::Users);
+
+#[async_trait]
+impl datafusion_postgres::pgwire::api::auth::AuthSource for Accounts {
+    async fn get_password(
+        &self,
+        login: &datafusion_postgres::pgwire::api::auth::LoginInfo,
+    ) -> datafusion_postgres::pgwire::error::PgWireResult<
+        datafusion_postgres::pgwire::api::auth::Password,
+    > {
+        let (salt, salted) = self.0.scram_credentials(login.user().unwrap_or_default());
+        Ok(datafusion_postgres::pgwire::api::auth::Password::new(
+            Some(salt),
+            salted,
+        ))
+    }
+}
+
 impl Connection {
     /// Handlers for one connection; `slot` is its place under the
     /// connection limit (None when the limit is reached: the login is
     /// refused with 53300).
     pub fn new(shared: Arc<Shared>, slot: Option<Slot>) -> Connection {
         let mut scram = datafusion_postgres::pgwire::api::auth::sasl::scram::ScramAuth::new(
-            Arc::new(shared.users.clone()),
+            Arc::new(Accounts(shared.users.clone())),
         );
         scram.set_iterations(datafusion_postgres::pgwire::api::auth::sasl::scram::SCRAM_ITERATIONS);
         let inner =

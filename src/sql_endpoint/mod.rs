@@ -3,11 +3,11 @@
 //! users file (SCRAM-SHA-256), see the lake through their role and region,
 //! can only read, and every statement is audited.
 //!
-//! `users` holds the accounts, `connection` the per-connection handlers
-//! built on datafusion-postgres.
+//! The accounts are `access::users`' (the console's too); `connection`
+//! holds the per-connection handlers built on datafusion-postgres, and the
+//! SCRAM password source over those accounts.
 
 pub mod connection;
-pub mod users;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use datafusion_postgres::pgwire::tokio::{TlsAcceptor, process_socket, tokio_rust
 
 use crate::access::Access;
 use crate::access::audit::AuditLog;
-use users::Users;
+use crate::access::users::Users;
 
 pub use crate::config::SqlConfig;
 

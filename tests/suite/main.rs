@@ -7,6 +7,8 @@
 mod common;
 
 mod api;
+mod browser;
+mod console;
 mod deliver;
 mod hostile;
 mod ingest;

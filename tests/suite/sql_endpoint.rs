@@ -34,7 +34,7 @@ pub(crate) struct Fixture {
     _tmp: tempfile::TempDir,
 }
 
-fn add_user(users: &Path, name: &str, role: &str, region: Option<&str>) {
+pub(crate) fn add_user(users: &Path, name: &str, role: &str, region: Option<&str>) {
     let mut cmd = bin();
     cmd.args(["user", "add", "--users"])
         .arg(users)

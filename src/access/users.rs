@@ -1,4 +1,5 @@
-//! The SQL endpoint's users (`users.toml`): name, role, region and a salted
+//! The people who log in with a password (`users.toml`), to the PostgreSQL
+//! endpoint and to the console alike: name, role, region and a salted
 //! SCRAM-SHA-256 password hash. `safetynet user add` writes entries; the
 //! cleartext password is never stored.
 //!
@@ -17,15 +18,12 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use async_trait::async_trait;
 use datafusion_postgres::pgwire::api::auth::sasl::scram::{SCRAM_ITERATIONS, gen_salted_password};
-use datafusion_postgres::pgwire::api::auth::{AuthSource, LoginInfo, Password};
-use datafusion_postgres::pgwire::error::PgWireResult;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::access::logins::hmac_sha256;
-use crate::access::{Principal, Role};
+use super::logins::hmac_sha256;
+use super::{Principal, Role};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -144,6 +142,43 @@ impl Users {
             .find(|a| a.principal.name == name)
             .map(|a| a.principal.clone())
     }
+
+    /// The SCRAM salt and salted password of `name`, for a login over the
+    /// PostgreSQL protocol. A user name that does not exist gets the same
+    /// exchange as one that does: a salt that is the same at every attempt
+    /// (derived from the server's secret and the name, so it cannot be told
+    /// from a real one) and a salted password no password produces. The
+    /// login then fails at the proof, with the same error as a wrong
+    /// password: nobody can learn which names exist.
+    pub fn scram_credentials(&self, name: &str) -> (Vec<u8>, Vec<u8>) {
+        match self.accounts.iter().find(|a| a.principal.name == name) {
+            Some(a) => (a.salt.clone(), a.salted_password.clone()),
+            None => {
+                let salt = hmac_sha256(&self.secret, format!("salt:{name}").as_bytes());
+                let salted = hmac_sha256(&self.secret, format!("password:{name}").as_bytes());
+                (salt[..16].to_vec(), salted.to_vec())
+            }
+        }
+    }
+
+    /// Who logs in with this name and password (the console's form), or
+    /// None. An unknown name costs the same key derivation as a known one
+    /// and the comparison takes the same time whatever matches, so the
+    /// answer's timing does not tell which names exist.
+    pub fn check_password(&self, name: &str, password: &str) -> Option<Principal> {
+        let (salt, salted) = self.scram_credentials(name);
+        let offered = gen_salted_password(password, &salt, SCRAM_ITERATIONS);
+        let same = offered.len() == salted.len()
+            && offered
+                .iter()
+                .zip(&salted)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !same {
+            return None;
+        }
+        self.principal(name)
+    }
 }
 
 /// Add or replace a user in the file (created if missing).
@@ -181,30 +216,6 @@ pub fn add(
     Ok(())
 }
 
-/// A user name that does not exist gets the same SCRAM exchange as one
-/// that does: a salt that is the same at every attempt (derived from the
-/// server's secret and the name, so it cannot be told from a real one)
-/// and a salted password no password produces. The login then fails at
-/// the proof, with the same error as a wrong password: nobody can learn
-/// which names exist.
-#[async_trait]
-impl AuthSource for Users {
-    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
-        let name = login.user().unwrap_or_default();
-        match self.accounts.iter().find(|a| a.principal.name == name) {
-            Some(a) => Ok(Password::new(
-                Some(a.salt.clone()),
-                a.salted_password.clone(),
-            )),
-            None => {
-                let salt = hmac_sha256(&self.secret, format!("salt:{name}").as_bytes());
-                let salted = hmac_sha256(&self.secret, format!("password:{name}").as_bytes());
-                Ok(Password::new(Some(salt[..16].to_vec()), salted.to_vec()))
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +230,32 @@ mod tests {
         );
         assert_ne!(h, hash_password("correct horse"), "salted");
         assert!(parse_hash("u", "correct horse").is_err());
+    }
+
+    #[test]
+    fn a_password_is_checked_against_the_stored_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        add(
+            &path,
+            "clerk",
+            Role::Verifier,
+            Some("522322"),
+            "correct horse",
+        )
+        .unwrap();
+        let users = Users::load(&path).unwrap();
+        let p = users.check_password("clerk", "correct horse").unwrap();
+        assert_eq!(
+            (p.role, p.region.as_deref()),
+            (Role::Verifier, Some("522322"))
+        );
+        assert!(users.check_password("clerk", "correct horse ").is_none());
+        assert!(users.check_password("nobody", "correct horse").is_none());
+        // An unknown name gets the same-looking salt every time.
+        assert_eq!(
+            users.scram_credentials("nobody"),
+            users.scram_credentials("nobody")
+        );
     }
 }

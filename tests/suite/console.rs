@@ -1,0 +1,367 @@
+//! The web console in a real browser (headless Chromium through
+//! chromedriver): logging in, drilling down from province to village,
+//! recording a visit (then reading `warning_events`), a township user
+//! refused another township's warning by URL, a form without its CSRF
+//! token refused, a phone-sized screen. Wrong passwords and their delay
+//! are checked over plain HTTP.
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::browser::Browser;
+use crate::common::*;
+use crate::sql_endpoint::{PASSWORD, Server, add_user, start};
+use serde_json::json;
+
+struct Fixture {
+    /// The SQL endpoint tests' lake, copied: visits recorded here change
+    /// nobody else's data.
+    source_lake: String,
+    /// A warning, its township, and a warning of another township.
+    warning: String,
+    township: String,
+    village: String,
+    elsewhere: String,
+    elsewhere_township: String,
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let lake = crate::sql_endpoint::fixture().lake.clone();
+        let rows = sql(
+            &lake,
+            "SELECT min(warning_id), township_code, min(village_code) FROM warnings
+             WHERE status = 'open' GROUP BY township_code ORDER BY count(*) DESC, township_code LIMIT 2",
+        );
+        assert_eq!(rows.len(), 2, "two townships with open warnings: {rows:?}");
+        let first = sql(
+            &lake,
+            &format!(
+                "SELECT min(warning_id) FROM warnings WHERE status = 'open' AND village_code = '{}'",
+                rows[0][2]
+            ),
+        );
+        Fixture {
+            source_lake: lake,
+            warning: first[0][0].clone(),
+            township: rows[0][1].clone(),
+            village: rows[0][2].clone(),
+            elsewhere: rows[1][0].clone(),
+            elsewhere_township: rows[1][1].clone(),
+        }
+    })
+}
+
+/// A service of its own over a copy of the lake, with an admin and a
+/// verifier of the fixture's township: (service, base URL, lake).
+fn serve(tmp: &Path) -> (Server, String, String) {
+    let f = fixture();
+    let lake = tmp.join("lake");
+    copy_dir(Path::new(&f.source_lake), &lake);
+    let users = tmp.join("users.toml");
+    add_user(&users, "admin", "admin", None);
+    add_user(&users, "town", "verifier", Some(&f.township));
+    let file = tmp.join("console.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"console\"\nlake = \"{}\"\nschemas = \"{}\"\n[[source]]\nname = \"roster\"\ninputs = []\n\
+             [sql]\nlisten = \"127.0.0.1:0\"\nusers = \"{}\"\n",
+            lake.display(),
+            repo().join("schemas").display(),
+            users.display()
+        ),
+    )
+    .unwrap();
+    let server = start(&file).expect("serve starts");
+    let base = format!("http://127.0.0.1:{}", server.api_port);
+    (server, base, lake.display().to_string())
+}
+
+fn log_in(b: &Browser, base: &str, user: &str) {
+    b.go(&format!("{base}/ui/login"));
+    b.type_into("#user", user);
+    b.type_into("#password", PASSWORD);
+    b.click("#login");
+    b.wait_for_text("退出");
+}
+
+/// The page does not scroll sideways: what the user reads fits the
+/// window (a wide table scrolls inside itself). On failure, names the
+/// elements that stick out.
+fn assert_fits(b: &Browser, what: &str) {
+    let wide = b.script(
+        "if (document.documentElement.scrollWidth <= window.innerWidth + 1) return [];
+         return [...document.querySelectorAll('body *')]
+           .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+           .slice(0, 8).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right));",
+        json!([]),
+    );
+    assert_eq!(wide, json!([]), "{what} is wider than the window");
+}
+
+#[test]
+fn a_clerk_logs_in_drills_down_to_a_village_and_records_a_visit() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, base, lake) = serve(tmp.path());
+    let b = Browser::start(1280, 800);
+
+    // A page asked for before logging in comes back after the login.
+    b.go(&format!("{base}/ui/warnings/{}", f.warning));
+    assert!(b.url().contains("/ui/login?next="), "{}", b.url());
+    b.wait_for_text("用户名");
+    b.screenshot("login");
+    b.type_into("#user", "admin");
+    b.type_into("#password", PASSWORD);
+    b.click("#login");
+    b.wait_for_text(&f.warning);
+
+    // Province, prefecture, county, township, village: one click each.
+    b.go(&format!("{base}/ui/warnings"));
+    b.wait_for_text("按状态和风险类型计数");
+    for len in [2, 4, 6, 9, 12] {
+        let code = &f.village[..len];
+        if len == 6 {
+            b.screenshot("warnings-by-place");
+        }
+        b.click(&format!(
+            "table.counts a[href=\"/ui/warnings?place={code}\"]"
+        ));
+        b.wait_for_text(code);
+    }
+    b.wait_for_text("本村预警");
+    assert_fits(&b, "the village's warnings");
+    b.screenshot("village");
+    b.click(&format!("a[href=\"/ui/warnings/{}\"]", f.warning));
+    b.wait_for_text("记录入户核实结果");
+    b.wait_for_text("证据");
+    assert_fits(&b, "the warning page");
+    b.screenshot("warning");
+
+    b.click("#outcome option[value=\"not_included\"]");
+    b.type_into("#reason", "家中有稳定务工收入");
+    b.click("#record-visit");
+    b.wait_for_text("核实结果已记录");
+    let page = b.wait_for_text("已核实");
+    assert!(page.contains("不纳入"), "{page}");
+
+    let events = sql(
+        &lake,
+        &format!(
+            "SELECT event, actor FROM warning_events WHERE warning_id = '{}' AND event = 'verified'",
+            f.warning
+        ),
+    );
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0][1].contains("console user admin"), "{events:?}");
+    let state = sql(
+        &lake,
+        &format!(
+            "SELECT status, outcome FROM warnings WHERE warning_id = '{}'",
+            f.warning
+        ),
+    );
+    assert_eq!(
+        state,
+        vec![vec!["verified".to_string(), "not_included".to_string()]]
+    );
+    // Every page and the visit are on record, under the console's name.
+    let audited = count(
+        &lake,
+        "SELECT count(*) FROM audit_log WHERE interface = 'console' AND user_name = 'admin'
+           AND request LIKE 'POST /ui/warnings/%/verification' AND outcome = 'ok'",
+    );
+    assert_eq!(audited, 1);
+
+    b.go(&format!("{base}/ui/runs"));
+    b.wait_for_text("最近的运行");
+    assert_fits(&b, "the runs page");
+    b.screenshot("runs");
+    // English on request.
+    b.click("a.lang");
+    b.wait_for_text("Recent runs, stage by stage");
+}
+
+#[test]
+fn a_township_user_sees_only_their_township_whatever_the_url() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, base, _lake) = serve(tmp.path());
+    let b = Browser::start(1280, 800);
+    log_in(&b, &base, "town");
+
+    // The drill-down starts at the township, however high one asks.
+    let page = b.wait_for_text(&f.village);
+    assert!(!page.contains(&f.elsewhere_township), "{page}");
+    b.go(&format!("{base}/ui/warnings?place={}", &f.township[..6]));
+    let page = b.wait_for_text(&f.village);
+    assert!(!page.contains(&f.elsewhere_township), "{page}");
+
+    for url in [
+        format!("{base}/ui/warnings/{}", f.elsewhere),
+        format!("{base}/ui/warnings?place={}", f.elsewhere_township),
+    ] {
+        b.go(&url);
+        let text = b.wait_for_text("无权查看");
+        assert!(!text.contains("证据"), "{url}: {text}");
+    }
+    b.go(&format!("{base}/ui/warnings/{}", f.warning));
+    b.wait_for_text("证据");
+}
+
+#[test]
+fn a_form_without_its_csrf_token_or_from_another_site_is_refused() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, base, lake) = serve(tmp.path());
+    let b = Browser::start(1280, 800);
+    log_in(&b, &base, "admin");
+    b.go(&format!("{base}/ui/warnings/{}", f.warning));
+    b.wait_for_text("记录入户核实结果");
+    // The form, sent without its token.
+    b.script(
+        "document.querySelector('section.verify input[name=_csrf]').remove();
+         document.querySelector('section.verify form').submit();",
+        json!([]),
+    );
+    b.wait_for_text("CSRF");
+    // And from a script that sends the session cookie but not the token.
+    let status = b.script(
+        "const r = new XMLHttpRequest();
+         r.open('POST', '/ui/logout', false);
+         r.setRequestHeader('content-type', 'application/x-www-form-urlencoded');
+         r.send('');
+         return r.status;",
+        json!([]),
+    );
+    assert_eq!(status, 403);
+    let verified = count(
+        &lake,
+        &format!(
+            "SELECT count(*) FROM warning_events WHERE warning_id = '{}' AND event = 'verified'",
+            f.warning
+        ),
+    );
+    assert_eq!(verified, 0);
+
+    // Another site's page posting with a stolen token is refused on its
+    // Origin (the cookie would not even be sent: SameSite=Strict).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{base}/ui/login"))
+            .header("origin", "https://evil.example")
+            .form(&[("_csrf", "x"), ("user", "admin"), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 403);
+}
+
+#[test]
+fn wrong_passwords_are_refused_and_slowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, base, lake) = serve(tmp.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let attempt = |password: &str| {
+        rt.block_on(async {
+            let form = http.get(format!("{base}/ui/login")).send().await.unwrap();
+            let cookie = form
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find(|v| v.starts_with("sn_login="))
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_string();
+            let token = cookie.trim_start_matches("sn_login=").to_string();
+            let started = Instant::now();
+            let r = http
+                .post(format!("{base}/ui/login"))
+                .header("cookie", cookie)
+                .form(&[
+                    ("_csrf", token.as_str()),
+                    ("user", "admin"),
+                    ("password", password),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let session = r
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.starts_with("sn_session="));
+            let text = r.text().await.unwrap();
+            (status, session, text, started.elapsed())
+        })
+    };
+    for _ in 0..3 {
+        let (status, session, text, _) = attempt("not-the-password");
+        assert_eq!(status, 401);
+        assert!(!session && text.contains("用户名或密码错误"), "{text}");
+    }
+    // From the fourth failure on, each attempt waits first.
+    let (status, _, _, took) = attempt("still-not-it");
+    assert_eq!(status, 401);
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    let (status, session, _, _) = attempt(PASSWORD);
+    assert_eq!((status, session), (303, true));
+    let failures = count(
+        &lake,
+        "SELECT count(*) FROM audit_log WHERE interface = 'console' AND user_name = 'admin'
+           AND request = 'POST /ui/login' AND outcome = 'error'",
+    );
+    assert_eq!(failures, 4);
+}
+
+#[test]
+fn the_console_fits_a_phone_and_every_field_has_a_label() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, base, _lake) = serve(tmp.path());
+    let b = Browser::start(390, 844);
+    log_in(&b, &base, "town");
+    assert_eq!(b.script("return window.innerWidth;", json!([])), 390);
+    b.go(&format!("{base}/ui/warnings/{}", f.warning));
+    b.wait_for_text("记录入户核实结果");
+    assert_fits(&b, "the warning page on a phone");
+    let labelled = b.script(
+        "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+           .filter(e => !(e.labels && e.labels.length)).map(e => e.name);",
+        json!([]),
+    );
+    assert_eq!(labelled, json!([]), "fields without a label");
+    b.screenshot("phone-warning");
+    b.go(&format!("{base}/ui/warnings?place={}", f.township));
+    b.wait_for_text("按状态和风险类型计数");
+    assert_fits(&b, "the places page on a phone");
+    b.screenshot("phone-places");
+}
