@@ -6,6 +6,7 @@
 //! - `login`: the login and logout forms and the language switch;
 //! - `warnings`: warnings by place, one warning with its evidence, the
 //!   household's assessment and history, and recording a visit;
+//! - `review`: the review queue, decided with the keyboard;
 //! - `runs`: the run history, stage by stage;
 //! - `page`: the frame every page shares, the two languages, error pages.
 //!
@@ -19,6 +20,7 @@
 
 pub mod login;
 pub mod page;
+pub mod review;
 pub mod runs;
 pub mod session;
 pub mod warnings;
@@ -54,6 +56,8 @@ pub struct Console {
     /// Who may log in; None when the pipeline file names no users file.
     pub users: Option<Arc<Users>>,
     pub sessions: Arc<Sessions>,
+    /// The linkage settings and schemas the review queue reads.
+    pub review: Option<Arc<review::ReviewSetup>>,
 }
 
 impl Console {
@@ -62,7 +66,14 @@ impl Console {
             app,
             users: users.map(Arc::new),
             sessions: Arc::default(),
+            review: None,
         }
+    }
+
+    /// The same console with a review queue over these settings.
+    pub fn with_review(mut self, setup: review::ReviewSetup) -> Console {
+        self.review = Some(Arc::new(setup));
+        self
     }
 }
 
@@ -80,6 +91,8 @@ pub fn router(console: Console) -> Router {
             "/warnings/{warning_id}/verification",
             post(warnings::verify),
         )
+        .route("/review", get(review::queue))
+        .route("/review/decision", post(review::decide))
         .route("/runs", get(runs::history))
         .fallback(|| async {
             crate::api::error::ApiError::not_found("no such page (页面不存在)")

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
-use crate::access::Principal;
+use crate::access::{Principal, Role};
 
 /// The console's language: Chinese unless the user chose English.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,6 +74,9 @@ pub fn word(lang: Lang, text: &str) -> String {
         "released" => "放出",
         "updated" => "证据更新",
         "reopened" => "重新打开",
+        "match" => "是同一人",
+        "no_match" => "不是同一人",
+        "undone" => "已撤销",
         "add" => "加",
         "ok" => "成功",
         "failed" => "失败",
@@ -86,10 +89,12 @@ pub fn word(lang: Lang, text: &str) -> String {
     }
 }
 
-/// One navigation entry: path, Chinese and English label.
-const NAV: &[(&str, &str, &str)] = &[
-    ("/ui/warnings", "预警", "Warnings"),
-    ("/ui/runs", "运行记录", "Runs"),
+/// One navigation entry: path, Chinese and English label, and whether only
+/// the roles that decide links see it.
+const NAV: &[(&str, &str, &str, bool)] = &[
+    ("/ui/warnings", "预警", "Warnings", false),
+    ("/ui/review", "人工复核", "Review", true),
+    ("/ui/runs", "运行记录", "Runs", false),
 ];
 
 /// Who is looking, for the frame.
@@ -118,8 +123,9 @@ pub fn page(lang: Lang, title: &str, path: &str, viewer: Option<&Viewer>, body: 
                     a class="brand" href="/ui/warnings" { (lang.t("防返贫监测", "Return-to-poverty monitoring")) }
                     @if let Some(v) = viewer {
                         nav aria-label=(lang.t("主菜单", "Main")) {
-                            @for (href, zh, en) in NAV {
-                                @if path.starts_with(href) {
+                            @for (href, zh, en, reviewers) in NAV {
+                                @if *reviewers && !matches!(v.principal.role, Role::Admin | Role::Analyst) {
+                                } @else if path.starts_with(href) {
                                     a href=(href) aria-current="page" { (lang.t(zh, en)) }
                                 } @else {
                                     a href=(href) { (lang.t(zh, en)) }

@@ -72,32 +72,9 @@ pub async fn export(
     writer.write_record(EXPORT_COLUMNS)?;
     let mut rows = 0;
     for source in sources {
-        let table = link_table(source);
-        if !ctx.table_exist(table.as_str())? {
+        let Some(sql) = band_sql(&ctx, &recorded, schemas_dir, settings_file, source).await? else {
             continue;
-        }
-        let settings = settings_file.for_source(source)?;
-        let schema = crate::lake::schemas::pick(&recorded, schemas_dir, source)?;
-        let left = prepare::source_view_sql(&ctx, &schema, false).await?;
-        let right = if settings.registry == ROSTER_SOURCE {
-            prepare::roster_view_sql()
-        } else {
-            let registry = crate::lake::schemas::pick(&recorded, schemas_dir, &settings.registry)?;
-            prepare::source_view_sql(&ctx, &registry, true).await?
         };
-        let key = schema.key.replace('"', "\"\"");
-        let sql = format!(
-            "SELECT '{source}', l.record_key, k.person_id, k.household_id,
-                    CAST(round(k.match_weight, 2) AS VARCHAR), CAST(round(k.match_probability, 4) AS VARCHAR),
-                    l.name, r.name, l.id_number, r.id_number,
-                    CAST(l.birth_date AS VARCHAR), CAST(r.birth_date AS VARCHAR),
-                    l.gender, r.gender, l.region_code, r.region_code
-             FROM {table} k
-             JOIN ({left}) l ON CAST(k.\"{key}\" AS VARCHAR) = l.record_key
-             LEFT JOIN ({right}) r ON k.person_id = r.person_id
-             WHERE k.status = 'review'
-             ORDER BY l.record_key"
-        );
         for batch in ctx.sql(&sql).await?.collect().await? {
             let columns: Vec<Vec<Option<String>>> = batch
                 .columns()
@@ -117,6 +94,50 @@ pub async fn export(
     }
     writer.flush()?;
     Ok(rows)
+}
+
+/// SQL of `source`'s review band in `ctx`: one row per record in the band,
+/// beside its best candidate, with the columns of [`EXPORT_COLUMNS`] up to
+/// `roster_region`, by record key. None when the source was never linked.
+/// In a caller's session (`access`) the names and numbers come masked, as
+/// the views show them.
+pub async fn band_sql(
+    ctx: &datafusion::prelude::SessionContext,
+    recorded: &std::collections::BTreeMap<String, crate::config::SourceSchema>,
+    schemas_dir: &Path,
+    settings_file: &SettingsFile,
+    source: &str,
+) -> Result<Option<String>> {
+    let table = link_table(source);
+    if !ctx.table_exist(table.as_str())? {
+        return Ok(None);
+    }
+    let settings = settings_file.for_source(source)?;
+    let schema = crate::lake::schemas::pick(recorded, schemas_dir, source)?;
+    let left = prepare::source_view_sql(ctx, &schema, false).await?;
+    let right = if settings.registry == ROSTER_SOURCE {
+        prepare::roster_view_sql()
+    } else {
+        let registry = crate::lake::schemas::pick(recorded, schemas_dir, &settings.registry)?;
+        prepare::source_view_sql(ctx, &registry, true).await?
+    };
+    let key = schema.key.replace('"', "\"\"");
+    let quoted = crate::lake::query::sql_text(source);
+    Ok(Some(format!(
+        "SELECT {quoted} AS source, l.record_key, k.person_id, k.household_id,
+                CAST(round(k.match_weight, 2) AS VARCHAR) AS match_weight,
+                CAST(round(k.match_probability, 4) AS VARCHAR) AS match_probability,
+                l.name AS record_name, r.name AS roster_name,
+                l.id_number AS record_id_number, r.id_number AS roster_id_number,
+                CAST(l.birth_date AS VARCHAR) AS record_birth_date, CAST(r.birth_date AS VARCHAR) AS roster_birth_date,
+                l.gender AS record_gender, r.gender AS roster_gender,
+                l.region_code AS record_region, r.region_code AS roster_region
+         FROM {table} k
+         JOIN ({left}) l ON CAST(k.\"{key}\" AS VARCHAR) = l.record_key
+         LEFT JOIN ({right}) r ON k.person_id = r.person_id
+         WHERE k.status = 'review'
+         ORDER BY l.record_key"
+    )))
 }
 
 /// What an import stored.
@@ -197,26 +218,72 @@ pub async fn import(lake: &Lake, file: &Path) -> Result<ImportReport> {
             optional(note),
         ]);
     }
-    if rows.is_empty() {
-        return Ok(report);
+    let decisions: Vec<Decision> = rows
+        .into_iter()
+        .map(
+            |[source, record, person, decision, reviewer, note]| Decision {
+                source: source.unwrap_or_default(),
+                record_key: record.unwrap_or_default(),
+                person_id: person.unwrap_or_default(),
+                decision: decision.unwrap_or_default(),
+                reviewer,
+                note,
+            },
+        )
+        .collect();
+    self::record(lake, &decisions, &file.display().to_string()).await?;
+    Ok(report)
+}
+
+/// A clerk's decision on one record and candidate.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub source: String,
+    pub record_key: String,
+    pub person_id: String,
+    /// `match`, `no_match`, or `undone` (a decision taken back: the pair
+    /// is decided by the model again).
+    pub decision: String,
+    pub reviewer: Option<String>,
+    pub note: Option<String>,
+}
+
+/// The decisions a clerk may record.
+pub const DECISIONS: &[&str] = &["match", "no_match", "undone"];
+
+/// Append decisions to `review_decisions`, all from `file` (the imported
+/// file, or `console`). The latest decision on a pair is the one a link
+/// run follows.
+pub async fn record(lake: &Lake, decisions: &[Decision], file: &str) -> Result<()> {
+    if decisions.is_empty() {
+        return Ok(());
     }
-    let n = rows.len();
-    let column_of = |i: usize| -> ArrayRef {
+    if let Some(d) = decisions
+        .iter()
+        .find(|d| !DECISIONS.contains(&d.decision.as_str()))
+    {
+        bail!(
+            "decision '{}' is not one of {}",
+            d.decision,
+            DECISIONS.join(", ")
+        );
+    }
+    let n = decisions.len();
+    let text = |f: &dyn Fn(&Decision) -> Option<String>| -> ArrayRef {
         Arc::new(StringArray::from(
-            rows.iter().map(|r| r[i].clone()).collect::<Vec<_>>(),
+            decisions.iter().map(f).collect::<Vec<_>>(),
         ))
     };
-    let file_name = file.display().to_string();
     let batch = RecordBatch::try_new(
         decisions_schema(),
         vec![
-            column_of(0),
-            column_of(1),
-            column_of(2),
-            column_of(3),
-            column_of(4),
-            column_of(5),
-            Arc::new(StringArray::from(vec![file_name.as_str(); n])),
+            text(&|d| Some(d.source.clone())),
+            text(&|d| Some(d.record_key.clone())),
+            text(&|d| Some(d.person_id.clone())),
+            text(&|d| Some(d.decision.clone())),
+            text(&|d| d.reviewer.clone()),
+            text(&|d| d.note.clone()),
+            Arc::new(StringArray::from(vec![file; n])),
             Arc::new(
                 TimestampMicrosecondArray::from(vec![Utc::now().timestamp_micros(); n])
                     .with_timezone("UTC"),
@@ -225,5 +292,5 @@ pub async fn import(lake: &Lake, file: &Path) -> Result<ImportReport> {
     )?;
     lake.append(REVIEW_DECISIONS, &decisions_schema(), vec![batch])
         .await?;
-    Ok(report)
+    Ok(())
 }

@@ -172,7 +172,12 @@ impl Service {
         let state = crate::api::AppState::new(access).with_queries(queries.handle().clone());
         let app = crate::api::router(state.clone()).nest(
             "/ui",
-            crate::console::router(crate::console::Console::new(state, users)),
+            crate::console::router(crate::console::Console::new(state, users).with_review(
+                crate::console::review::ReviewSetup {
+                    schemas_dir: pipeline.schemas_dir(),
+                    linkage: pipeline.linkage_path(),
+                },
+            )),
         );
         let api = tokio::spawn(crate::api::serve_router(api, app, stopped.clone()));
         let sql = sql.map(|(listener, shared)| {

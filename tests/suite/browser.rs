@@ -212,6 +212,20 @@ impl Browser {
         );
     }
 
+    /// Press keys on whatever has the focus, one at a time.
+    pub fn press(&self, keys: &str) {
+        let mut actions = Vec::new();
+        for c in keys.chars() {
+            actions.push(json!({"type": "keyDown", "value": c.to_string()}));
+            actions.push(json!({"type": "keyUp", "value": c.to_string()}));
+        }
+        self.call(
+            "POST",
+            "/actions",
+            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})),
+        );
+    }
+
     /// Wait until the page's text contains `needle` (pages load after a
     /// click), or panic with the page.
     pub fn wait_for_text(&self, needle: &str) -> String {

@@ -79,10 +79,12 @@ fn serve(tmp: &Path) -> (Server, String, String) {
     std::fs::write(
         &file,
         format!(
-            "name = \"console\"\nlake = \"{}\"\nschemas = \"{}\"\n[[source]]\nname = \"roster\"\ninputs = []\n\
+            "name = \"console\"\nlake = \"{}\"\nschemas = \"{}\"\nlinkage = \"{}\"\n\
+             [[source]]\nname = \"roster\"\ninputs = []\n\
              [sql]\nlisten = \"127.0.0.1:0\"\nusers = \"{}\"\n",
             lake.display(),
             repo().join("schemas").display(),
+            repo().join("pipelines/linkage.toml").display(),
             users.display()
         ),
     )
@@ -364,4 +366,116 @@ fn the_console_fits_a_phone_and_every_field_has_a_label() {
     b.wait_for_text("按状态和风险类型计数");
     assert_fits(&b, "the places page on a phone");
     b.screenshot("phone-places");
+}
+
+#[test]
+fn a_clerk_decides_review_items_with_the_keyboard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, base, lake) = serve(tmp.path());
+    // The source with the most records in the review band.
+    let (source, band) = ["health", "civil_affairs", "education", "social_insurance"]
+        .iter()
+        .map(|s| {
+            let n = count(
+                &lake,
+                &format!("SELECT count(*) FROM link_{s} WHERE status = 'review'"),
+            );
+            (s.to_string(), n)
+        })
+        .max_by_key(|(_, n)| *n)
+        .unwrap();
+    assert!(band >= 4, "the fixture has {band} records to review");
+
+    let b = Browser::start(1280, 800);
+    log_in(&b, &base, "admin");
+    b.go(&format!("{base}/ui/review"));
+    b.wait_for_text("各来源待复核的记录");
+    b.go(&format!("{base}/ui/review?source={source}"));
+    b.wait_for_text("本页已决定 0");
+    assert!(b.text().contains("匹配概率"));
+    b.find("svg.waterfall");
+    b.screenshot("review");
+    let items = b.script(
+        "return [...document.querySelectorAll('article.item')].map(a => [a.dataset.record, a.dataset.person]);",
+        json!([]),
+    );
+    let pair = |i: usize| {
+        (
+            items[i][0].as_str().unwrap().to_string(),
+            items[i][1].as_str().unwrap().to_string(),
+        )
+    };
+
+    // y, n; skip the third; y on the fourth, undo it, then n.
+    b.press("y");
+    b.wait_for_text("本页已决定 1");
+    b.press("n");
+    b.wait_for_text("本页已决定 2");
+    b.press("s");
+    b.type_into("#note-3", "出生日期不同");
+    b.click("#item-3 h2");
+    b.press("y");
+    b.wait_for_text("本页已决定 3");
+    b.press("u");
+    b.wait_for_text("本页已决定 2");
+    b.press("n");
+    b.wait_for_text("本页已决定 3");
+
+    let rows = sql(
+        &lake,
+        &format!(
+            "SELECT record_key, person_id, decision, reviewer, file, coalesce(note, '') FROM review_decisions
+             WHERE source = '{source}' ORDER BY decided_at, decision"
+        ),
+    );
+    let (first, second, third, fourth) = (pair(0), pair(1), pair(2), pair(3));
+    let decisions: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| (r[0].clone(), r[1].clone(), r[2].clone()))
+        .collect();
+    let with = |p: &(String, String), d: &str| (p.0.clone(), p.1.clone(), d.to_string());
+    assert_eq!(
+        decisions,
+        vec![
+            with(&first, "match"),
+            with(&second, "no_match"),
+            with(&fourth, "match"),
+            with(&fourth, "undone"),
+            with(&fourth, "no_match"),
+        ]
+    );
+    assert!(
+        !decisions
+            .iter()
+            .any(|d| (d.0.clone(), d.1.clone()) == third)
+    );
+    assert!(
+        rows.iter().all(|r| r[3] == "admin" && r[4] == "console"),
+        "{rows:?}"
+    );
+    assert_eq!(rows[2][5], "出生日期不同");
+
+    // What is decided leaves the queue.
+    b.go(&format!("{base}/ui/review?source={source}"));
+    let text = b.wait_for_text("本页已决定 0");
+    assert!(text.contains(&format!("剩余 {}", band - 3)), "{text}");
+
+    // Blind: no model figures.
+    b.go(&format!("{base}/ui/review?source={source}&blind=1"));
+    let text = b.wait_for_text("盲评");
+    assert!(!text.contains("匹配概率"), "{text}");
+    let waterfalls = b.script(
+        "return document.querySelectorAll('svg.waterfall').length;",
+        json!([]),
+    );
+    assert_eq!(waterfalls, 0);
+    b.screenshot("review-blind");
+
+    // A verifier decides no links.
+    b.click("form[action=\"/ui/logout\"] button");
+    b.wait_for_text("密码");
+    log_in(&b, &base, "town");
+    assert!(!b.text().contains("人工复核"));
+    b.go(&format!("{base}/ui/review?source={source}"));
+    b.wait_for_text("无权查看");
 }
