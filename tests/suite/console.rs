@@ -478,4 +478,25 @@ fn a_clerk_decides_review_items_with_the_keyboard() {
     assert!(!b.text().contains("人工复核"));
     b.go(&format!("{base}/ui/review?source={source}"));
     b.wait_for_text("无权查看");
+
+    // The next link run follows the latest decisions: the match links,
+    // the no-match (the fourth, after its match was undone) does not.
+    ok(bin().args(["link", "--lake", &lake, "--source", &source]));
+    let key = safetynet::config::SourceSchema::load(&repo().join(format!("schemas/{source}.toml")))
+        .unwrap()
+        .key;
+    let linked_to = |p: &(String, String)| {
+        sql(
+            &lake,
+            &format!(
+                "SELECT coalesce(person_id, '-'), status FROM link_{source} WHERE CAST({key} AS VARCHAR) = '{}'",
+                p.0
+            ),
+        )
+    };
+    assert_eq!(linked_to(&first), vec![vec![first.1.clone(), "linked".to_string()]]);
+    for no in [&second, &fourth] {
+        let now = linked_to(no);
+        assert_ne!(now[0][0], no.1, "{no:?} is still linked to the rejected candidate: {now:?}");
+    }
 }
