@@ -7,6 +7,7 @@
 //! - `warnings`: warnings by place, one warning with its evidence, the
 //!   household's assessment and history, and recording a visit;
 //! - `review`: the review queue, decided with the keyboard;
+//! - `linkage`: linkage quality per source, the model's parameters, trends;
 //! - `runs`: the run history, stage by stage;
 //! - `page`: the frame every page shares, the two languages, error pages.
 //!
@@ -18,6 +19,7 @@
 //! scoped as in the SQL endpoint and the API, and a visit is recorded by
 //! the API's own function: the console has no access rules of its own.
 
+pub mod linkage;
 pub mod login;
 pub mod page;
 pub mod review;
@@ -93,6 +95,7 @@ pub fn router(console: Console) -> Router {
         )
         .route("/review", get(review::queue))
         .route("/review/decision", post(review::decide))
+        .route("/linkage", get(linkage::quality))
         .route("/runs", get(runs::history))
         .fallback(|| async {
             crate::api::error::ApiError::not_found("no such page (页面不存在)")

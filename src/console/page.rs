@@ -4,6 +4,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+
 use maud::{DOCTYPE, Markup, html};
 
 use crate::access::{Principal, Role};
@@ -94,6 +96,7 @@ pub fn word(lang: Lang, text: &str) -> String {
 const NAV: &[(&str, &str, &str, bool)] = &[
     ("/ui/warnings", "预警", "Warnings", false),
     ("/ui/review", "人工复核", "Review", true),
+    ("/ui/linkage", "匹配质量", "Linkage", false),
     ("/ui/runs", "运行记录", "Runs", false),
 ];
 
@@ -161,6 +164,35 @@ fn role_label(lang: Lang, p: &Principal) -> String {
     match &p.region {
         Some(r) => format!("{role} {r}"),
         None => role.to_string(),
+    }
+}
+
+/// A table of `rows` with these columns (key, Chinese, English, numeric).
+pub fn table(
+    lang: Lang,
+    caption: &str,
+    rows: &[BTreeMap<String, String>],
+    columns: &[(&str, &str, &str, bool)],
+) -> Markup {
+    html! {
+        table class="list" {
+            caption { (caption) }
+            thead { tr { @for (_, zh, en, num) in columns {
+                th scope="col" class=[num.then_some("num")] { (lang.t(zh, en)) }
+            } } }
+            tbody {
+                @for r in rows {
+                    tr { @for (key, _, _, num) in columns {
+                        @let v = r.get(*key).cloned().unwrap_or_default();
+                        @if *key == "status" {
+                            td { span class={ "status " (v) } { (word(lang, &v)) } }
+                        } @else {
+                            td class=[num.then_some("num")] { (v) }
+                        }
+                    } }
+                }
+            }
+        }
     }
 }
 

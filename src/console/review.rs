@@ -72,7 +72,7 @@ fn source_name(text: &str) -> ApiResult<String> {
 }
 
 /// Sources that have been linked, as the caller's session shows them.
-fn linked_sources(ctx: &SessionContext) -> Vec<String> {
+pub(super) fn linked_sources(ctx: &SessionContext) -> Vec<String> {
     ctx.catalog("datafusion")
         .and_then(|c| c.schema("public"))
         .map(|s| s.table_names())

@@ -10,10 +10,10 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use datafusion::prelude::SessionContext;
-use maud::{Markup, html};
+use maud::html;
 
 use super::Console;
-use super::page::{self, Lang, Viewer, word};
+use super::page::{self, Lang, Viewer};
 use super::session::Session;
 use crate::api::auth::Rows;
 use crate::api::error::ApiResult;
@@ -36,35 +36,6 @@ async fn rows(
     }
     let batches = ctx.sql(sql).await?.collect().await?;
     Ok(rows_of(&batches)?)
-}
-
-/// A table of `rows` with these columns (key, Chinese, English, numeric).
-fn table(
-    lang: Lang,
-    caption: &str,
-    rows: &[BTreeMap<String, String>],
-    columns: &[(&str, &str, &str, bool)],
-) -> Markup {
-    html! {
-        table class="list" {
-            caption { (caption) }
-            thead { tr { @for (_, zh, en, num) in columns {
-                th scope="col" class=[num.then_some("num")] { (lang.t(zh, en)) }
-            } } }
-            tbody {
-                @for r in rows {
-                    tr { @for (key, _, _, num) in columns {
-                        @let v = r.get(*key).cloned().unwrap_or_default();
-                        @if *key == "status" {
-                            td { span class={ "status " (v) } { (word(lang, &v)) } }
-                        } @else {
-                            td class=[num.then_some("num")] { (v) }
-                        }
-                    } }
-                }
-            }
-        }
-    }
 }
 
 /// GET /ui/runs
@@ -132,7 +103,7 @@ pub async fn history(
         @if runs.is_empty() {
             p { (lang.t("还没有运行记录。", "No runs yet.")) }
         } @else {
-            (table(lang, lang.t("最近的运行（按阶段）", "Recent runs, stage by stage"), &runs, &[
+            (page::table(lang, lang.t("最近的运行（按阶段）", "Recent runs, stage by stage"), &runs, &[
                 ("run_id", "运行编号", "Run", false),
                 ("stage", "阶段", "Stage", false),
                 ("status", "状态", "Status", false),
@@ -148,7 +119,7 @@ pub async fn history(
             ]))
         }
         @if !files.is_empty() {
-            (table(lang, lang.t("最近导入的文件", "Files ingested lately"), &files, &[
+            (page::table(lang, lang.t("最近导入的文件", "Files ingested lately"), &files, &[
                 ("source", "来源", "Source", false),
                 ("file_name", "文件", "File", false),
                 ("format", "格式", "Format", false),
@@ -160,7 +131,7 @@ pub async fn history(
             ]))
         }
         @if !reasons.is_empty() {
-            (table(lang, lang.t("隔离原因（每个原因一例）", "Why rows were quarantined, one example each"), &reasons, &[
+            (page::table(lang, lang.t("隔离原因（每个原因一例）", "Why rows were quarantined, one example each"), &reasons, &[
                 ("source", "来源", "Source", false),
                 ("reasons", "原因", "Reasons", false),
                 ("n", "行数", "Rows", true),

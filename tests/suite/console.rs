@@ -194,6 +194,27 @@ fn a_clerk_logs_in_drills_down_to_a_village_and_records_a_visit() {
     b.wait_for_text("最近的运行");
     assert_fits(&b, "the runs page");
     b.screenshot("runs");
+    // Linkage quality: the counts are the link tables', the histogram is drawn.
+    b.go(&format!("{base}/ui/linkage?source=health"));
+    let text = b.wait_for_text("各来源关联结果");
+    let linked = count(
+        &lake,
+        "SELECT count(*) FROM link_health WHERE status = 'linked'",
+    );
+    let row = b.script(
+        "return [...document.querySelectorAll('table.list tbody tr')]
+           .map(r => [...r.cells].map(c => c.innerText.trim()))
+           .find(cells => cells[0] === 'health');",
+        json!([]),
+    );
+    assert_eq!(row[1], linked.to_string(), "{text}");
+    b.find("svg.histogram line.threshold");
+    assert!(text.contains("m（同一人时的概率）"), "{text}");
+    assert_fits(&b, "the linkage page");
+    b.screenshot("linkage");
+    b.go(&format!("{base}/ui/runs"));
+    b.wait_for_text("最近的运行");
+
     // English on request.
     b.click("a.lang");
     b.wait_for_text("Recent runs, stage by stage");
@@ -494,9 +515,15 @@ fn a_clerk_decides_review_items_with_the_keyboard() {
             ),
         )
     };
-    assert_eq!(linked_to(&first), vec![vec![first.1.clone(), "linked".to_string()]]);
+    assert_eq!(
+        linked_to(&first),
+        vec![vec![first.1.clone(), "linked".to_string()]]
+    );
     for no in [&second, &fourth] {
         let now = linked_to(no);
-        assert_ne!(now[0][0], no.1, "{no:?} is still linked to the rejected candidate: {now:?}");
+        assert_ne!(
+            now[0][0], no.1,
+            "{no:?} is still linked to the rejected candidate: {now:?}"
+        );
     }
 }
