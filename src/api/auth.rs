@@ -87,6 +87,44 @@ fn bearer(request: &Request) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))
 }
 
+/// The audit record of an answered request: who and in what role (`-`
+/// when nobody was authenticated), from where, what, the status, the rows the handler
+/// reported ([`Rows`]) and the error it gave ([`ErrorText`]). For every
+/// HTTP frontend (the API, the console).
+pub fn audit_entry(
+    response: &Response,
+    interface: &'static str,
+    who: Option<(&str, &str)>,
+    client: String,
+    request: String,
+    started: Instant,
+) -> Entry {
+    let status = response.status();
+    Entry {
+        at: Utc::now(),
+        interface,
+        user: who.map_or("-", |w| w.0).to_string(),
+        role: who.map_or("-", |w| w.1).to_string(),
+        client,
+        request,
+        code: i32::from(status.as_u16()),
+        rows: response
+            .extensions()
+            .get::<Rows>()
+            .map_or(0, |r| r.0 as i64),
+        outcome: if status.is_success() || status.is_redirection() {
+            Outcome::Ok
+        } else {
+            Outcome::Error
+        },
+        error: response
+            .extensions()
+            .get::<ErrorText>()
+            .map(|e| e.0.clone()),
+        millis: started.elapsed().as_millis() as i64,
+    }
+}
+
 /// Check the token, run the handler with the caller's [`Principal`], and
 /// put the call on record before answering. If the audit log cannot be
 /// written, the caller gets 503 instead of the data.
@@ -124,30 +162,14 @@ pub async fn authenticate_and_audit(
         }
         Err(e) => (e.into_response(), None),
     };
-    let status = response.status();
-    let entry = Entry {
-        at: Utc::now(),
-        interface: "api",
-        user: who.as_ref().map_or_else(|| "-".into(), |p| p.name.clone()),
-        role: who.as_ref().map_or("-", |p| p.role.name()).to_string(),
+    let entry = audit_entry(
+        &response,
+        "api",
+        who.as_ref().map(|p| (p.name.as_str(), p.role.name())),
         client,
-        request: what,
-        code: i32::from(status.as_u16()),
-        rows: response
-            .extensions()
-            .get::<Rows>()
-            .map_or(0, |r| r.0 as i64),
-        outcome: if status.is_success() {
-            Outcome::Ok
-        } else {
-            Outcome::Error
-        },
-        error: response
-            .extensions()
-            .get::<ErrorText>()
-            .map(|e| e.0.clone()),
-        millis: started.elapsed().as_millis() as i64,
-    };
+        what,
+        started,
+    );
     match state.audit.record(entry).await {
         Ok(()) => response,
         Err(e) => {

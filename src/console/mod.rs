@@ -38,9 +38,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use chrono::Utc;
 
-use crate::access::audit::{Entry, Outcome};
 use crate::access::users::Users;
 use crate::api::AppState;
 use crate::api::error::ErrorText;
@@ -199,38 +197,13 @@ pub async fn guard(State(console): State<Console>, request: Request, next: Next)
     if path.starts_with("/ui/assets/") {
         return response;
     }
-    let status = response.status();
-    let (user, role) = match (&found, response.extensions().get::<Attempt>()) {
-        (Some(s), _) => (
-            s.principal.name.clone(),
-            s.principal.role.name().to_string(),
-        ),
-        (None, Some(a)) => (a.0.clone(), "-".to_string()),
-        (None, None) => ("-".to_string(), "-".to_string()),
+    // A login names the user it tried, with no role yet.
+    let who = match (&found, response.extensions().get::<Attempt>()) {
+        (Some(s), _) => Some((s.principal.name.as_str(), s.principal.role.name())),
+        (None, Some(a)) => Some((a.0.as_str(), "-")),
+        (None, None) => None,
     };
-    let entry = Entry {
-        at: Utc::now(),
-        interface: "console",
-        user,
-        role,
-        client,
-        request: what,
-        code: i32::from(status.as_u16()),
-        rows: response
-            .extensions()
-            .get::<crate::api::auth::Rows>()
-            .map_or(0, |r| r.0 as i64),
-        outcome: if status.is_success() || status.is_redirection() {
-            Outcome::Ok
-        } else {
-            Outcome::Error
-        },
-        error: response
-            .extensions()
-            .get::<ErrorText>()
-            .map(|e| e.0.clone()),
-        millis: started.elapsed().as_millis() as i64,
-    };
+    let entry = crate::api::auth::audit_entry(&response, "console", who, client, what, started);
     match console.app.audit.record(entry).await {
         Ok(()) => response,
         Err(e) => page::error(

@@ -568,6 +568,20 @@ pub async fn one(
             ("detail", "说明", "Detail"),
             ("actor", "操作人", "By"),
         ]))
+        (json_table(lang, lang.t("家庭成员（名册）", "Members (roster)"), &timeline["members"], &[
+            ("name", "姓名", "Name"),
+            ("relation", "与户主关系", "Relation"),
+            ("gender", "性别", "Gender"),
+            ("birth_date", "出生日期", "Birth date"),
+            ("id_number", "身份证号", "ID number"),
+        ]))
+        (json_table(lang, lang.t("本户全部预警", "All of the household's warnings"), &timeline["warnings"], &[
+            ("warning_id", "预警编号", "Warning"),
+            ("risk_type", "风险类型", "Risk type"),
+            ("period", "期间", "Period"),
+            ("status", "状态", "Status"),
+            ("first_seen", "首次发现", "First seen"),
+        ]))
         (json_table(lang, lang.t("家庭时间线：部门记录", "The household's timeline: department records"), &timeline["records"], &[
             ("date", "日期", "Date"),
             ("source", "来源", "Source"),

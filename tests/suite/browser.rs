@@ -33,6 +33,23 @@ pub struct Browser {
     _driver: Driver,
 }
 
+/// Send a WebDriver command; the whole answer, errors included.
+fn send(
+    rt: &tokio::runtime::Runtime,
+    http: &reqwest::Client,
+    method: &str,
+    url: &str,
+    body: Option<Value>,
+) -> Value {
+    rt.block_on(async {
+        let mut request = http.request(method.parse().unwrap(), url);
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        request.send().await.unwrap().json().await.unwrap()
+    })
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -105,16 +122,13 @@ impl Browser {
             "browserName": "chrome",
             "goog:chromeOptions": chrome,
         }}});
-        let answer: Value = rt.block_on(async {
-            http.post(format!("{base}/session"))
-                .json(&capabilities)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap()
-        });
+        let answer = send(
+            &rt,
+            &http,
+            "POST",
+            &format!("{base}/session"),
+            Some(capabilities),
+        );
         let id = answer["value"]["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no browser session: {answer}"))
@@ -129,13 +143,7 @@ impl Browser {
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let url = format!("{}{path}", self.session);
-        let answer: Value = self.rt.block_on(async {
-            let mut request = self.http.request(method.parse().unwrap(), &url);
-            if let Some(b) = body {
-                request = request.json(&b);
-            }
-            request.send().await.unwrap().json().await.unwrap()
-        });
+        let answer = send(&self.rt, &self.http, method, &url, body);
         if let Some(error) = answer["value"]["error"].as_str() {
             panic!(
                 "WebDriver {method} {path}: {error}: {}",
@@ -176,17 +184,13 @@ impl Browser {
     /// The first element matching `css`, or a panic naming it and the page.
     pub fn find(&self, css: &str) -> String {
         let url = format!("{}/element", self.session);
-        let answer: Value = self.rt.block_on(async {
-            self.http
-                .post(&url)
-                .json(&json!({"using": "css selector", "value": css}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap()
-        });
+        let answer = send(
+            &self.rt,
+            &self.http,
+            "POST",
+            &url,
+            Some(json!({"using": "css selector", "value": css})),
+        );
         match answer["value"][ELEMENT].as_str() {
             Some(id) => id.to_string(),
             None => panic!(

@@ -310,19 +310,7 @@ fn wrong_passwords_are_refused_and_slowed() {
         .unwrap();
     let attempt = |password: &str| {
         rt.block_on(async {
-            let form = http.get(format!("{base}/ui/login")).send().await.unwrap();
-            let cookie = form
-                .headers()
-                .get_all("set-cookie")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find(|v| v.starts_with("sn_login="))
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .to_string();
-            let token = cookie.trim_start_matches("sn_login=").to_string();
+            let (cookie, token) = login_form(&http, &base).await;
             let started = Instant::now();
             let r = http
                 .post(format!("{base}/ui/login"))
@@ -336,12 +324,7 @@ fn wrong_passwords_are_refused_and_slowed() {
                 .await
                 .unwrap();
             let status = r.status().as_u16();
-            let session = r
-                .headers()
-                .get_all("set-cookie")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .any(|v| v.starts_with("sn_session="));
+            let session = set_cookie(&r, "sn_session").is_some();
             let text = r.text().await.unwrap();
             (status, session, text, started.elapsed())
         })
@@ -526,4 +509,180 @@ fn a_clerk_decides_review_items_with_the_keyboard() {
             "{no:?} is still linked to the rejected candidate: {now:?}"
         );
     }
+}
+
+/// The `sn_login` cookie and CSRF token of a fresh login form.
+async fn login_form(http: &reqwest::Client, base: &str) -> (String, String) {
+    let form = http.get(format!("{base}/ui/login")).send().await.unwrap();
+    let cookie = set_cookie(&form, "sn_login").expect("the login form sets sn_login");
+    let token = cookie.trim_start_matches("sn_login=").to_string();
+    (cookie, token)
+}
+
+/// `name=value` of a cookie the answer sets.
+fn set_cookie(answer: &reqwest::Response, name: &str) -> Option<String> {
+    answer
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap_or_default().to_string())
+}
+
+/// Log in over plain HTTP: the session cookie and the session's CSRF token.
+async fn http_login(http: &reqwest::Client, base: &str, user: &str) -> (String, String) {
+    let (cookie, token) = login_form(http, base).await;
+    let answer = http
+        .post(format!("{base}/ui/login"))
+        .header("cookie", cookie)
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("user", user),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let session = set_cookie(&answer, "sn_session").expect("logged in");
+    let page = http
+        .get(format!("{base}/ui/warnings"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a form with the session's CSRF token")
+        .to_string();
+    (session, csrf)
+}
+
+#[test]
+fn hostile_input_gets_a_clear_refusal_and_is_shown_as_text() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, base, lake) = serve(tmp.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (session, csrf) = http_login(&http, &base, "admin").await;
+        let get = |path: String| {
+            let (http, session) = (http.clone(), session.clone());
+            async move {
+                let r = http
+                    .get(path)
+                    .header("cookie", session)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let html = r
+                    .headers()
+                    .get("content-type")
+                    .is_some_and(|v| v.to_str().unwrap_or_default().starts_with("text/html"));
+                let csp = r.headers().contains_key("content-security-policy");
+                (status, html && csp, r.text().await.unwrap())
+            }
+        };
+        let post = |path: String, form: Vec<(&'static str, String)>| {
+            let (http, session) = (http.clone(), session.clone());
+            async move {
+                let r = http
+                    .post(path)
+                    .header("cookie", session)
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+        for (path, want, says) in [
+            (format!("{base}/ui/warnings?place=abc"), 400, "place 'abc'"),
+            (
+                format!("{base}/ui/warnings?place=4512240012"),
+                400,
+                "2, 4, 6, 9 or 12 digits",
+            ),
+            (format!("{base}/ui/warnings?evil=1"), 400, "evil"),
+            (format!("{base}/ui/warnings?status=gone"), 400, "status"),
+            (
+                format!("{base}/ui/warnings/W'%20OR%20'1'='1"),
+                400,
+                "not a warning id",
+            ),
+            (
+                format!("{base}/ui/warnings/W0000000000000000"),
+                404,
+                "no warning",
+            ),
+            (
+                format!("{base}/ui/review?source=health'--"),
+                400,
+                "not a source name",
+            ),
+            (
+                format!("{base}/ui/linkage?source=nothing"),
+                404,
+                "has not been linked",
+            ),
+            (format!("{base}/ui/nowhere"), 404, "页面不存在"),
+        ] {
+            let (status, html, text) = get(path.clone()).await;
+            assert_eq!(status, want, "{path}: {text}");
+            assert!(html, "{path}: not an HTML page with its security headers");
+            assert!(text.contains(says), "{path}: no '{says}' in {text}");
+        }
+
+        // A verification in the future is refused and changes nothing.
+        let verify = format!("{base}/ui/warnings/{}/verification", f.warning);
+        let form = |visited: &str, reason: &str| {
+            vec![
+                ("_csrf", csrf.clone()),
+                ("visited_on", visited.to_string()),
+                ("outcome", "not_included".to_string()),
+                ("reason", reason.to_string()),
+                ("visited_by", "张三".to_string()),
+            ]
+        };
+        let (status, text) = post(verify.clone(), form("2999-01-01", "")).await;
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains("in the future"), "{text}");
+        // A reason that is markup is kept as text, never run as a script.
+        let (status, text) = post(verify, form("2026-11-21", "<script>alert(1)</script>")).await;
+        assert_eq!(status, 303, "{text}");
+        let (_, _, page) = get(format!("{base}/ui/warnings/{}", f.warning)).await;
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{page}"
+        );
+        assert!(!page.contains("<script>alert(1)"), "{page}");
+
+        // A form larger than the console takes.
+        let (status, _) = post(
+            format!("{base}/ui/review/decision"),
+            vec![("_csrf", csrf.clone()), ("note", "长".repeat(40_000))],
+        )
+        .await;
+        assert_eq!(status, 413);
+    });
+    assert_eq!(
+        count(
+            &lake,
+            &format!(
+                "SELECT count(*) FROM warning_events WHERE warning_id = '{}' AND event = 'verified'",
+                f.warning
+            ),
+        ),
+        1
+    );
 }
