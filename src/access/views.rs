@@ -47,6 +47,7 @@ const BOOKKEEPING: &[&str] = &[
     "roster_version",
     crate::lake::schemas::SOURCE_SCHEMAS,
     crate::lake::tables::PULLS,
+    crate::lake::tables::LINK_HISTORY,
 ];
 
 /// What masked free text shows.

@@ -211,6 +211,7 @@ pub fn print_link_reports(reports: &[LinkReport]) {
         "linked 关联",
         "review 待核",
         "unlinked 未关联",
+        "expected precision 模型估计准确率",
         "model 模型",
         "seconds 秒",
     ]);
@@ -219,9 +220,12 @@ pub fn print_link_reports(reports: &[LinkReport]) {
             r.source.clone(),
             r.records.to_string(),
             r.candidate_pairs.to_string(),
-            r.linked.to_string(),
-            r.review.to_string(),
-            r.unlinked.to_string(),
+            r.quality.linked.to_string(),
+            r.quality.review.to_string(),
+            r.quality.unlinked.to_string(),
+            r.quality
+                .expected_precision
+                .map_or("-".to_string(), |p| format!("{:.2}%", 100.0 * p)),
             format!(
                 "v{}{}",
                 r.model_version,

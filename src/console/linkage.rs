@@ -2,8 +2,8 @@
 //! were linked, sent to review or left unlinked, with the model's own
 //! estimate of precision and of the matches it left unlinked; the
 //! match-weight histogram with the link and review thresholds marked; m
-//! and u per comparison level of the model in use; and the link stage of
-//! recent runs, for trends.
+//! and u per comparison level of the model in use; and the source's last
+//! link runs from `link_history`, for trends.
 //!
 //! The estimates are the model's: the mean match probability of the linked
 //! records is the precision the model expects, right only as far as its
@@ -25,7 +25,7 @@ use crate::api::auth::Rows;
 use crate::api::error::ApiResult;
 use crate::api::params;
 use crate::lake::query::{rows_of, sql_text};
-use crate::lake::tables::link_table;
+use crate::lake::tables::{LINK_HISTORY, link_table};
 use crate::link::settings::SettingsFile;
 
 async fn rows(ctx: &SessionContext, sql: &str) -> ApiResult<Vec<BTreeMap<String, String>>> {
@@ -95,24 +95,24 @@ pub async fn quality(
     let sources = super::review::linked_sources(&ctx);
     let mut summary = Vec::new();
     for source in &sources {
-        for mut r in rows(
-            &ctx,
-            &format!(
-                "SELECT CAST(count(*) FILTER (WHERE status = 'linked') AS VARCHAR) AS linked,
-                        CAST(count(*) FILTER (WHERE status = 'review') AS VARCHAR) AS review,
-                        CAST(count(*) FILTER (WHERE status = 'unlinked') AS VARCHAR) AS unlinked,
-                        CAST(round(100.0 * avg(match_probability) FILTER (WHERE status = 'linked'), 2) AS VARCHAR) AS expected_precision,
-                        CAST(round(sum(1.0 - match_probability) FILTER (WHERE status = 'linked'), 1) AS VARCHAR) AS expected_false,
-                        CAST(round(sum(coalesce(match_probability, 0)) FILTER (WHERE status <> 'linked'), 1) AS VARCHAR) AS expected_missed
-                 FROM {}",
-                link_table(source)
+        let q = crate::link::history::measure(&ctx, source).await?;
+        let row: BTreeMap<String, String> = [
+            ("source", source.clone()),
+            ("linked", q.linked.to_string()),
+            ("review", q.review.to_string()),
+            ("unlinked", q.unlinked.to_string()),
+            (
+                "expected_precision",
+                q.expected_precision
+                    .map_or("-".into(), |p| format!("{:.2}", 100.0 * p)),
             ),
-        )
-        .await?
-        {
-            r.insert("source".into(), source.clone());
-            summary.push(r);
-        }
+            ("expected_false", format!("{:.1}", q.expected_wrong_links)),
+            ("expected_missed", format!("{:.1}", q.expected_not_linked)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        summary.push(row);
     }
     let chosen = match q.get("source").filter(|s| !s.is_empty()) {
         Some(s) if sources.contains(s) => Some(s.clone()),
@@ -199,18 +199,26 @@ pub async fn quality(
             }
         };
     }
-    let trend = if ctx.table_exist("runs")? {
-        rows(
-            &ctx,
-            "SELECT run_id, CAST(date_trunc('second', started_at) AS VARCHAR) AS started,
-                    CAST(rows_in AS VARCHAR) AS rows_in, CAST(linked AS VARCHAR) AS linked,
-                    CAST(review AS VARCHAR) AS review, CAST(unlinked AS VARCHAR) AS unlinked,
-                    CAST(round(100.0 * linked / nullif(linked + review + unlinked, 0), 1) AS VARCHAR) AS linked_share
-             FROM runs WHERE stage = 'link' AND status = 'ok' ORDER BY started_at DESC LIMIT 20",
-        )
-        .await?
-    } else {
-        Vec::new()
+    let trend = match &chosen {
+        Some(source) if ctx.table_exist(LINK_HISTORY)? => {
+            rows(
+                &ctx,
+                &format!(
+                    "SELECT CAST(date_trunc('second', linked_at) AS VARCHAR) AS at,
+                            'v' || CAST(model_version AS VARCHAR) || CASE WHEN trained THEN ' *' ELSE '' END AS model,
+                            CAST(records AS VARCHAR) AS records, CAST(linked AS VARCHAR) AS linked,
+                            CAST(review AS VARCHAR) AS review, CAST(unlinked AS VARCHAR) AS unlinked,
+                            CAST(round(100.0 * expected_precision, 2) AS VARCHAR) AS expected_precision,
+                            CAST(round(expected_wrong_links, 1) AS VARCHAR) AS expected_false,
+                            CAST(round(seconds, 1) AS VARCHAR) AS seconds
+                     FROM {LINK_HISTORY} WHERE source = {}
+                     ORDER BY linked_at DESC LIMIT 20",
+                    sql_text(source)
+                ),
+            )
+            .await?
+        }
+        _ => Vec::new(),
     };
     let title = lang.t("匹配质量", "Linkage quality");
     let body = html! {
@@ -234,14 +242,16 @@ pub async fn quality(
             (detail)
         }
         @if !trend.is_empty() {
-            (page::table(lang, lang.t("最近运行的关联阶段（所有来源合计）", "The link stage of recent runs, all sources"), &trend, &[
-                ("run_id", "运行编号", "Run", false),
-                ("started", "开始时间 (UTC)", "Started (UTC)", false),
-                ("rows_in", "记录数", "Records", true),
+            (page::table(lang, &format!("{} · {}", chosen.as_deref().unwrap_or_default(), lang.t("最近 20 次关联（* 为重新训练的模型）", "the last 20 link runs (* a newly trained model)")), &trend, &[
+                ("at", "时间 (UTC)", "At (UTC)", false),
+                ("model", "模型", "Model", false),
+                ("records", "记录数", "Records", true),
                 ("linked", "已关联", "Linked", true),
                 ("review", "待复核", "Review", true),
                 ("unlinked", "未关联", "Unlinked", true),
-                ("linked_share", "关联比例 %", "Linked %", true),
+                ("expected_precision", "模型估计的准确率 %", "Expected precision %", true),
+                ("expected_false", "模型估计的错误关联", "Expected wrong links", true),
+                ("seconds", "用时（秒）", "Seconds", true),
             ]))
         }
     };

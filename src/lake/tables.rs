@@ -11,6 +11,9 @@ pub const ROSTER_HOUSEHOLD: &str = "roster_household";
 pub const ROSTER_SOURCE: &str = "roster";
 /// One row per committed pulled batch (see `ingest::pull`).
 pub const PULLS: &str = "pulls";
+/// One row per source per link run: counts and the model's own estimates
+/// of its quality (see `link::history`).
+pub const LINK_HISTORY: &str = "link_history";
 
 pub fn staged(source: &str) -> String {
     format!("staged_{source}")
@@ -19,6 +22,14 @@ pub fn staged(source: &str) -> String {
 /// `link_<source>`: the link of every record of a source.
 pub fn link_table(source: &str) -> String {
     format!("link_{source}")
+}
+
+/// The source of a `link_<source>` table, or None for any other table
+/// (`link_model` and `link_history` are the linker's bookkeeping).
+pub fn source_of_link_table(table: &str) -> Option<&str> {
+    table
+        .strip_prefix("link_")
+        .filter(|_| table != "link_model" && table != LINK_HISTORY)
 }
 
 pub fn quarantine(source: &str) -> String {
@@ -63,4 +74,17 @@ pub fn quarantine_schema() -> SchemaRef {
         Field::new("reasons", DataType::Utf8, false),
         Field::new("failed_fields", DataType::Utf8, false),
     ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_linkers_bookkeeping_is_not_a_source() {
+        assert_eq!(source_of_link_table(&link_table("health")), Some("health"));
+        assert_eq!(source_of_link_table("link_model"), None);
+        assert_eq!(source_of_link_table(LINK_HISTORY), None);
+        assert_eq!(source_of_link_table("staged_health"), None);
+    }
 }

@@ -6,13 +6,15 @@
 //! `settings` parses the settings file and `check` checks its SQL before any
 //! work; `comparisons` holds one type per comparison kind (its functions are in
 //! `crate::functions`); `prepare` builds the two sides; `plan` writes the SQL; `train` and
-//! `model` estimate and store parameters; `explain`, `review` and `eval`
-//! serve the people who check the result.
+//! `model` estimate and store parameters; `history` keeps each run's counts
+//! and the model's own estimate of its quality; `explain`, `review` and
+//! `eval` serve the people who check the result.
 
 pub mod check;
 pub mod comparisons;
 pub mod eval;
 pub mod explain;
+pub mod history;
 pub mod model;
 pub mod plan;
 pub mod prepare;
@@ -41,9 +43,8 @@ pub struct LinkReport {
     pub source: String,
     pub records: i64,
     pub candidate_pairs: i64,
-    pub linked: i64,
-    pub review: i64,
-    pub unlinked: i64,
+    /// Linked, review and unlinked, and the model's own estimates.
+    pub quality: history::Quality,
     pub model_version: i64,
     pub trained: bool,
     pub seconds: f64,
@@ -259,18 +260,17 @@ pub async fn link_source(
     lake.overwrite_with_plan(ctx, &table, plan).await?;
 
     let ctx = lake.session().await?;
-    let status = |s: &'static str| format!("SELECT count(*) FROM {table} WHERE status = '{s}'");
-    Ok(LinkReport {
+    let report = LinkReport {
         source: source.to_string(),
         records: *records,
         candidate_pairs,
-        linked: scalar_i64(&ctx, &status("linked")).await?,
-        review: scalar_i64(&ctx, &status("review")).await?,
-        unlinked: scalar_i64(&ctx, &status("unlinked")).await?,
+        quality: history::measure(&ctx, source).await?,
         model_version: model.version,
         trained,
         seconds: started.elapsed().as_secs_f64(),
-    })
+    };
+    history::record(lake, &report).await?;
+    Ok(report)
 }
 
 /// True when `link_<source>` is missing or older than the newest committed

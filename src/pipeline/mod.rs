@@ -288,9 +288,9 @@ async fn link_stage(
     let mut counts = StageCounts::default();
     for r in &report.links {
         counts.rows_in += r.records;
-        counts.linked += r.linked;
-        counts.review += r.review;
-        counts.unlinked += r.unlinked;
+        counts.linked += r.quality.linked;
+        counts.review += r.quality.review;
+        counts.unlinked += r.quality.unlinked;
     }
     StageOutcome {
         counts,

@@ -210,6 +210,19 @@ fn a_clerk_logs_in_drills_down_to_a_village_and_records_a_visit() {
     assert_eq!(row[1], linked.to_string(), "{text}");
     b.find("svg.histogram line.threshold");
     assert!(text.contains("m（同一人时的概率）"), "{text}");
+    // The source's link runs, from link_history.
+    let runs = count(
+        &lake,
+        "SELECT count(*) FROM link_history WHERE source = 'health'",
+    );
+    let listed = b.script(
+        "return [...document.querySelectorAll('table.list caption')]
+           .find(c => c.innerText.includes('最近 20 次关联'))
+           .closest('table').tBodies[0].rows.length;",
+        json!([]),
+    );
+    assert_eq!(listed, runs.min(20));
+    assert!(runs >= 1);
     assert_fits(&b, "the linkage page");
     b.screenshot("linkage");
     b.go(&format!("{base}/ui/runs"));

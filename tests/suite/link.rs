@@ -75,6 +75,33 @@ fn generated_sources_link_accurately_and_models_are_reused() {
         ),
         2
     );
+
+    // Every run left a row in link_history; the latest one's counts are the
+    // link table's, and its expected precision is the linked records' mean
+    // probability, which the command printed.
+    let history = sql(
+        &lake,
+        "SELECT model_version, trained, linked, review, unlinked, round(expected_precision, 6)
+         FROM link_history WHERE source = 'health' ORDER BY linked_at",
+    );
+    assert_eq!(history.len(), 3, "{history:?}");
+    let versions: Vec<(&str, &str)> = history
+        .iter()
+        .map(|r| (r[0].as_str(), r[1].as_str()))
+        .collect();
+    assert_eq!(versions, [("1", "true"), ("1", "false"), ("2", "true")]);
+    let now = sql(
+        &lake,
+        "SELECT CAST(count(*) FILTER (WHERE status = 'linked') AS VARCHAR),
+                CAST(count(*) FILTER (WHERE status = 'review') AS VARCHAR),
+                CAST(count(*) FILTER (WHERE status = 'unlinked') AS VARCHAR),
+                CAST(round(avg(match_probability) FILTER (WHERE status = 'linked'), 6) AS VARCHAR)
+         FROM link_health",
+    );
+    assert_eq!(history[2][2..], now[0][..]);
+    let expected: f64 = history[2][5].parse().unwrap();
+    assert!((0.5..=1.0).contains(&expected), "{expected}");
+    assert!(out.contains(&format!("{:.2}%", 100.0 * expected)), "{out}");
 }
 
 /// Province-scale runs keep intermediate tables in scratch files and

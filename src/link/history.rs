@@ -1,0 +1,118 @@
+//! `link_history`: one row per source per link run, so quality can be
+//! followed over time (the link table itself holds only the latest run):
+//! how many records were linked, sent to review or left unlinked, and the
+//! model's own estimates, made without any truth:
+//!
+//! - expected precision: the mean match probability of the linked records;
+//! - expected wrong links: the sum of one minus that probability;
+//! - expected matches not linked: the sum of the probabilities of the
+//!   other records' best candidates (review included).
+//!
+//! They are as good as the model's calibration, no better; `eval`
+//! measures against truth where there is some. The row is appended after
+//! the link table is written: a crash between the two loses the row, never
+//! a link.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use chrono::Utc;
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::SessionContext;
+
+use crate::lake::Lake;
+use crate::lake::query::rows_of;
+use crate::lake::tables::{LINK_HISTORY, link_table, timestamp_type};
+
+/// The counts and estimates of one source's link table.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Quality {
+    pub linked: i64,
+    pub review: i64,
+    pub unlinked: i64,
+    /// None when nothing is linked.
+    pub expected_precision: Option<f64>,
+    pub expected_wrong_links: f64,
+    pub expected_not_linked: f64,
+}
+
+/// Read the counts and estimates off `source`'s link table, in one pass.
+pub async fn measure(ctx: &SessionContext, source: &str) -> Result<Quality> {
+    let batches = ctx
+        .sql(&format!(
+            "SELECT CAST(count(*) FILTER (WHERE status = 'linked') AS VARCHAR) AS linked,
+                    CAST(count(*) FILTER (WHERE status = 'review') AS VARCHAR) AS review,
+                    CAST(count(*) FILTER (WHERE status = 'unlinked') AS VARCHAR) AS unlinked,
+                    CAST(avg(match_probability) FILTER (WHERE status = 'linked') AS VARCHAR) AS precision,
+                    CAST(coalesce(sum(1.0 - match_probability) FILTER (WHERE status = 'linked'), 0.0) AS VARCHAR) AS wrong,
+                    CAST(coalesce(sum(match_probability) FILTER (WHERE status <> 'linked'), 0.0) AS VARCHAR) AS not_linked
+             FROM {}",
+            link_table(source)
+        ))
+        .await?
+        .collect()
+        .await?;
+    let row = rows_of(&batches)?.into_iter().next().unwrap_or_default();
+    let int = |k: &str| row.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let float = |k: &str| row.get(k).and_then(|v| v.parse::<f64>().ok());
+    Ok(Quality {
+        linked: int("linked"),
+        review: int("review"),
+        unlinked: int("unlinked"),
+        expected_precision: float("precision"),
+        expected_wrong_links: float("wrong").unwrap_or(0.0),
+        expected_not_linked: float("not_linked").unwrap_or(0.0),
+    })
+}
+
+pub fn schema() -> SchemaRef {
+    let count = |name: &str| Field::new(name, DataType::Int64, false);
+    Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("linked_at", timestamp_type(), false),
+        Field::new("model_version", DataType::Int64, false),
+        Field::new("trained", DataType::Boolean, false),
+        count("records"),
+        count("candidate_pairs"),
+        count("linked"),
+        count("review"),
+        count("unlinked"),
+        Field::new("expected_precision", DataType::Float64, true),
+        Field::new("expected_wrong_links", DataType::Float64, false),
+        Field::new("expected_not_linked", DataType::Float64, false),
+        Field::new("seconds", DataType::Float64, false),
+    ]))
+}
+
+/// Append one link run's row.
+pub async fn record(lake: &Lake, report: &super::LinkReport) -> Result<()> {
+    let n = |v: i64| -> ArrayRef { Arc::new(Int64Array::from(vec![v])) };
+    let f = |v: Option<f64>| -> ArrayRef { Arc::new(Float64Array::from(vec![v])) };
+    let q = &report.quality;
+    let batch = RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(StringArray::from(vec![report.source.as_str()])),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![Utc::now().timestamp_micros()])
+                    .with_timezone("UTC"),
+            ),
+            n(report.model_version),
+            Arc::new(BooleanArray::from(vec![report.trained])),
+            n(report.records),
+            n(report.candidate_pairs),
+            n(q.linked),
+            n(q.review),
+            n(q.unlinked),
+            f(q.expected_precision),
+            f(Some(q.expected_wrong_links)),
+            f(Some(q.expected_not_linked)),
+            f(Some(report.seconds)),
+        ],
+    )?;
+    lake.append(LINK_HISTORY, &schema(), vec![batch]).await
+}
