@@ -77,6 +77,12 @@ impl Console {
     }
 }
 
+/// `app` with the console at `/ui` (and `/ui/`, which people type).
+pub fn mount(app: Router, console: Console) -> Router {
+    app.route("/ui/", get(|| async { Redirect::to("/ui/warnings") }))
+        .nest("/ui", router(console))
+}
+
 /// The console's routes, to be nested at `/ui`.
 pub fn router(console: Console) -> Router {
     Router::new()

@@ -170,15 +170,13 @@ impl Service {
         // keep the threads of this one.
         let queries = query_runtime()?;
         let state = crate::api::AppState::new(access).with_queries(queries.handle().clone());
-        let app = crate::api::router(state.clone()).nest(
-            "/ui",
-            crate::console::router(crate::console::Console::new(state, users).with_review(
-                crate::console::review::ReviewSetup {
-                    schemas_dir: pipeline.schemas_dir(),
-                    linkage: pipeline.linkage_path(),
-                },
-            )),
+        let console = crate::console::Console::new(state.clone(), users).with_review(
+            crate::console::review::ReviewSetup {
+                schemas_dir: pipeline.schemas_dir(),
+                linkage: pipeline.linkage_path(),
+            },
         );
+        let app = crate::console::mount(crate::api::router(state), console);
         let api = tokio::spawn(crate::api::serve_router(api, app, stopped.clone()));
         let sql = sql.map(|(listener, shared)| {
             tokio::spawn(crate::sql_endpoint::serve(

@@ -123,6 +123,9 @@ fn a_clerk_logs_in_drills_down_to_a_village_and_records_a_visit() {
     let (_server, base, lake) = serve(tmp.path());
     let b = Browser::start(1280, 800);
 
+    // The console's address as people type it.
+    b.go(&format!("{base}/ui/"));
+    b.wait_for_text("用户名");
     // A page asked for before logging in comes back after the login.
     b.go(&format!("{base}/ui/warnings/{}", f.warning));
     assert!(b.url().contains("/ui/login?next="), "{}", b.url());
