@@ -87,6 +87,15 @@ fn bearer(request: &Request) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))
 }
 
+/// The caller's address and port, as the audit log records it.
+pub fn client_address(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default()
+}
+
 /// The audit record of an answered request: who and in what role (`-`
 /// when nobody was authenticated), from where, what, the status, the rows the handler
 /// reported ([`Rows`]) and the error it gave ([`ErrorText`]). For every
@@ -134,11 +143,7 @@ pub async fn authenticate_and_audit(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.to_string())
-        .unwrap_or_default();
+    let client = client_address(&request);
     // The full path: inside the nested router the URI lacks `/api/v1`.
     let uri = request
         .extensions()

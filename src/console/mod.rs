@@ -27,13 +27,12 @@ pub mod runs;
 pub mod session;
 pub mod warnings;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, OriginalUri, Request, State};
+use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -179,11 +178,7 @@ pub struct Attempt(pub String);
 /// checks, security headers, and the audit record.
 pub async fn guard(State(console): State<Console>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.to_string())
-        .unwrap_or_default();
+    let client = crate::api::auth::client_address(&request);
     let path = request.extensions().get::<OriginalUri>().map_or_else(
         || request.uri().path().to_string(),
         |u| u.0.path().to_string(),

@@ -94,6 +94,30 @@ fn serve(tmp: &Path) -> (Server, String, String) {
     (server, base, lake.display().to_string())
 }
 
+/// A service of its own and a browser window of this size, logged in as
+/// `user`.
+struct Visit {
+    b: Browser,
+    base: String,
+    lake: String,
+    _server: Server,
+    _tmp: tempfile::TempDir,
+}
+
+fn visit(user: &str, width: u32, height: u32) -> Visit {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, base, lake) = serve(tmp.path());
+    let b = Browser::start(width, height);
+    log_in(&b, &base, user);
+    Visit {
+        b,
+        base,
+        lake,
+        _server: server,
+        _tmp: tmp,
+    }
+}
+
 fn log_in(b: &Browser, base: &str, user: &str) {
     b.go(&format!("{base}/ui/login"));
     b.type_into("#user", user);
@@ -239,10 +263,7 @@ fn a_clerk_logs_in_drills_down_to_a_village_and_records_a_visit() {
 #[test]
 fn a_township_user_sees_only_their_township_whatever_the_url() {
     let f = fixture();
-    let tmp = tempfile::tempdir().unwrap();
-    let (_server, base, _lake) = serve(tmp.path());
-    let b = Browser::start(1280, 800);
-    log_in(&b, &base, "town");
+    let Visit { b, base, .. } = &visit("town", 1280, 800);
 
     // The drill-down starts at the township, however high one asks.
     let page = b.wait_for_text(&f.village);
@@ -266,10 +287,7 @@ fn a_township_user_sees_only_their_township_whatever_the_url() {
 #[test]
 fn a_form_without_its_csrf_token_or_from_another_site_is_refused() {
     let f = fixture();
-    let tmp = tempfile::tempdir().unwrap();
-    let (_server, base, lake) = serve(tmp.path());
-    let b = Browser::start(1280, 800);
-    log_in(&b, &base, "admin");
+    let Visit { b, base, lake, .. } = &visit("admin", 1280, 800);
     b.go(&format!("{base}/ui/warnings/{}", f.warning));
     b.wait_for_text("记录入户核实结果");
     // The form, sent without its token.
@@ -290,7 +308,7 @@ fn a_form_without_its_csrf_token_or_from_another_site_is_refused() {
     );
     assert_eq!(status, 403);
     let verified = count(
-        &lake,
+        lake,
         &format!(
             "SELECT count(*) FROM warning_events WHERE warning_id = '{}' AND event = 'verified'",
             f.warning
@@ -367,14 +385,11 @@ fn wrong_passwords_are_refused_and_slowed() {
 #[test]
 fn the_console_fits_a_phone_and_every_field_has_a_label() {
     let f = fixture();
-    let tmp = tempfile::tempdir().unwrap();
-    let (_server, base, _lake) = serve(tmp.path());
-    let b = Browser::start(390, 844);
-    log_in(&b, &base, "town");
+    let Visit { b, base, .. } = &visit("town", 390, 844);
     assert_eq!(b.script("return window.innerWidth;", json!([])), 390);
     b.go(&format!("{base}/ui/warnings/{}", f.warning));
     b.wait_for_text("记录入户核实结果");
-    assert_fits(&b, "the warning page on a phone");
+    assert_fits(b, "the warning page on a phone");
     let labelled = b.script(
         "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
            .filter(e => !(e.labels && e.labels.length)).map(e => e.name);",
@@ -384,7 +399,7 @@ fn the_console_fits_a_phone_and_every_field_has_a_label() {
     b.screenshot("phone-warning");
     b.go(&format!("{base}/ui/warnings?place={}", f.township));
     b.wait_for_text("按状态和风险类型计数");
-    assert_fits(&b, "the places page on a phone");
+    assert_fits(b, "the places page on a phone");
     b.screenshot("phone-places");
 }
 
