@@ -15,23 +15,17 @@ use axum::Extension;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use datafusion::prelude::SessionContext;
 use maud::{Markup, html};
 
 use super::Console;
-use super::page::{self, Lang, Viewer};
+use super::page::{self, Lang, Viewer, query_rows as rows};
 use super::session::Session;
 use crate::api::auth::Rows;
 use crate::api::error::ApiResult;
 use crate::api::params;
-use crate::lake::query::{rows_of, sql_text};
+use crate::lake::query::sql_text;
 use crate::lake::tables::{LINK_HISTORY, link_table};
 use crate::link::settings::SettingsFile;
-
-async fn rows(ctx: &SessionContext, sql: &str) -> ApiResult<Vec<BTreeMap<String, String>>> {
-    let batches = ctx.sql(sql).await?.collect().await?;
-    Ok(rows_of(&batches)?)
-}
 
 /// A probability as a match weight (log2 of the odds), as the linker
 /// scores pairs.

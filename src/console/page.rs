@@ -196,6 +196,15 @@ pub fn table(
     }
 }
 
+/// The rows of `sql` in the caller's session, every value as text.
+pub async fn query_rows(
+    ctx: &datafusion::prelude::SessionContext,
+    sql: &str,
+) -> crate::api::error::ApiResult<Vec<BTreeMap<String, String>>> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    Ok(crate::lake::query::rows_of(&batches)?)
+}
+
 /// A page as a response that is never cached (it holds personal data).
 pub fn respond(status: StatusCode, markup: Markup) -> Response {
     let mut response = (status, markup).into_response();

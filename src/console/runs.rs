@@ -18,7 +18,6 @@ use super::session::Session;
 use crate::api::auth::Rows;
 use crate::api::error::ApiResult;
 use crate::api::params;
-use crate::lake::query::rows_of;
 use crate::lake::tables::BATCHES;
 
 /// Runs shown.
@@ -26,6 +25,7 @@ const RUNS: usize = 20;
 /// Ingested files shown.
 const FILES: usize = 50;
 
+/// The rows of `sql`, or none when `table` is not in the caller's view.
 async fn rows(
     ctx: &SessionContext,
     table: &str,
@@ -34,8 +34,7 @@ async fn rows(
     if !ctx.table_exist(table)? {
         return Ok(Vec::new());
     }
-    let batches = ctx.sql(sql).await?.collect().await?;
-    Ok(rows_of(&batches)?)
+    page::query_rows(ctx, sql).await
 }
 
 /// GET /ui/runs

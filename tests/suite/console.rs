@@ -338,10 +338,7 @@ fn wrong_passwords_are_refused_and_slowed() {
     let tmp = tempfile::tempdir().unwrap();
     let (_server, base, lake) = serve(tmp.path());
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = no_redirects();
     let attempt = |password: &str| {
         rt.block_on(async {
             let (cookie, token) = login_form(&http, &base).await;
@@ -542,6 +539,14 @@ fn a_clerk_decides_review_items_with_the_keyboard() {
     }
 }
 
+/// An HTTP client that shows redirects instead of following them.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
 /// The `sn_login` cookie and CSRF token of a fresh login form.
 async fn login_form(http: &reqwest::Client, base: &str) -> (String, String) {
     let form = http.get(format!("{base}/ui/login")).send().await.unwrap();
@@ -600,10 +605,7 @@ fn hostile_input_gets_a_clear_refusal_and_is_shown_as_text() {
     let tmp = tempfile::tempdir().unwrap();
     let (_server, base, lake) = serve(tmp.path());
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = no_redirects();
     rt.block_on(async {
         let (session, csrf) = http_login(&http, &base, "admin").await;
         let get = |path: String| {
