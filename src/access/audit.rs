@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::lake::Lake;
 use crate::lake::tables::timestamp_type;
 
+/// The table every audited call is appended to.
 pub const AUDIT_LOG: &str = "audit_log";
 
 /// How an audited call ended.
@@ -52,19 +53,27 @@ impl Outcome {
 /// One audited call.
 #[derive(Debug, Clone)]
 pub struct Entry {
+    /// When the call began.
     pub at: DateTime<Utc>,
     /// `api` or `sql`.
     pub interface: &'static str,
+    /// The caller's user or token name.
     pub user: String,
+    /// The caller's role (`admin`, `analyst`, `verifier`, `reader`).
     pub role: String,
+    /// The client's address, as the connection or proxy reported it.
     pub client: String,
     /// The SQL text, or the HTTP method and path with its query.
     pub request: String,
     /// HTTP status, or 0 for SQL.
     pub code: i32,
+    /// Rows returned or written.
     pub rows: i64,
+    /// How the call ended.
     pub outcome: Outcome,
+    /// The error the caller was given, if any.
     pub error: Option<String>,
+    /// How long the call took, in milliseconds.
     pub millis: i64,
 }
 

@@ -43,8 +43,10 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role's name, as users files and tokens spell it.
     pub const NAMES: &[&str] = &["admin", "analyst", "verifier", "reader"];
 
+    /// The role named `text` (any case); an unknown name is an error listing the four.
     pub fn parse(text: &str) -> Result<Role> {
         Ok(match text.trim().to_ascii_lowercase().as_str() {
             "admin" => Role::Admin,
@@ -55,6 +57,7 @@ impl Role {
         })
     }
 
+    /// The role's name, as [`Role::parse`] reads it.
     pub fn name(self) -> &'static str {
         match self {
             Role::Admin => "admin",
@@ -68,13 +71,16 @@ impl Role {
 /// An authenticated caller.
 #[derive(Debug, Clone, Serialize)]
 pub struct Principal {
+    /// The user or token name.
     pub name: String,
+    /// What the caller may do.
     pub role: Role,
     /// Administrative code prefix the caller is limited to (None: all).
     pub region: Option<String>,
 }
 
 impl Principal {
+    /// Whether the caller sees identifiers unmasked (admins only).
     pub fn raw_values(&self) -> bool {
         self.role == Role::Admin
     }
@@ -85,6 +91,7 @@ impl Principal {
         matches!(self.role, Role::Admin | Role::Analyst)
     }
 
+    /// Whether the caller may record a household visit (admin and verifier).
     pub fn can_verify(&self) -> bool {
         matches!(self.role, Role::Admin | Role::Verifier)
     }

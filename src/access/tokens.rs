@@ -23,6 +23,7 @@ use crate::lake::Lake;
 use crate::lake::query::rows_of;
 use crate::lake::tables::timestamp_type;
 
+/// The table of API tokens (their SHA-256, never the secret).
 pub const API_TOKENS: &str = "api_tokens";
 
 fn schema() -> SchemaRef {
@@ -40,11 +41,17 @@ fn schema() -> SchemaRef {
 /// A token as listed (never with its secret).
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenInfo {
+    /// The token's id, as `token revoke` takes it.
     pub token_id: String,
+    /// The name it was created with (the audit log's user).
     pub name: String,
+    /// The role it grants.
     pub role: String,
+    /// The administrative code prefix it is limited to (None: all).
     pub region: Option<String>,
+    /// When it was created (RFC 3339).
     pub created_at: String,
+    /// Whether it has been revoked.
     pub revoked: bool,
     #[serde(skip)]
     secret_sha256: String,
@@ -176,6 +183,7 @@ pub async fn list(lake: &Lake) -> Result<Vec<TokenInfo>> {
     Ok(tokens)
 }
 
+/// Revoke the token `token_id`: it stops working within the token cache's lifetime. An unknown id is an error.
 pub async fn revoke(lake: &Lake, token_id: &str) -> Result<()> {
     let tokens = list(lake).await?;
     let Some(token) = tokens.iter().find(|t| t.token_id == token_id) else {

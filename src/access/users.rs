@@ -25,19 +25,26 @@ use serde::{Deserialize, Serialize};
 use super::logins::hmac_sha256;
 use super::{Principal, Role};
 
+/// One `[[user]]` entry of the users file, as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct User {
+    /// The login name.
     pub name: String,
+    /// The role's name (checked when the file loads).
     pub role: String,
+    /// The administrative code prefix the user is limited to (None: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// `scram-sha-256$<rounds>$<salt>$<salted password>`, never the password.
     pub password: String,
 }
 
+/// The users file as a whole.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsersFile {
+    /// Its `[[user]]` entries.
     #[serde(rename = "user", default)]
     pub users: Vec<User>,
 }
@@ -93,6 +100,7 @@ fn parse_hash(user: &str, text: &str) -> Result<(Vec<u8>, Vec<u8>)> {
 }
 
 impl Users {
+    /// Read and check the users file at `path`: roles, regions and hashes; an error names the file and the user.
     pub fn load(path: &Path) -> Result<Users> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the SQL users file {}", path.display()))?;
@@ -136,6 +144,7 @@ impl Users {
         Ok(Users { accounts, secret })
     }
 
+    /// The caller `name` logs in as, if the file has that user.
     pub fn principal(&self, name: &str) -> Option<Principal> {
         self.accounts
             .iter()

@@ -16,8 +16,10 @@ use super::params;
 use crate::access::{Principal, Role};
 use crate::deliver::outbox::{Item, State as ItemState};
 
+/// The states a delivery item can be in, as `?state=` takes them.
 pub const ITEM_STATES: &[&str] = &["pending", "delivered", "rejected", "dead"];
 
+/// One delivery item as the API returns it.
 pub fn item_json(i: &Item) -> Value {
     json!({
         "idempotency_key": i.idempotency_key,

@@ -36,18 +36,23 @@ impl ApiError {
             retry_after: (status == StatusCode::SERVICE_UNAVAILABLE).then_some(30),
         }
     }
+    /// 400: the request is malformed; `message` says which part.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
+    /// 401: no token, or not a valid one.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, message)
     }
+    /// 403: the token may not do this, or not in this region.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, message)
     }
+    /// 404: no such thing (or not one the caller may know of).
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
     }
+    /// 503 with Retry-After: busy or the lake is unavailable; try again.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }

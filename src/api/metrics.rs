@@ -27,6 +27,7 @@ pub struct Counters {
     by_status: Mutex<BTreeMap<u16, u64>>,
 }
 
+/// Middleware counting every answer by its HTTP status, for `/metrics`.
 pub async fn count_requests(
     State(state): State<AppState>,
     request: Request,

@@ -42,8 +42,11 @@ use error::ApiError;
 pub struct AppState {
     /// The lake as each caller may see it.
     pub access: Access,
+    /// Where every call is audited.
     pub audit: AuditLog,
+    /// Recently checked tokens, so a request does not read the token table.
     pub tokens: Arc<auth::TokenCache>,
+    /// Answers by status, for `/metrics`.
     pub counters: Arc<metrics::Counters>,
     /// The runtime `/api/v1` handlers run on (the service's query runtime;
     /// the current one unless told otherwise).
@@ -51,6 +54,7 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state for `access`'s lake, auditing to it, on the current runtime.
     pub fn new(access: Access) -> AppState {
         AppState {
             audit: AuditLog::start(access.lake().clone()),
@@ -74,6 +78,7 @@ impl AppState {
     }
 }
 
+/// The API's routes (`/api/v1`, `/healthz`, `/metrics`, `/openapi.json`) with auth, capacity, auditing and counting.
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/warnings", get(warnings::list))

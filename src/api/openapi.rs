@@ -29,6 +29,7 @@ fn path_param(name: &str, description: &str, pattern: &str) -> Value {
            "schema": {"type": "string", "pattern": pattern}})
 }
 
+/// The OpenAPI 3 document describing `/api/v1`.
 pub fn document_value() -> Value {
     let warning = json!({
         "type": "object",

@@ -77,6 +77,7 @@ pub fn since(value: &str) -> ApiResult<DateTime<Utc>> {
     )))
 }
 
+/// A `limit` query parameter: `default` when absent; a number from 1 to `max`, else 400.
 pub fn limit(value: Option<&String>, default: usize, max: usize) -> ApiResult<usize> {
     let Some(v) = value else {
         return Ok(default);

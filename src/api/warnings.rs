@@ -283,6 +283,7 @@ pub struct VerificationBody {
     pub visited_on: String,
     /// included / not_included / risk_eliminated
     pub outcome: String,
+    /// Why (free text; may be empty).
     #[serde(default)]
     pub reason: String,
     /// Who visited (name or staff id).

@@ -8,10 +8,10 @@
 //! thing, 69 lake unavailable, 75 busy (another run holds the lake), 77
 //! not allowed, 78 bad configuration.
 
-pub mod args;
-pub mod output;
+mod args;
+mod output;
 mod progress;
-pub mod report;
+mod report;
 mod shell;
 
 use std::path::Path;

@@ -13,16 +13,19 @@ pub struct DeliveryConfig {
     /// Name of an environment variable holding a bearer token for it.
     #[serde(default)]
     pub token_env: Option<String>,
+    /// Warning events sent per request.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
     /// Attempts before an item goes to dead-letter.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// Seconds to wait for the receiver's answer.
     #[serde(default = "default_timeout")]
     pub timeout_seconds: f64,
     /// First retry delay; it doubles per failure up to `backoff_max_seconds`.
     #[serde(default = "default_backoff_initial")]
     pub backoff_initial_seconds: f64,
+    /// The longest retry delay.
     #[serde(default = "default_backoff_max")]
     pub backoff_max_seconds: f64,
 }

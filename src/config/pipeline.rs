@@ -10,10 +10,13 @@ use serde::Deserialize;
 
 use super::schema::SourceSchema;
 
+/// A pipeline file: where the lake is, which sources feed it, and the files each stage reads.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pipeline {
+    /// The pipeline's name, as `runs.pipeline` records it.
     pub name: String,
+    /// What it is for, in a sentence.
     #[serde(default)]
     pub description: Option<String>,
     /// Lake location: a path (relative to this file) or a URL.
@@ -21,6 +24,7 @@ pub struct Pipeline {
     /// Cron expressions, Asia/Shanghai time (used by `serve`).
     #[serde(default)]
     pub schedule: Vec<String>,
+    /// The `[[source]]` sections, ingested in this order.
     #[serde(rename = "source", default)]
     pub sources: Vec<PipelineSource>,
     /// Linkage settings, relative to this file (default `linkage.toml`).
@@ -36,8 +40,10 @@ pub struct Pipeline {
     /// Assessment components, relative to this file (default `assessment`).
     #[serde(default = "default_assessment")]
     pub assessment: String,
+    /// Thresholds file (default `thresholds.csv`).
     #[serde(default = "default_thresholds")]
     pub thresholds: String,
+    /// Population groups file (default `population_groups.csv`).
     #[serde(default = "default_groups")]
     pub population_groups: String,
     /// How warnings are decided.
@@ -60,16 +66,19 @@ pub struct Pipeline {
     pub base_dir: PathBuf,
 }
 
+/// One `[[source]]`: a department extract or the roster, from files or pulled.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineSource {
     /// Source name; the schema defaults to `../schemas/<name>.toml`.
     pub name: String,
+    /// Schema file instead of the default, relative to the pipeline file.
     #[serde(default)]
     pub schema: Option<String>,
     /// Paths, globs, directories or URLs where this source's extracts land.
     #[serde(default)]
     pub inputs: Vec<String>,
+    /// Text encoding, overriding the schema's: utf-8, gb18030 or gbk.
     #[serde(default)]
     pub encoding: Option<String>,
     /// Or the system this source is pulled from (see [`super::pull`]).
@@ -199,6 +208,7 @@ fn default_groups() -> String {
 }
 
 impl Pipeline {
+    /// Read and check a pipeline file; an error names the file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read pipeline file {}", path.display()))?;
@@ -235,10 +245,12 @@ impl Pipeline {
         }
     }
 
+    /// The lake's location, resolved against the file's directory.
     pub fn lake_location(&self) -> String {
         self.resolve(&self.lake)
     }
 
+    /// The schemas directory, resolved against the file's directory.
     pub fn schemas_dir(&self) -> PathBuf {
         PathBuf::from(self.resolve(&self.schemas))
     }
@@ -255,6 +267,7 @@ impl Pipeline {
         }
     }
 
+    /// The linkage settings file, resolved against the file's directory.
     pub fn linkage_path(&self) -> PathBuf {
         PathBuf::from(self.resolve(&self.linkage))
     }

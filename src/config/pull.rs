@@ -128,9 +128,11 @@ fn default_page_size() -> usize {
 fn default_requests_per_second() -> f64 {
     5.0
 }
+/// Attempts per request before an HTTP pull gives up.
 pub fn default_retries() -> u32 {
     5
 }
+/// Seconds an HTTP pull waits for one answer.
 pub fn default_timeout_seconds() -> u64 {
     30
 }

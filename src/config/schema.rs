@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::identity::text::normalise_text;
 
+/// A source's schema file: its fields, the headers that feed each, and how values are checked.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSchema {
@@ -38,6 +39,7 @@ pub struct SourceSchema {
     /// 1-based row that holds the headers (exports sometimes put a title above).
     #[serde(default = "default_header_row")]
     pub header_row: usize,
+    /// The `[[field]]` sections.
     #[serde(rename = "field")]
     pub fields: Vec<Field>,
     /// The file's text as read: what the lake records (`source_schemas`).
@@ -45,6 +47,7 @@ pub struct SourceSchema {
     pub text: String,
 }
 
+/// One field: the headers it reads, its type, and its checks.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Field {
@@ -55,10 +58,13 @@ pub struct Field {
     pub title: Option<String>,
     /// Headers that mean this field, in any extract.
     pub headers: Vec<String>,
+    /// The value's type (default string).
     #[serde(rename = "type", default)]
     pub kind: FieldType,
+    /// What the field means to later stages, if anything.
     #[serde(default)]
     pub role: Option<Role>,
+    /// Whether a row without a value is quarantined.
     #[serde(default)]
     pub required: bool,
     /// Allowed values after mapping (for `enum`).
@@ -70,6 +76,7 @@ pub struct Field {
     /// Inclusive bounds for integer and decimal fields.
     #[serde(default)]
     pub min: Option<f64>,
+    /// Inclusive upper bound for integer and decimal fields.
     #[serde(default)]
     pub max: Option<f64>,
     /// Regular expression a string value must match in full.
@@ -80,15 +87,20 @@ pub struct Field {
     pub date_formats: Vec<String>,
 }
 
+/// A field's type in the lake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldType {
+    /// Text, kept as written after trimming.
     #[default]
     String,
+    /// A whole number.
     Integer,
     /// Money in yuan, stored as decimal(18,2).
     Decimal,
+    /// A day, read from the common Chinese spellings and Excel serials.
     Date,
+    /// One of `values`, after `map`.
     Enum,
 }
 
@@ -96,15 +108,25 @@ pub enum FieldType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// The record's key within the source.
     RecordKey,
+    /// The person's name.
     PersonName,
+    /// The 18-digit citizen ID number (身份证号).
     IdNumber,
+    /// Gender.
     Gender,
+    /// Date of birth.
     BirthDate,
+    /// Administrative code of where the person lives.
     RegionCode,
+    /// The day the recorded event happened.
     EventDate,
+    /// The amount of money the record is about.
     Amount,
+    /// The household's key (roster).
     HouseholdKey,
+    /// Relation to the head of the household (roster).
     Relation,
 }
 
@@ -135,6 +157,7 @@ impl SourceSchema {
         Self::parse(&text).with_context(|| format!("in schema file {}", path.display()))
     }
 
+    /// Parse and check a schema file's text.
     pub fn parse(text: &str) -> Result<Self> {
         let mut schema: SourceSchema = toml::from_str(text)?;
         schema.text = text.to_string();
@@ -207,6 +230,7 @@ impl SourceSchema {
         self.fields.iter().find(|f| f.name == name)
     }
 
+    /// The first field with `role`, if any.
     pub fn field_with_role(&self, role: Role) -> Option<&Field> {
         self.fields.iter().find(|f| f.role == Some(role))
     }

@@ -45,6 +45,7 @@ pub struct SqlConfig {
     /// are accepted, and a file that cannot be loaded stops start-up.
     #[serde(default)]
     pub tls_cert: Option<String>,
+    /// The private key for `tls_cert`.
     #[serde(default)]
     pub tls_key: Option<String>,
     /// Time a statement may take to deliver its rows.

@@ -31,6 +31,7 @@ fn next_or_home(next: Option<&str>) -> String {
     }
 }
 
+/// The login page's query: where to go after logging in.
 #[derive(Debug, Deserialize)]
 pub struct FormQuery {
     next: Option<String>,
@@ -101,6 +102,7 @@ pub async fn form(
     )
 }
 
+/// The login form as posted.
 #[derive(Deserialize)]
 pub struct LoginForm {
     user: String,
@@ -198,6 +200,7 @@ pub async fn logout(State(console): State<Console>, headers: axum::http::HeaderM
     response
 }
 
+/// The language switch's query: the page to go back to.
 #[derive(Debug, Deserialize)]
 pub struct Back {
     back: Option<String>,

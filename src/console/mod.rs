@@ -54,12 +54,14 @@ pub struct Console {
     pub app: AppState,
     /// Who may log in; None when the pipeline file names no users file.
     pub users: Option<Arc<Users>>,
+    /// Logged-in sessions.
     pub sessions: Arc<Sessions>,
     /// The linkage settings and schemas the review queue reads.
     pub review: Option<Arc<review::ReviewSetup>>,
 }
 
 impl Console {
+    /// A console over the API's state, with `users` (None: nobody can log in).
     pub fn new(app: AppState, users: Option<Users>) -> Console {
         Console {
             app,

@@ -13,8 +13,10 @@ use crate::access::{Principal, Role};
 /// The console's language: Chinese unless the user chose English.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Lang {
+    /// 中文.
     #[default]
     Zh,
+    /// English.
     En,
 }
 
@@ -102,7 +104,9 @@ const NAV: &[(&str, &str, &str, bool)] = &[
 
 /// Who is looking, for the frame.
 pub struct Viewer<'a> {
+    /// The logged-in user.
     pub principal: &'a Principal,
+    /// The session's CSRF token, for forms.
     pub csrf: &'a str,
 }
 

@@ -40,7 +40,9 @@ const PAGE: usize = 100;
 /// Where the queue finds the linkage settings and the source schemas.
 #[derive(Debug, Clone)]
 pub struct ReviewSetup {
+    /// The schemas directory (for lakes that record no schema).
     pub schemas_dir: PathBuf,
+    /// The linkage settings file.
     pub linkage: PathBuf,
 }
 

@@ -32,6 +32,7 @@ pub const MAX_SESSIONS: usize = 10_000;
 /// A logged-in user.
 #[derive(Debug, Clone)]
 pub struct Session {
+    /// Who logged in.
     pub principal: Principal,
     /// What forms and script calls must send back.
     pub csrf: String,

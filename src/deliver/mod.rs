@@ -34,13 +34,17 @@ use outbox::{Attempt, DEAD, DELIVERED, Item, REJECTED, RETRY, State};
 /// What one pass did.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct DeliveryReport {
+    /// Items the receiver accepted.
     pub delivered: usize,
     /// Failed attempts that will be retried.
     pub retried: usize,
+    /// Items the receiver refused.
     pub rejected: usize,
+    /// Items that used up their attempts in this pass.
     pub dead: usize,
     /// Items still waiting for a retry when the pass ended.
     pub waiting: usize,
+    /// One line per failed attempt.
     pub errors: Vec<String>,
 }
 
@@ -48,14 +52,21 @@ pub struct DeliveryReport {
 /// one (the delivery lag).
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct DeliveryStatus {
+    /// Items not yet delivered.
     pub pending: usize,
+    /// Items the receiver accepted.
     pub delivered: usize,
+    /// Items the receiver refused.
     pub rejected: usize,
+    /// Items that used up their attempts.
     pub dead: usize,
+    /// Failed attempts, over all items.
     pub failed_attempts: i64,
+    /// Age in seconds of the oldest undelivered item (0 when none).
     pub lag_seconds: f64,
 }
 
+/// Count `items` by state, and the delivery lag.
 pub fn status_of(items: &[Item]) -> DeliveryStatus {
     let mut s = DeliveryStatus::default();
     let now = Utc::now();

@@ -23,16 +23,21 @@ use crate::lake::query::{register_keys, rows_of, sql_text};
 use crate::lake::tables::timestamp_type;
 use crate::warn::store::WARNING_EVENTS;
 
+/// The table of delivery attempts, one row per attempt.
 pub const DELIVERIES: &str = "deliveries";
 
 /// Outcomes of one attempt, as stored in `deliveries.outcome`.
 pub const DELIVERED: &str = "delivered";
+/// The attempt failed in a way worth retrying (5xx, 408, 429, timeout).
 pub const RETRY: &str = "retry";
+/// The receiver refused the item; it is not retried.
 pub const REJECTED: &str = "rejected";
+/// The item used up its attempts.
 pub const DEAD: &str = "dead";
 /// Written by `deliver --requeue`: attempts before it no longer count.
 pub const REQUEUED: &str = "requeued";
 
+/// The schema of [`DELIVERIES`].
 pub fn deliveries_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("idempotency_key", DataType::Utf8, false),
@@ -53,8 +58,10 @@ pub fn deliveries_schema() -> SchemaRef {
 pub enum State {
     /// Not yet delivered; `next` is when it may be tried (None: now).
     Pending {
+        /// When it may next be tried (None: now).
         next: Option<DateTime<Utc>>,
     },
+    /// The receiver accepted it.
     Delivered,
     /// The receiver refused it (a 4xx other than 408/429).
     Rejected,
@@ -63,6 +70,7 @@ pub enum State {
 }
 
 impl State {
+    /// The state's name, as the API and `deliveries.outcome` spell it.
     pub fn name(&self) -> &'static str {
         match self {
             State::Pending { .. } => "pending",
@@ -76,13 +84,21 @@ impl State {
 /// One outbox item and its delivery state.
 #[derive(Debug, Clone, Serialize)]
 pub struct Item {
+    /// The event's id, sent as the Idempotency-Key header.
     pub idempotency_key: String,
+    /// The warning the event belongs to.
     pub warning_id: String,
+    /// The warning event (`raised`, `reopened`, …).
     pub event: String,
+    /// When the event was written.
     pub created: DateTime<Utc>,
+    /// Attempts so far (since the last requeue).
     pub attempts: i64,
+    /// Where it stands.
     pub state: State,
+    /// The last attempt's error, if it failed.
     pub last_error: Option<String>,
+    /// When it was last tried.
     pub last_attempt: Option<DateTime<Utc>>,
 }
 
@@ -175,13 +191,21 @@ pub async fn items(ctx: &SessionContext, warning: Option<&str>) -> Result<Vec<It
 /// One attempt's record, before it is written.
 #[derive(Debug, Clone)]
 pub struct Attempt {
+    /// The event's id.
     pub idempotency_key: String,
+    /// The warning the event belongs to.
     pub warning_id: String,
+    /// The delivery pass the attempt was made in.
     pub batch_id: String,
+    /// Which attempt this is, from 1.
     pub attempt: i64,
+    /// One of [`DELIVERED`], [`RETRY`], [`REJECTED`], [`DEAD`].
     pub outcome: &'static str,
+    /// The receiver's HTTP status, if it answered.
     pub http_status: Option<u16>,
+    /// What went wrong, if anything.
     pub error: Option<String>,
+    /// When a retry is due (for [`RETRY`]).
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 

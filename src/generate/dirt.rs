@@ -8,6 +8,7 @@ use rand::seq::IndexedRandom;
 use super::names::{HOMOPHONES, LOOK_ALIKES, MINORITY_SEPARATORS, TRADITIONAL};
 use crate::identity::id_number::check_char;
 
+/// The kinds of damage the generator does to ID numbers, as the truth file's `dirt` column names them.
 pub const ID_KINDS: &[&str] = &[
     "id_missing",
     "id_typo",
@@ -20,6 +21,7 @@ pub const ID_KINDS: &[&str] = &[
     "id_cert_suffix",
 ];
 
+/// The kinds of damage the generator does to names.
 pub const NAME_KINDS: &[&str] = &[
     "name_homophone",
     "name_lookalike",

@@ -36,11 +36,15 @@ use names::*;
 use regions::{County, PLACE_SYLLABLES};
 use year::{Economy, Event};
 
+/// The four departments' sources the generator writes.
 pub const SOURCES: &[&str] = &["civil_affairs", "health", "education", "social_insurance"];
 
+/// What to generate.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// Roster households.
     pub households: usize,
+    /// Random seed; the same options and seed give the same files.
     pub seed: u64,
     /// "utf-8", "gb18030", or per source "health:gb18030,civil_affairs:utf-8".
     pub encoding: String,

@@ -127,6 +127,7 @@ pub const GIVEN_MALE: &[(&str, u32)] = &[
     ("玉成", 1),
     ("家旺", 1),
 ];
+/// Female given names with relative frequencies.
 pub const GIVEN_FEMALE: &[(&str, u32)] = &[
     ("芳", 25),
     ("娜", 18),
@@ -171,6 +172,7 @@ pub const MINORITY_FIRST: &[&str] = &[
     "阿依古丽",
     "吐尔逊",
 ];
+/// Minority names used as a first part, before a separator (艾力·…).
 pub const MINORITY_LAST: &[&str] = &["艾力", "吐尔洪", "买买提", "热合曼", "司马义", "阿布拉"];
 /// Separators seen in transliterated names.
 pub const MINORITY_SEPARATORS: &[&str] = &["·", "•", "・", ".", " ", ""];

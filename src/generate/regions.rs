@@ -2,11 +2,16 @@
 //! digits province, two prefecture, two county; then three township and
 //! three village digits in the 12-digit statistical code).
 
+/// A county the generator places households in.
 #[derive(Debug, Clone)]
 pub struct County {
+    /// Its six-digit administrative code.
     pub code: String,
+    /// Province name.
     pub province: String,
+    /// Prefecture (city) name.
     pub prefecture: String,
+    /// County name.
     pub name: String,
 }
 

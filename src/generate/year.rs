@@ -125,30 +125,46 @@ pub struct HouseholdTruth {
 pub enum Event {
     /// A settlement: self-paid and the rest, in fen.
     Health {
+        /// 门诊 (outpatient) or 住院 (inpatient).
         visit: &'static str,
+        /// Diagnosis text.
         diagnosis: &'static str,
+        /// Whether the diagnosis is one of the serious illnesses.
         serious: bool,
+        /// Admission (or visit) day.
         admitted: NaiveDate,
+        /// Total cost, in fen.
         total: i64,
+        /// Paid by the household after reimbursement, in fen.
         self_paid: i64,
     },
     /// A civil affairs case: kind, action, monthly or one-off amount in fen.
     Civil {
+        /// Case kind (低保, 临时救助, 残疾人两项补贴, 死亡登记, …).
         kind: &'static str,
+        /// What happened to it (新增, 登记, …).
         action: &'static str,
+        /// When it took effect.
         date: NaiveDate,
+        /// Monthly or one-off amount, in fen.
         amount: Option<i64>,
+        /// Disability grade, for disability cases.
         grade: Option<&'static str>,
     },
     /// A school status change.
     School {
+        /// The school status (在读, 辍学, …).
         status: &'static str,
+        /// When it changed.
         date: NaiveDate,
     },
     /// A social insurance event: type, date, monthly contribution base in fen.
     Social {
+        /// Event type (参保缴费, 失业登记, 就业登记, …).
         event: &'static str,
+        /// When it happened.
         date: NaiveDate,
+        /// Monthly contribution base, in fen.
         base: i64,
     },
 }

@@ -38,15 +38,21 @@ const CHUNK_ROWS: usize = 8_192;
 /// What happened to one input file.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FileReport {
+    /// The file as the user named it.
     pub file: String,
+    /// The batch id (source and the content's SHA-256 prefix), as in `batches`.
     pub batch_id: String,
     /// "ingested", or "already ingested" for a file whose content was seen before.
     pub outcome: String,
+    /// Data rows read.
     pub rows_read: u64,
+    /// Rows staged.
     pub rows_staged: u64,
+    /// Rows quarantined, each with its reasons.
     pub rows_quarantined: u64,
     /// Schema fields with no column in the file: empty in this batch.
     pub missing_fields: Vec<String>,
+    /// Wall time for the file.
     pub seconds: f64,
 }
 

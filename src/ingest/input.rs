@@ -19,12 +19,14 @@ pub struct InputFile {
     pub display_name: String,
     /// The file name alone, used under `raw/`.
     pub file_name: String,
+    /// Where the file is on this machine (downloaded first if remote).
     pub local_path: PathBuf,
     /// Keeps a downloaded copy alive until the file is ingested.
     _download: Option<tempfile::TempPath>,
 }
 
 impl InputFile {
+    /// A file already on this machine.
     pub fn local(path: &Path) -> Self {
         InputFile {
             display_name: path.display().to_string(),
@@ -48,15 +50,21 @@ impl InputFile {
 
 /// A named input, not yet fetched.
 pub enum InputRef {
+    /// A local path.
     Local(PathBuf),
+    /// An object in a store (S3 and the like).
     Remote {
+        /// The URL as the user wrote it.
         url: String,
+        /// The store holding it.
         store: std::sync::Arc<dyn ObjectStore>,
+        /// Its path in the store.
         path: StorePath,
     },
 }
 
 impl InputRef {
+    /// The path or URL, for messages.
     pub fn display_name(&self) -> String {
         match self {
             InputRef::Local(p) => p.display().to_string(),

@@ -26,7 +26,9 @@ use crate::lake::tables::ROSTER_SOURCE;
 /// The result of ingesting one file: its report, or why it was refused.
 #[derive(Debug)]
 pub struct FileOutcome {
+    /// The file as the user named it.
     pub file: String,
+    /// Its report, or why it was refused.
     pub result: Result<FileReport>,
 }
 

@@ -218,7 +218,9 @@ pub struct Normaliser {
     fields: Vec<FieldColumns>,
     issues: StringBuilder,
     quarantine: QuarantineBuilder,
+    /// Rows staged so far.
     pub staged_rows: u64,
+    /// Rows quarantined so far.
     pub quarantined_rows: u64,
 }
 
@@ -230,6 +232,7 @@ struct QuarantineBuilder {
 }
 
 impl Normaliser {
+    /// A normaliser for `schema`, with `columns[i]` the file column field `i` reads (None: absent).
     pub fn new(
         schema: Arc<SourceSchema>,
         columns: Vec<Option<usize>>,
@@ -277,6 +280,7 @@ impl Normaliser {
         }
     }
 
+    /// The schema of the staged batches it builds.
     pub fn staged_schema(&self) -> &SchemaRef {
         &self.staged_schema
     }

@@ -19,6 +19,7 @@ use crate::identity::date::excel_serial_to_date;
 pub struct RawRow {
     /// 1-based line (text files) or row (spreadsheets) number.
     pub line: u64,
+    /// The row's cells, in header order.
     pub cells: StringRecord,
     /// Set when the reader could not read this row properly; the row goes to
     /// quarantine with this reason.
@@ -30,13 +31,18 @@ pub struct RawRow {
 /// What kind of file, decided from its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// Comma-separated text (.csv, .txt).
     Csv,
+    /// Tab-separated text (.tsv, .tab).
     Tsv,
+    /// A spreadsheet (.xlsx, .xlsm, .xls, .ods); the first sheet is read.
     Xlsx,
+    /// One JSON object per line (.jsonl, .ndjson, .json).
     JsonLines,
 }
 
 impl Format {
+    /// The format for a file extension (lower case); an unknown one is an error listing those known.
     pub fn from_extension(ext: &str) -> Result<Self> {
         Ok(match ext {
             "csv" | "txt" | "" => Format::Csv,
@@ -49,6 +55,7 @@ impl Format {
         })
     }
 
+    /// The format's short name.
     pub fn name(self) -> &'static str {
         match self {
             Format::Csv => "csv",
@@ -61,8 +68,11 @@ impl Format {
 
 /// An opened file: its headers and an iterator over its data rows.
 pub struct RowReader {
+    /// The header row, as written.
     pub headers: Vec<String>,
+    /// The text encoding it was read with.
     pub encoding: &'static str,
+    /// The data rows.
     pub rows: Box<dyn Iterator<Item = RawRow> + Send>,
 }
 

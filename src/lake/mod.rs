@@ -53,10 +53,12 @@ impl Lake {
         })
     }
 
+    /// The lake's root URL.
     pub fn root(&self) -> &Url {
         &self.root
     }
 
+    /// The object store the lake is in.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
     }
@@ -70,6 +72,7 @@ impl Lake {
         path
     }
 
+    /// The URL of the table `name` under the root.
     pub fn table_url(&self, name: &str) -> Result<Url> {
         self.root
             .join(&format!("{name}/"))

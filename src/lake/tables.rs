@@ -5,9 +5,13 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
+/// One row per ingested file: counts, schema hash, missing fields.
 pub const BATCHES: &str = "batches";
+/// Roster people, one row per person and batch.
 pub const ROSTER_PERSON: &str = "roster_person";
+/// Roster households.
 pub const ROSTER_HOUSEHOLD: &str = "roster_household";
+/// The roster's source name.
 pub const ROSTER_SOURCE: &str = "roster";
 /// One row per committed pulled batch (see `ingest::pull`).
 pub const PULLS: &str = "pulls";
@@ -15,6 +19,7 @@ pub const PULLS: &str = "pulls";
 /// of its quality (see `link::history`).
 pub const LINK_HISTORY: &str = "link_history";
 
+/// `staged_<source>`: a source's normalised rows.
 pub fn staged(source: &str) -> String {
     format!("staged_{source}")
 }
@@ -32,10 +37,12 @@ pub fn source_of_link_table(table: &str) -> Option<&str> {
         .filter(|_| table != "link_model" && table != LINK_HISTORY)
 }
 
+/// `quarantine_<source>`: a source's refused rows, with their reasons.
 pub fn quarantine(source: &str) -> String {
     format!("quarantine_{source}")
 }
 
+/// The type of every timestamp column: microseconds, UTC.
 pub fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }

@@ -18,13 +18,20 @@ use crate::config::Role;
 use crate::lake::Lake;
 use crate::lake::query::{scalar_i64, strings_of};
 
+/// How one way of linking scored against the truth.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Scores {
+    /// Records it linked.
     pub links: i64,
+    /// Links to the true person.
     pub correct: i64,
+    /// Records whose true person is on the roster.
     pub true_matches: i64,
+    /// correct / links.
     pub precision: f64,
+    /// correct / true_matches.
     pub recall: f64,
+    /// The harmonic mean of precision and recall.
     pub f1: f64,
 }
 
@@ -56,22 +63,33 @@ impl Scores {
     }
 }
 
+/// The linker measured against a truth file.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Evaluation {
+    /// The source measured.
     pub source: String,
+    /// Its records.
     pub records: i64,
+    /// The linker's precision (a record in review counts as not linked).
     pub precision: f64,
+    /// The linker's recall.
     pub recall: f64,
+    /// The linker's F1.
     pub f1: f64,
+    /// The linker's counts.
     pub linker: Scores,
+    /// Records left for review.
     pub review: i64,
+    /// Linking on an exact valid ID number alone, for comparison.
     pub exact_id_baseline: Scores,
     /// True matches with no ID number and no birth date: a namesake looks
     /// exactly like them, so this share bounds what any linker can reach.
     pub name_and_region_only_share: f64,
+    /// Recall by kind of dirt: (kind, true matches with it, recall).
     pub recall_by_dirt: Vec<(String, i64, f64)>,
 }
 
+/// Score `link_<source>` against `truth` (record_key, true_id_number[, dirt]).
 pub async fn evaluate(
     lake: &Lake,
     schemas_dir: &Path,

@@ -11,39 +11,62 @@ use super::{link_table, model, plan, prepare_sides};
 use crate::lake::Lake;
 use crate::lake::query::rows_of;
 
+/// One comparison's part in a candidate's match weight.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Step {
+    /// The comparison's name.
     pub comparison: String,
+    /// The level the pair reached.
     pub level: String,
+    /// That level's weight, log2(m/u).
     pub weight: f64,
+    /// The match weight after this step.
     pub cumulative: f64,
 }
 
+/// One roster person the record was compared with.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Candidate {
+    /// The roster person.
     pub person_id: String,
+    /// Their household.
     pub household_id: String,
+    /// The person's name, ID number, birth date, gender and region code.
     pub values: BTreeMap<String, String>,
+    /// The sum of the prior and every step's weight.
     pub match_weight: f64,
+    /// The probability the match weight stands for.
     pub match_probability: f64,
+    /// A clerk's decision on this pair, if any.
     pub review_decision: Option<String>,
+    /// The weights, comparison by comparison.
     pub waterfall: Vec<Step>,
 }
 
+/// Why a record was linked as it was: its values, its status, and its best candidates with their weights.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Explanation {
+    /// The record's source.
     pub source: String,
+    /// The record's key in `staged_<source>`.
     pub record_key: String,
+    /// The record's name, ID number, birth date, gender and region code.
     pub record: BTreeMap<String, String>,
+    /// Its status in `link_<source>` (linked, review, unlinked), if linked yet.
     pub status: Option<String>,
+    /// The person it is linked to, if any.
     pub linked_person: Option<String>,
+    /// The model version the weights come from.
     pub model_version: i64,
+    /// The prior's weight, where every candidate's sum starts.
     pub prior_weight: f64,
+    /// The best candidates, best first.
     pub candidates: Vec<Candidate>,
 }
 
 const SHOWN: &[&str] = &["name", "id_number", "birth_date", "gender", "region_code"];
 
+/// Explain how record `record_key` of `source` is scored against its best `limit` candidates, with the latest model.
 pub async fn explain(
     lake: &Lake,
     schemas_dir: &Path,

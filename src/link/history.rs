@@ -31,12 +31,17 @@ use crate::lake::tables::{LINK_HISTORY, link_table, timestamp_type};
 /// The counts and estimates of one source's link table.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Quality {
+    /// Records linked.
     pub linked: i64,
+    /// Records in review.
     pub review: i64,
+    /// Records not linked.
     pub unlinked: i64,
     /// None when nothing is linked.
     pub expected_precision: Option<f64>,
+    /// Σ(1 − p) over the linked records: the wrong links the model expects.
     pub expected_wrong_links: f64,
+    /// Σp over the records not linked: the matches the model expects were missed.
     pub expected_not_linked: f64,
 }
 
@@ -69,6 +74,7 @@ pub async fn measure(ctx: &SessionContext, source: &str) -> Result<Quality> {
     })
 }
 
+/// The schema of `link_history`.
 pub fn schema() -> SchemaRef {
     let count = |name: &str| Field::new(name, DataType::Int64, false);
     Arc::new(Schema::new(vec![

@@ -40,13 +40,19 @@ pub use crate::lake::tables::link_table;
 /// What one link run did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LinkReport {
+    /// The source linked.
     pub source: String,
+    /// Its records.
     pub records: i64,
+    /// Candidate pairs the blocking rules made.
     pub candidate_pairs: i64,
     /// Linked, review and unlinked, and the model's own estimates.
     pub quality: history::Quality,
+    /// The model version used.
     pub model_version: i64,
+    /// Whether this run trained that model (false: an earlier one was reused).
     pub trained: bool,
+    /// Wall time.
     pub seconds: f64,
 }
 

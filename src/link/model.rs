@@ -24,6 +24,7 @@ use crate::lake::Lake;
 use crate::lake::query::rows_of;
 use crate::lake::tables::timestamp_type;
 
+/// The table of trained models: m and u per level, one row per level and version.
 pub const LINK_MODEL: &str = "link_model";
 
 /// Smallest probability any level may have, so no weight is infinite.
@@ -35,12 +36,16 @@ const FLOOR: f64 = 1e-7;
 /// pair out.
 const M_FLOOR: f64 = 0.002;
 
+/// One comparison's trained parameters.
 #[derive(Debug, Clone)]
 pub struct ComparisonParams {
+    /// The comparison's name.
     pub name: String,
+    /// Its level labels, level 1 first.
     pub labels: Vec<String>,
     /// Index 0 is level 1.
     pub m: Vec<f64>,
+    /// Index 0 is level 1: how often a non-match shows the level.
     pub u: Vec<f64>,
 }
 
@@ -54,17 +59,23 @@ impl ComparisonParams {
     }
 }
 
+/// A trained model for one source.
 #[derive(Debug, Clone)]
 pub struct Model {
+    /// Its version, from 1.
     pub version: i64,
+    /// The source it was trained on.
     pub source: String,
     /// Probability that a random record × person pair is a match.
     pub prior: f64,
+    /// Each comparison's parameters, in settings order.
     pub comparisons: Vec<ComparisonParams>,
+    /// EM iterations the training took.
     pub em_iterations: usize,
 }
 
 impl Model {
+    /// The prior as a weight: log2(prior / (1 − prior)).
     pub fn prior_weight(&self) -> f64 {
         (self.prior / (1.0 - self.prior)).log2()
     }
@@ -90,7 +101,9 @@ pub fn u_from_counts(settings: &Settings, counts: &[Vec<f64>]) -> Vec<Vec<f64>> 
 
 /// A level pattern over all comparisons and how many candidate pairs show it.
 pub struct Pattern {
+    /// The level of each comparison (0: no information).
     pub levels: Vec<usize>,
+    /// Candidate pairs with exactly these levels.
     pub count: f64,
 }
 
@@ -189,6 +202,7 @@ pub fn estimate_m(
     (m, iterations)
 }
 
+/// The schema of [`LINK_MODEL`].
 pub fn model_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("version", DataType::Int64, false),

@@ -6,6 +6,7 @@ use super::model::Model;
 use super::settings::Settings;
 use crate::lake::query::{sql_ident, sql_text};
 
+/// The table of clerks' review decisions (append-only).
 pub const REVIEW_DECISIONS: &str = "review_decisions";
 
 /// Added to a pair's weight when a clerk said "match", so it ranks first:
@@ -25,10 +26,13 @@ pub fn level_columns(settings: &Settings) -> String {
 /// The relations a decision reads: the records (`l`) and their candidate
 /// pairs, or one part of each when a large run decides in parts.
 pub struct Inputs<'a> {
+    /// The records relation.
     pub records: &'a str,
+    /// The candidate pairs relation.
     pub pairs: &'a str,
 }
 
+/// The whole run in one part.
 pub const ALL: Inputs<'static> = Inputs {
     records: "l",
     pairs: "pairs",

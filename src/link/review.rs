@@ -41,6 +41,7 @@ pub const EXPORT_COLUMNS: &[&str] = &[
     "note",
 ];
 
+/// The schema of `review_decisions`.
 pub fn decisions_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("source", DataType::Utf8, false),
@@ -143,8 +144,11 @@ pub async fn band_sql(
 /// What an import stored.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct ImportReport {
+    /// Pairs decided as matches.
     pub matches: usize,
+    /// Pairs decided as non-matches.
     pub non_matches: usize,
+    /// Rows left undecided (skipped).
     pub undecided: usize,
 }
 
@@ -238,13 +242,18 @@ pub async fn import(lake: &Lake, file: &Path) -> Result<ImportReport> {
 /// A clerk's decision on one record and candidate.
 #[derive(Debug, Clone)]
 pub struct Decision {
+    /// The record's source.
     pub source: String,
+    /// The record's key.
     pub record_key: String,
+    /// The roster person it was shown with.
     pub person_id: String,
     /// `match`, `no_match`, or `undone` (a decision taken back: the pair
     /// is decided by the model again).
     pub decision: String,
+    /// Who decided.
     pub reviewer: Option<String>,
+    /// Why, if they said.
     pub note: Option<String>,
 }
 

@@ -40,6 +40,7 @@ fn rows_from_env(name: &str, default: i64) -> Result<i64> {
 /// Records per part when a large run decides in parts (see `parts`).
 pub const RECORDS_PER_PART: i64 = 1_000_000;
 
+/// A link run's temporary directory, removed when dropped; large runs spill their intermediate tables to it.
 pub struct Scratch {
     dir: TempDir,
     on_disk: bool,
@@ -63,6 +64,7 @@ impl Scratch {
         })
     }
 
+    /// The directory.
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

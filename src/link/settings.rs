@@ -11,9 +11,11 @@ use super::check::{self, Scope, Snippet};
 use super::comparisons::Kind;
 use crate::error::Error;
 
+/// A linkage settings file: defaults, and per-source sections over them.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsFile {
+    /// Settings every source starts from.
     pub defaults: Settings,
     /// Per-source overrides; any key left out comes from `defaults`.
     #[serde(default)]
@@ -23,6 +25,7 @@ pub struct SettingsFile {
     pub path: PathBuf,
 }
 
+/// The settings one source is linked with.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -39,10 +42,12 @@ pub struct Settings {
     /// Rules for the prior: pairs they accept are taken as matches, and
     /// `deterministic_recall` says what share of all matches they find.
     pub deterministic_rules: Vec<String>,
+    /// The share of all matches the deterministic rules are taken to find.
     pub deterministic_recall: f64,
     /// Candidate pairs: the union of these join conditions over `l` (the
     /// record) and `r` (the registry person).
     pub blocking: Vec<String>,
+    /// The comparisons, each giving a pair a level.
     #[serde(rename = "comparison")]
     pub comparisons: Vec<Comparison>,
     /// SQL over the best pair's numeric `<comparison>_level` columns that must
@@ -55,6 +60,7 @@ pub struct Settings {
     /// `estimates`. Without sessions one EM runs over all candidate pairs.
     #[serde(default)]
     pub training: Vec<TrainingSession>,
+    /// The most EM iterations per training session.
     #[serde(default = "default_iterations")]
     pub em_iterations: usize,
     /// Records and registry people sampled (each) for u-probabilities.
@@ -96,15 +102,19 @@ impl Origin {
     }
 }
 
+/// One comparison: a kind and its options.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Comparison {
+    /// Its name; the pair's columns are `<name>_level` and `<name>_weight`.
     pub name: String,
+    /// What it compares and how.
     pub kind: Kind,
     /// Column on both sides (generic kinds); the Chinese-aware kinds use the
     /// standard columns (id_number, name, birth_date, gender, region_code).
     #[serde(default)]
     pub column: Option<String>,
+    /// Similarity or distance cut-offs, one level each (similarity and distance kinds).
     #[serde(default)]
     pub thresholds: Vec<f64>,
     /// Adjust the exact level's weight by how common the value is.
@@ -112,10 +122,13 @@ pub struct Comparison {
     pub term_frequency: bool,
 }
 
+/// One EM training session.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingSession {
+    /// SQL over the `<comparison>_level` columns choosing the pairs trained on.
     pub when: String,
+    /// The comparisons whose m this session estimates.
     pub estimates: Vec<String>,
 }
 
@@ -133,6 +146,7 @@ fn default_sample() -> usize {
 }
 
 impl SettingsFile {
+    /// Read and check a settings file; an error names the file and the key.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read linkage settings {}", path.display()))?;

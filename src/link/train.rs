@@ -71,6 +71,7 @@ async fn patterns_where(
     Ok(patterns)
 }
 
+/// Train a model for `source` on its candidate pairs: u from random pairs, m by EM per training session.
 pub async fn train_model(
     ctx: &SessionContext,
     source: &str,

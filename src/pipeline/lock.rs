@@ -18,13 +18,19 @@ const LEASE: Duration = Duration::from_secs(120);
 /// How often the holder renews it.
 const RENEW_EVERY: Duration = Duration::from_secs(30);
 
+/// Who holds the lake's run lock, as written in the lock file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LockInfo {
+    /// What holds it (`run`, `serve`, …).
     pub holder: String,
+    /// The host it runs on.
     #[serde(default)]
     pub host: String,
+    /// Its process id.
     pub pid: u32,
+    /// When it took the lock.
     pub since: DateTime<Utc>,
+    /// When the lock lapses unless renewed.
     pub expires: DateTime<Utc>,
 }
 

@@ -13,23 +13,35 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use crate::lake::Lake;
 use crate::lake::tables::timestamp_type;
 
+/// The table of pipeline runs, one row per stage.
 pub const RUNS: &str = "runs";
 
 /// Counts a stage reports; any that do not apply stay zero.
 #[derive(Debug, Clone, Default)]
 pub struct StageCounts {
+    /// Rows the stage read.
     pub rows_in: i64,
+    /// Rows it wrote.
     pub rows_out: i64,
+    /// Rows quarantined.
     pub quarantined: i64,
+    /// Records linked.
     pub linked: i64,
+    /// Records in review.
     pub review: i64,
+    /// Records not linked.
     pub unlinked: i64,
+    /// Warnings raised.
     pub raised: i64,
+    /// Warnings reopened.
     pub reopened: i64,
+    /// Warnings updated.
     pub updated: i64,
+    /// Deliveries made.
     pub delivered: i64,
 }
 
+/// The schema of [`RUNS`].
 pub fn runs_schema() -> SchemaRef {
     let count = |name: &str| Field::new(name, DataType::Int64, false);
     Arc::new(Schema::new(vec![
@@ -56,11 +68,13 @@ pub fn runs_schema() -> SchemaRef {
 /// Records the stages of one run as they end.
 pub struct RunLog {
     lake: Lake,
+    /// This run's id.
     pub run_id: String,
     pipeline: String,
 }
 
 impl RunLog {
+    /// A log for a new run of `pipeline` in `lake`.
     pub fn new(lake: &Lake, pipeline: &str) -> Self {
         let now = Utc::now();
         RunLog {

@@ -15,6 +15,7 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// Parse cron expressions (`0 2 * * *`, China time); none means nothing runs on a schedule.
     pub fn parse(expressions: &[String]) -> Result<Schedule> {
         // No expressions: a service that runs nothing on its own (the API
         // and delivery only); `next_after` and `missed` return None.

@@ -27,11 +27,17 @@ pub use crate::config::SqlConfig;
 pub struct Shared {
     /// The lake as each user may see it.
     pub access: Access,
+    /// Who may log in.
     pub users: Users,
+    /// Where every statement is audited.
     pub audit: AuditLog,
+    /// The longest a statement may run.
     pub statement_timeout: Duration,
+    /// The most memory one statement may use.
     pub memory_limit_bytes: usize,
+    /// TLS, when the endpoint has a certificate.
     pub tls: Option<TlsAcceptor>,
+    /// pgwire's open connections, so a cancel request finds its statement.
     pub connections: Arc<ConnectionManager>,
 }
 
