@@ -20,10 +20,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::lake::Lake;
+pub use crate::lake::tables::AUDIT_LOG;
 use crate::lake::tables::timestamp_type;
-
-/// The table every audited call is appended to.
-pub const AUDIT_LOG: &str = "audit_log";
 
 /// How an audited call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

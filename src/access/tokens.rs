@@ -21,10 +21,8 @@ use sha2::{Digest, Sha256};
 use super::{Principal, Role};
 use crate::lake::Lake;
 use crate::lake::query::rows_of;
+pub use crate::lake::tables::API_TOKENS;
 use crate::lake::tables::timestamp_type;
-
-/// The table of API tokens (their SHA-256, never the secret).
-pub const API_TOKENS: &str = "api_tokens";
 
 fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![

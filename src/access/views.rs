@@ -42,9 +42,8 @@ use crate::lake::tables::{BATCHES, ROSTER_HOUSEHOLD, link_table};
 /// Tables of run bookkeeping: counts, model parameters, no personal data.
 const BOOKKEEPING: &[&str] = &[
     BATCHES,
-    "runs",
-    "link_model",
-    "roster_version",
+    crate::lake::tables::RUNS,
+    crate::lake::tables::LINK_MODEL,
     crate::lake::schemas::SOURCE_SCHEMAS,
     crate::lake::tables::PULLS,
     crate::lake::tables::LINK_HISTORY,
@@ -106,11 +105,13 @@ impl ColumnRoles {
                 Some(FieldRole::IdNumber) => &mut self.ids,
                 Some(FieldRole::BirthDate) => &mut self.births,
                 Some(FieldRole::RecordKey) => {
-                    self.record_keys.insert(schema.name.clone(), f.name.clone());
+                    self.record_keys
+                        .insert(schema.name.to_string(), f.name.clone());
                     continue;
                 }
                 Some(FieldRole::EventDate) => {
-                    self.event_dates.insert(schema.name.clone(), f.name.clone());
+                    self.event_dates
+                        .insert(schema.name.to_string(), f.name.clone());
                     continue;
                 }
                 _ => continue,
@@ -154,10 +155,10 @@ fn region_filter(
             "warning_id IN (SELECT warning_id FROM warnings WHERE starts_with(village_code, {p}))"
         ));
     }
-    let source = table.strip_prefix("staged_")?;
-    let link = link_table(source);
-    let key = roles.record_key(source)?;
-    if !tables.contains(&link) || !tables.contains(ROSTER_HOUSEHOLD) {
+    let source = crate::lake::tables::source_of_staged(table)?;
+    let link = link_table(&source);
+    let key = roles.record_key(&source)?;
+    if !tables.contains(link.as_str()) || !tables.contains(ROSTER_HOUSEHOLD) {
         return None;
     }
     Some(format!(

@@ -19,7 +19,9 @@ use super::params;
 use super::warnings::{events_of, warning_json};
 use crate::access::{Principal, Visibility};
 use crate::lake::query::{rows_of, sql_ident, sql_text};
-use crate::lake::tables::{ROSTER_HOUSEHOLD, ROSTER_PERSON, ROSTER_SOURCE, link_table, staged};
+use crate::lake::tables::{
+    ROSTER_HOUSEHOLD, ROSTER_PERSON, ROSTER_SOURCE, SourceName, link_table, staged,
+};
 use crate::warn::store::WARNINGS;
 
 /// Bookkeeping columns left out of the timeline.
@@ -97,13 +99,13 @@ pub async fn household_timeline(
     // Department records linked to the household, every source.
     let mut records: Vec<(String, Value)> = Vec::new();
     let roles = state.access.columns();
-    let sources: Vec<String> = ctx
+    let sources: Vec<SourceName> = ctx
         .catalog("datafusion")
         .and_then(|c| c.schema("public"))
         .map(|s| s.table_names())
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|t| t.strip_prefix("staged_").map(str::to_string))
+        .filter_map(|t| crate::lake::tables::source_of_staged(&t))
         .filter(|s| s != ROSTER_SOURCE)
         .collect();
     for source in sources {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use super::output::Format;
+use crate::config::SourceName;
 
 #[derive(Parser)]
 #[command(
@@ -36,7 +37,7 @@ pub enum Command {
         lake: String,
         /// Source name; the schema is schemas/<NAME>.toml unless --schema is given.
         #[arg(long)]
-        source: String,
+        source: SourceName,
         /// Schema file to use instead of schemas/<SOURCE>.toml; the lake
         /// records it with the batch, and later stages read it from there.
         #[arg(long)]
@@ -121,7 +122,7 @@ pub enum Command {
         lake: String,
         /// Link only this source (default: every ingested department source).
         #[arg(long)]
-        source: Option<String>,
+        source: Option<SourceName>,
         /// Re-estimate the model even when one is stored.
         #[arg(long)]
         train: bool,
@@ -137,7 +138,7 @@ pub enum Command {
         #[arg(long, env = "SAFETYNET_LAKE")]
         lake: String,
         #[arg(long)]
-        source: String,
+        source: SourceName,
         /// The record's key (e.g. a settlement number).
         record_key: String,
         /// Candidates to show.
@@ -162,7 +163,7 @@ pub enum Command {
         #[arg(long, env = "SAFETYNET_LAKE")]
         lake: String,
         #[arg(long)]
-        source: String,
+        source: SourceName,
         /// CSV: record key, true roster ID number (empty if not on the roster)[, dirt].
         #[arg(long)]
         truth: PathBuf,
@@ -323,7 +324,7 @@ pub enum ReviewAction {
         lake: String,
         /// Only this source (default: every linked source).
         #[arg(long)]
-        source: Option<String>,
+        source: Option<SourceName>,
         /// CSV to write.
         #[arg(long, default_value = "review.csv")]
         out: PathBuf,

@@ -24,7 +24,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use crate::access::{Role, tokens};
-use crate::config::{DeliveryConfig, Pipeline, SourceSchema};
+use crate::config::{DeliveryConfig, Pipeline, SourceName, SourceSchema};
 use crate::error::Error;
 use crate::ingest::{FileOutcome, IngestOptions};
 use crate::lake::Lake;
@@ -588,8 +588,8 @@ async fn open_for_linking(
     lake: &str,
     settings: &Path,
     schemas: &Path,
-    source: Option<String>,
-) -> Result<(Lake, crate::link::settings::SettingsFile, Vec<String>)> {
+    source: Option<SourceName>,
+) -> Result<(Lake, crate::link::settings::SettingsFile, Vec<SourceName>)> {
     let lake = Lake::open(lake).await?;
     let settings = crate::link::settings::SettingsFile::load(settings)?;
     let sources = match source {

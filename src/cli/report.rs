@@ -217,7 +217,7 @@ pub fn print_link_reports(reports: &[LinkReport]) {
     ]);
     for r in reports {
         t.add_row(vec![
-            r.source.clone(),
+            r.source.to_string(),
             r.records.to_string(),
             r.candidate_pairs.to_string(),
             r.quality.linked.to_string(),

@@ -17,7 +17,7 @@ use crate::identity::text::normalise_text;
 #[serde(deny_unknown_fields)]
 pub struct SourceSchema {
     /// Source name; tables are `staged_<name>` and `quarantine_<name>`.
-    pub name: String,
+    pub name: super::SourceName,
     /// Human title shown in summaries (e.g. "医保结算").
     #[serde(default)]
     pub title: Option<String>,
@@ -166,17 +166,6 @@ impl SourceSchema {
     }
 
     fn check(&self) -> Result<()> {
-        if self.name.is_empty()
-            || !self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
-            bail!(
-                "source name '{}' must be lower-case letters, digits and _ (it names lake tables)",
-                self.name
-            );
-        }
         let mut names = HashSet::new();
         for field in &self.fields {
             // Field names become column names in SQL the stages write.
@@ -273,7 +262,7 @@ mod tests {
                 let schema = SourceSchema::load(&path).unwrap();
                 assert_eq!(
                     path.file_stem().unwrap().to_str().unwrap(),
-                    schema.name,
+                    schema.name.as_str(),
                     "file name matches source name"
                 );
                 count += 1;

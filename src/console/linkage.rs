@@ -24,7 +24,7 @@ use crate::api::auth::Rows;
 use crate::api::error::ApiResult;
 use crate::api::params;
 use crate::lake::query::sql_text;
-use crate::lake::tables::{LINK_HISTORY, link_table};
+use crate::lake::tables::{LINK_HISTORY, SourceName, link_table};
 use crate::link::settings::SettingsFile;
 
 /// A probability as a match weight (log2 of the odds), as the linker
@@ -91,7 +91,7 @@ pub async fn quality(
     for source in &sources {
         let q = crate::link::history::measure(&ctx, source).await?;
         let row: BTreeMap<String, String> = [
-            ("source", source.clone()),
+            ("source", source.to_string()),
             ("linked", q.linked.to_string()),
             ("review", q.review.to_string()),
             ("unlinked", q.unlinked.to_string()),
@@ -109,7 +109,7 @@ pub async fn quality(
         summary.push(row);
     }
     let chosen = match q.get("source").filter(|s| !s.is_empty()) {
-        Some(s) if sources.contains(s) => Some(s.clone()),
+        Some(s) if sources.iter().any(|known| known == s) => SourceName::new(s).ok(),
         Some(s) => {
             return Err(crate::api::error::ApiError::not_found(format!(
                 "source '{}' has not been linked",
@@ -148,7 +148,7 @@ pub async fn quality(
             }
             None => Vec::new(),
         };
-        let model = if ctx.table_exist("link_model")? {
+        let model = if ctx.table_exist(crate::lake::tables::LINK_MODEL)? {
             rows(
                 &ctx,
                 &format!(

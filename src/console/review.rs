@@ -29,6 +29,7 @@ use crate::access::{Principal, Role};
 use crate::api::auth::Rows;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::params;
+use crate::config::SourceName;
 use crate::lake::query::{rows_of, sql_text};
 use crate::link::plan::REVIEW_DECISIONS;
 use crate::link::review::{Decision, band_sql, record};
@@ -58,29 +59,19 @@ fn may_review(p: &Principal) -> ApiResult<()> {
     }
 }
 
-/// A source name as link tables are named: letters, digits, underscores.
-fn source_name(text: &str) -> ApiResult<String> {
-    if !text.is_empty()
-        && text.len() <= 64
-        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
-        Ok(text.to_string())
-    } else {
-        Err(ApiError::bad_request(format!(
-            "'{}' is not a source name",
-            text.chars().take(40).collect::<String>()
-        )))
-    }
+/// A source name from a request; anything else is a 400.
+fn source_name(text: &str) -> ApiResult<SourceName> {
+    SourceName::new(text).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// Sources that have been linked, as the caller's session shows them.
-pub(super) fn linked_sources(ctx: &SessionContext) -> Vec<String> {
+pub(super) fn linked_sources(ctx: &SessionContext) -> Vec<SourceName> {
     ctx.catalog("datafusion")
         .and_then(|c| c.schema("public"))
         .map(|s| s.table_names())
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|t| crate::lake::tables::source_of_link_table(&t).map(str::to_string))
+        .filter_map(|t| crate::lake::tables::source_of_link_table(&t))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
@@ -88,7 +79,10 @@ pub(super) fn linked_sources(ctx: &SessionContext) -> Vec<String> {
 
 /// Pairs of `source` whose latest decision is a match or no match: out
 /// of the queue.
-async fn decided(ctx: &SessionContext, source: &str) -> ApiResult<BTreeSet<(String, String)>> {
+async fn decided(
+    ctx: &SessionContext,
+    source: &SourceName,
+) -> ApiResult<BTreeSet<(String, String)>> {
     if !ctx.table_exist(REVIEW_DECISIONS)? {
         return Ok(BTreeSet::new());
     }
@@ -114,7 +108,7 @@ async fn decided(ctx: &SessionContext, source: &str) -> ApiResult<BTreeSet<(Stri
 async fn band(
     console: &Console,
     ctx: &SessionContext,
-    source: &str,
+    source: &SourceName,
 ) -> ApiResult<(Vec<BTreeMap<String, String>>, String)> {
     let Some(setup) = &console.review else {
         return Err(ApiError::unavailable(
@@ -136,7 +130,7 @@ async fn band(
 /// Each review pair's comparison levels and weights, by record key.
 async fn weights(
     ctx: &SessionContext,
-    source: &str,
+    source: &SourceName,
     key: &str,
 ) -> ApiResult<BTreeMap<String, BTreeMap<String, String>>> {
     let batches = ctx
@@ -443,7 +437,7 @@ pub async fn decide(
     record(
         console.app.lake(),
         &[Decision {
-            source: source.clone(),
+            source: source.to_string(),
             record_key: form.record_key.clone(),
             person_id: form.person_id.clone(),
             decision,
@@ -467,7 +461,7 @@ pub async fn decide(
 /// The latest decision on a pair and who took it.
 async fn latest_decision(
     ctx: &SessionContext,
-    source: &str,
+    source: &SourceName,
     record_key: &str,
     person_id: &str,
 ) -> ApiResult<Option<(String, String)>> {

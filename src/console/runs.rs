@@ -18,7 +18,7 @@ use super::session::Session;
 use crate::api::auth::Rows;
 use crate::api::error::ApiResult;
 use crate::api::params;
-use crate::lake::tables::BATCHES;
+use crate::lake::tables::{BATCHES, SourceName};
 
 /// Runs shown.
 const RUNS: usize = 20;
@@ -73,9 +73,9 @@ pub async fn history(
     )
     .await?;
     let mut reasons = Vec::new();
-    let sources: Vec<String> = files
+    let sources: Vec<SourceName> = files
         .iter()
-        .filter_map(|f| f.get("source").cloned())
+        .filter_map(|f| SourceName::new(f.get("source")?).ok())
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -92,7 +92,7 @@ pub async fn history(
         )
         .await?
         {
-            r.insert("source".into(), source.clone());
+            r.insert("source".into(), source.to_string());
             reasons.push(r);
         }
     }

@@ -20,11 +20,9 @@ use serde::Serialize;
 
 use crate::lake::Lake;
 use crate::lake::query::{register_keys, rows_of, sql_text};
+pub use crate::lake::tables::DELIVERIES;
 use crate::lake::tables::timestamp_type;
 use crate::warn::store::WARNING_EVENTS;
-
-/// The table of delivery attempts, one row per attempt.
-pub const DELIVERIES: &str = "deliveries";
 
 /// Outcomes of one attempt, as stored in `deliveries.outcome`.
 pub const DELIVERED: &str = "delivered";

@@ -97,10 +97,13 @@ GROUP BY household_number"
 /// roster batches. Returns the roster version, or `None` without a roster.
 pub async fn refresh(lake: &Lake) -> Result<Option<String>> {
     let ctx = lake.session().await?;
-    if !ctx.table_exist("staged_roster")? || !ctx.table_exist("batches")? {
+    let staged_roster = crate::lake::tables::staged(&crate::config::SourceName::roster());
+    if !ctx.table_exist(staged_roster.as_str())?
+        || !ctx.table_exist(crate::lake::tables::BATCHES)?
+    {
         return Ok(None);
     }
-    let staged = ctx.table("staged_roster").await?;
+    let staged = ctx.table(staged_roster.as_str()).await?;
     let missing: Vec<&str> = REQUIRED_FIELDS
         .iter()
         .copied()

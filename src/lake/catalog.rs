@@ -171,7 +171,7 @@ fn register(ctx: &SessionContext, tables: &BTreeMap<String, Opened>) -> Result<(
     for (name, opened) in tables {
         opened.table.update_datafusion_session(&ctx.state())?;
         let provider = match batch_source(name) {
-            Some(source) => committed_view(ctx, opened.provider.clone(), batches.clone(), source)?,
+            Some(source) => committed_view(ctx, opened.provider.clone(), batches.clone(), &source)?,
             None => opened.provider.clone(),
         };
         ctx.register_table(name.as_str(), provider)
@@ -209,10 +209,8 @@ pub async fn session_with_memory(
 }
 
 /// For `staged_x` / `quarantine_x`, the source `x` whose batches gate them.
-fn batch_source(table: &str) -> Option<&str> {
-    table
-        .strip_prefix("staged_")
-        .or_else(|| table.strip_prefix("quarantine_"))
+fn batch_source(table: &str) -> Option<super::tables::SourceName> {
+    super::tables::source_of_staged(table).or_else(|| super::tables::source_of_quarantine(table))
 }
 
 /// `table` restricted to rows whose batch has a row in `batches`: rows of a

@@ -22,11 +22,9 @@ use sha2::{Digest, Sha256};
 
 use super::Lake;
 use super::query::rows_of;
+pub use super::tables::SOURCE_SCHEMAS;
 use super::tables::timestamp_type;
 use crate::config::SourceSchema;
-
-/// The table of recorded schemas.
-pub const SOURCE_SCHEMAS: &str = "source_schemas";
 
 /// One row per source and schema version.
 pub fn source_schemas_schema() -> SchemaRef {

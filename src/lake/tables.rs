@@ -1,9 +1,16 @@
-//! Names and schemas of the lake's bookkeeping tables. These names are a
-//! contract with later stages and analysts.
+//! Every lake table's name, and the schemas of the bookkeeping tables.
+//! This is the one place a table name is formed: the fixed names are the
+//! constants below, and a source's tables are made from a checked
+//! [`SourceName`] by [`staged`], [`quarantine`] and [`link_table`]. These
+//! names are a contract with later stages and analysts.
 
+use std::fmt;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+pub use crate::config::SourceName;
 
 /// One row per ingested file: counts, schema hash, missing fields.
 pub const BATCHES: &str = "batches";
@@ -19,27 +26,92 @@ pub const PULLS: &str = "pulls";
 /// of its quality (see `link::history`).
 pub const LINK_HISTORY: &str = "link_history";
 
+/// Every audited call of the API, the SQL endpoint and the console.
+pub const AUDIT_LOG: &str = "audit_log";
+/// API tokens (their SHA-256, never the secret).
+pub const API_TOKENS: &str = "api_tokens";
+/// Each source's schema as the lake recorded it, once per change.
+pub const SOURCE_SCHEMAS: &str = "source_schemas";
+/// Pipeline runs, one row per stage.
+pub const RUNS: &str = "runs";
+/// Trained linkage models: m and u per level, one row per level and version.
+pub const LINK_MODEL: &str = "link_model";
+/// Clerks' review decisions (append-only).
+pub const REVIEW_DECISIONS: &str = "review_decisions";
+/// One row per warning: its household, kind, status and evidence hash.
+pub const WARNINGS: &str = "warnings";
+/// Every change of a warning, with the payload delivered for it.
+pub const WARNING_EVENTS: &str = "warning_events";
+/// The department records behind each warning.
+pub const WARNING_EVIDENCE: &str = "warning_evidence";
+/// Thresholds per place, resolved from the thresholds file for a run.
+pub const PLACE_THRESHOLDS: &str = "place_thresholds";
+/// Delivery attempts, one row per attempt.
+pub const DELIVERIES: &str = "deliveries";
+
+/// The name of a table made from a source's name: a plain identifier,
+/// safe to paste into SQL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TableName(String);
+
+impl TableName {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for TableName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// `staged_<source>`: a source's normalised rows.
-pub fn staged(source: &str) -> String {
-    format!("staged_{source}")
+pub fn staged(source: &SourceName) -> TableName {
+    TableName(format!("staged_{source}"))
 }
 
 /// `link_<source>`: the link of every record of a source.
-pub fn link_table(source: &str) -> String {
-    format!("link_{source}")
+pub fn link_table(source: &SourceName) -> TableName {
+    TableName(format!("link_{source}"))
+}
+
+/// `linked_<source>`: the warning stage's view of a source's records
+/// with their link (never stored).
+pub fn linked_view(source: &SourceName) -> TableName {
+    TableName(format!("linked_{source}"))
 }
 
 /// The source of a `link_<source>` table, or None for any other table
 /// (`link_model` and `link_history` are the linker's bookkeeping).
-pub fn source_of_link_table(table: &str) -> Option<&str> {
+pub fn source_of_link_table(table: &str) -> Option<SourceName> {
     table
         .strip_prefix("link_")
-        .filter(|_| table != "link_model" && table != LINK_HISTORY)
+        .filter(|_| table != LINK_MODEL && table != LINK_HISTORY)
+        .and_then(|source| SourceName::new(source).ok())
+}
+
+/// The source of a `staged_<source>` table, or None for any other table.
+pub fn source_of_staged(table: &str) -> Option<SourceName> {
+    SourceName::new(table.strip_prefix("staged_")?).ok()
+}
+
+/// The source of a `quarantine_<source>` table, or None for any other table.
+pub fn source_of_quarantine(table: &str) -> Option<SourceName> {
+    SourceName::new(table.strip_prefix("quarantine_")?).ok()
 }
 
 /// `quarantine_<source>`: a source's refused rows, with their reasons.
-pub fn quarantine(source: &str) -> String {
-    format!("quarantine_{source}")
+pub fn quarantine(source: &SourceName) -> TableName {
+    TableName(format!("quarantine_{source}"))
 }
 
 /// The type of every timestamp column: microseconds, UTC.
@@ -88,10 +160,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_roster_is_one_source_name() {
+        assert_eq!(SourceName::roster(), ROSTER_SOURCE);
+    }
+
+    #[test]
     fn the_linkers_bookkeeping_is_not_a_source() {
-        assert_eq!(source_of_link_table(&link_table("health")), Some("health"));
+        let health = SourceName::new("health").unwrap();
+        assert_eq!(
+            source_of_link_table(&link_table(&health)),
+            Some(health.clone())
+        );
         assert_eq!(source_of_link_table("link_model"), None);
         assert_eq!(source_of_link_table(LINK_HISTORY), None);
         assert_eq!(source_of_link_table("staged_health"), None);
+        assert_eq!(source_of_staged(&staged(&health)), Some(health.clone()));
+        assert_eq!(source_of_quarantine(&quarantine(&health)), Some(health));
+        assert_eq!(source_of_staged("staged_Bad-Name"), None);
     }
 }

@@ -230,7 +230,7 @@ pub async fn against_sides(
         (
             "r",
             "the registry person",
-            settings.registry.clone(),
+            settings.registry.to_string(),
             columns_of(ctx, right).await?,
         ),
     ];

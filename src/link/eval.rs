@@ -93,7 +93,7 @@ pub struct Evaluation {
 pub async fn evaluate(
     lake: &Lake,
     schemas_dir: &Path,
-    source: &str,
+    source: &crate::config::SourceName,
     truth: &Path,
 ) -> Result<Evaluation> {
     let ctx = lake.session().await?;
@@ -143,7 +143,8 @@ pub async fn evaluate(
          FROM truth t
          LEFT JOIN {links} k ON CAST(k.\"{key}\" AS VARCHAR) = t.record_key
          LEFT JOIN roster_person p ON k.person_id = p.person_id
-         LEFT JOIN staged_{source} s ON CAST(s.\"{key}\" AS VARCHAR) = t.record_key",
+         LEFT JOIN {staged} s ON CAST(s.\"{key}\" AS VARCHAR) = t.record_key",
+        staged = crate::lake::tables::staged(source),
         id_col = id
             .as_ref()
             .map_or("CAST(NULL AS VARCHAR)".into(), |c| format!("s.{c}")),

@@ -71,14 +71,17 @@ pub async fn explain(
     lake: &Lake,
     schemas_dir: &Path,
     settings_file: &SettingsFile,
-    source: &str,
+    source: &crate::config::SourceName,
     record_key: &str,
     limit: usize,
 ) -> Result<Explanation> {
     let sides = prepare_sides(lake, schemas_dir, settings_file, source, Some(record_key)).await?;
     let ctx = &sides.ctx;
     if sides.records == 0 {
-        bail!("no record with key '{record_key}' in staged_{source}");
+        bail!(
+            "no record with key '{record_key}' in {}",
+            crate::lake::tables::staged(source)
+        );
     }
     let Some(model) = model::load_latest(ctx, source, &sides.settings).await? else {
         bail!("no model for source '{source}' yet: run `safetynet link --source {source}` first");

@@ -46,7 +46,7 @@ pub struct Quality {
 }
 
 /// Read the counts and estimates off `source`'s link table, in one pass.
-pub async fn measure(ctx: &SessionContext, source: &str) -> Result<Quality> {
+pub async fn measure(ctx: &SessionContext, source: &crate::config::SourceName) -> Result<Quality> {
     let batches = ctx
         .sql(&format!(
             "SELECT CAST(count(*) FILTER (WHERE status = 'linked') AS VARCHAR) AS linked,

@@ -29,7 +29,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use datafusion::prelude::SessionContext;
 
-use crate::config::SourceSchema;
+use crate::config::{SourceName, SourceSchema};
 use crate::lake::Lake;
 use crate::lake::query::scalar_i64;
 use crate::lake::tables::{self, ROSTER_HOUSEHOLD, ROSTER_PERSON, ROSTER_SOURCE};
@@ -41,7 +41,7 @@ pub use crate::lake::tables::link_table;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LinkReport {
     /// The source linked.
-    pub source: String,
+    pub source: SourceName,
     /// Its records.
     pub records: i64,
     /// Candidate pairs the blocking rules made.
@@ -58,16 +58,17 @@ pub struct LinkReport {
 
 /// Department sources in the lake that can be linked: every staged table
 /// but the roster's, with a schema (recorded in the lake, or a file).
-pub async fn linkable_sources(lake: &Lake, schemas_dir: &Path) -> Result<Vec<String>> {
+pub async fn linkable_sources(lake: &Lake, schemas_dir: &Path) -> Result<Vec<SourceName>> {
     let recorded = crate::lake::schemas::recorded(lake).await?;
     Ok(lake
         .table_names()
         .await?
         .into_iter()
-        .filter_map(|t| t.strip_prefix("staged_").map(str::to_string))
+        .filter_map(|t| tables::source_of_staged(&t))
         .filter(|s| {
             s != ROSTER_SOURCE
-                && (recorded.contains_key(s) || schemas_dir.join(format!("{s}.toml")).exists())
+                && (recorded.contains_key(s.as_str())
+                    || schemas_dir.join(format!("{s}.toml")).exists())
         })
         .collect())
 }
@@ -91,7 +92,7 @@ pub(crate) async fn prepare_sides(
     lake: &Lake,
     schemas_dir: &Path,
     settings_file: &SettingsFile,
-    source: &str,
+    source: &SourceName,
     only_record: Option<&str>,
 ) -> Result<Sides> {
     let settings = settings_file.for_source(source)?;
@@ -108,7 +109,7 @@ pub(crate) async fn prepare_sides(
     let registry_table = if settings.registry == ROSTER_SOURCE {
         ROSTER_PERSON.to_string()
     } else {
-        tables::staged(&settings.registry)
+        tables::staged(&settings.registry).to_string()
     };
     let right = if settings.registry == ROSTER_SOURCE {
         for t in [ROSTER_PERSON, ROSTER_HOUSEHOLD] {
@@ -178,7 +179,7 @@ pub async fn link_source(
     lake: &Lake,
     schemas_dir: &Path,
     settings_file: &SettingsFile,
-    source: &str,
+    source: &SourceName,
     train: bool,
 ) -> Result<LinkReport> {
     let started = Instant::now();
@@ -194,7 +195,7 @@ pub async fn link_source(
     } = &sides;
     let candidate_pairs = scalar_i64(ctx, "SELECT count(*) FROM pairs").await?;
     tracing::info!(
-        source,
+        source = source.as_str(),
         records,
         candidate_pairs,
         seconds = started.elapsed().as_secs_f64(),
@@ -213,7 +214,7 @@ pub async fn link_source(
             let m = train::train_model(ctx, source, settings, *records, *registry_size).await?;
             model::store(lake, &m).await?;
             tracing::info!(
-                source,
+                source = source.as_str(),
                 seconds = started.elapsed().as_secs_f64(),
                 "model trained"
             );
@@ -267,7 +268,7 @@ pub async fn link_source(
 
     let ctx = lake.session().await?;
     let report = LinkReport {
-        source: source.to_string(),
+        source: source.clone(),
         records: *records,
         candidate_pairs,
         quality: history::measure(&ctx, source).await?,
@@ -282,7 +283,7 @@ pub async fn link_source(
 /// True when `link_<source>` is missing or older than the newest committed
 /// batch of the source or the roster, or the newest clerical decision — so a
 /// run that failed after ingest links on the next try.
-pub async fn needs_linking(lake: &Lake, source: &str) -> Result<bool> {
+pub async fn needs_linking(lake: &Lake, source: &SourceName) -> Result<bool> {
     use futures::StreamExt;
     let Some(table) = lake.table(&link_table(source)).await? else {
         return Ok(true);

@@ -22,10 +22,8 @@ use datafusion::prelude::SessionContext;
 use super::settings::Settings;
 use crate::lake::Lake;
 use crate::lake::query::rows_of;
+pub use crate::lake::tables::LINK_MODEL;
 use crate::lake::tables::timestamp_type;
-
-/// The table of trained models: m and u per level, one row per level and version.
-pub const LINK_MODEL: &str = "link_model";
 
 /// Smallest probability any level may have, so no weight is infinite.
 const FLOOR: f64 = 1e-7;

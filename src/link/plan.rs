@@ -5,9 +5,7 @@
 use super::model::Model;
 use super::settings::Settings;
 use crate::lake::query::{sql_ident, sql_text};
-
-/// The table of clerks' review decisions (append-only).
-pub const REVIEW_DECISIONS: &str = "review_decisions";
+pub use crate::lake::tables::REVIEW_DECISIONS;
 
 /// Added to a pair's weight when a clerk said "match", so it ranks first:
 /// far above any weight a pair can have.

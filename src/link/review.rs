@@ -61,7 +61,7 @@ pub async fn export(
     lake: &Lake,
     schemas_dir: &Path,
     settings_file: &SettingsFile,
-    sources: &[String],
+    sources: &[crate::config::SourceName],
     out: &Path,
 ) -> Result<usize> {
     let ctx = lake.session().await?;
@@ -107,7 +107,7 @@ pub async fn band_sql(
     recorded: &std::collections::BTreeMap<String, crate::config::SourceSchema>,
     schemas_dir: &Path,
     settings_file: &SettingsFile,
-    source: &str,
+    source: &crate::config::SourceName,
 ) -> Result<Option<String>> {
     let table = link_table(source);
     if !ctx.table_exist(table.as_str())? {

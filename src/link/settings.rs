@@ -32,7 +32,7 @@ pub struct Settings {
     /// "roster" (roster_person with roster_household) or the name of an
     /// ingested source used as the registry.
     #[serde(default = "default_registry")]
-    pub registry: String,
+    pub registry: crate::config::SourceName,
     /// Match probability at or above which the best candidate is linked.
     pub link_threshold: f64,
     /// Match probability at or above which a record goes to review.
@@ -132,8 +132,8 @@ pub struct TrainingSession {
     pub estimates: Vec<String>,
 }
 
-fn default_registry() -> String {
-    "roster".into()
+fn default_registry() -> crate::config::SourceName {
+    crate::config::SourceName::roster()
 }
 fn default_requires() -> String {
     "true".into()

@@ -442,7 +442,7 @@ pub async fn overview(lake: &Lake) -> Result<Overview> {
         }
         let n = scalar_i64(&ctx, &format!("SELECT count(*) FROM {name}")).await?;
         out.tables.push((name.clone(), n));
-        if !name.starts_with("quarantine_") {
+        if crate::lake::tables::source_of_quarantine(&name).is_none() {
             continue;
         }
         let sql = format!(

@@ -11,10 +11,8 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::lake::Lake;
+pub use crate::lake::tables::RUNS;
 use crate::lake::tables::timestamp_type;
-
-/// The table of pipeline runs, one row per stage.
-pub const RUNS: &str = "runs";
 
 /// Counts a stage reports; any that do not apply stay zero.
 #[derive(Debug, Clone, Default)]

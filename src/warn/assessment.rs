@@ -79,7 +79,7 @@ pub struct Component {
     /// The cause it stands for, on the national list.
     pub risk_type: String,
     /// The department source whose linked records it reads.
-    pub source: String,
+    pub source: crate::config::SourceName,
     /// The query.
     pub sql: String,
     /// The file.
@@ -99,7 +99,7 @@ impl Component {
             title: f.get("title")?,
             effect,
             risk_type: f.risk_type()?,
-            source: f.get("source")?,
+            source: f.source()?,
             sql: f.sql,
             file: file.to_string(),
         })

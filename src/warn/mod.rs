@@ -27,7 +27,9 @@ use datafusion::prelude::{SessionContext, col, lit};
 use crate::error::Error;
 use crate::lake::Lake;
 use crate::lake::query::{rows_of, scalar_i64, sql_ident, sql_text};
-use crate::lake::tables::{ROSTER_HOUSEHOLD, ROSTER_PERSON, link_table, staged};
+use crate::lake::tables::{
+    ROSTER_HOUSEHOLD, ROSTER_PERSON, SourceName, link_table, linked_view, staged,
+};
 use status::{Mode, Outcome, Status};
 use store::{WARNING_EVENTS, WARNINGS};
 
@@ -89,13 +91,13 @@ pub struct WarnReport {
 async fn register_linked_views(
     ctx: &SessionContext,
     config: &WarnConfig,
-    sources: &HashSet<String>,
+    sources: &HashSet<SourceName>,
     status: &str,
-) -> Result<HashSet<String>> {
+) -> Result<HashSet<SourceName>> {
     let mut ready = HashSet::new();
     let recorded = crate::lake::schemas::recorded_in(ctx).await?;
     for source in sources {
-        let view = format!("linked_{source}");
+        let view = linked_view(source);
         let _ = ctx.deregister_table(view.as_str());
         let staged = staged(source);
         let link = link_table(source);
@@ -195,7 +197,7 @@ pub async fn decide(
     if config.mode == Mode::Assessment {
         thresholds::require(&ctx, &config.thresholds, &["monitoring_income_line"]).await?;
     }
-    let sources: HashSet<String> = rules
+    let sources: HashSet<SourceName> = rules
         .iter()
         .map(|r| r.source.clone())
         .chain(components.iter().map(|c| c.source.clone()))

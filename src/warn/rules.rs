@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use datafusion::prelude::SessionContext;
 
+use crate::config::SourceName;
 use crate::lake::query::sql_text;
 
 /// The national list of risk types (致贫返贫风险类型).
@@ -75,6 +76,12 @@ impl SqlFile {
             .with_context(|| format!("{}: the header has no '-- {key}:' line", self.file))
     }
 
+    /// The header's source, checked as a source name.
+    pub fn source(&self) -> Result<SourceName> {
+        let source = self.get("source")?;
+        SourceName::new(&source).with_context(|| format!("{}: the '-- source:' line", self.file))
+    }
+
     /// The header's risk type, checked against the national list.
     pub fn risk_type(&self) -> Result<String> {
         let risk = self.get("risk_type")?;
@@ -114,7 +121,7 @@ pub struct Rule {
     /// high, medium or low, unless the query says per row.
     pub severity: String,
     /// The source whose linked records it reads (`linked_<source>`).
-    pub source: String,
+    pub source: SourceName,
     /// The published practice it follows.
     pub basis: String,
     /// Population groups it covers.
@@ -135,7 +142,7 @@ impl Rule {
             risk_type: f.risk_type()?,
             department: f.get("department")?,
             severity: f.get("severity")?,
-            source: f.get("source")?,
+            source: f.source()?,
             basis: f.get("basis")?,
             groups: f
                 .get("groups")?

@@ -19,13 +19,7 @@ use datafusion::prelude::SessionContext;
 
 use crate::lake::Lake;
 use crate::lake::tables::timestamp_type;
-
-/// The warnings table.
-pub const WARNINGS: &str = "warnings";
-/// Every change of a warning: the delivery outbox.
-pub const WARNING_EVENTS: &str = "warning_events";
-/// The evidence of every version of every warning.
-pub const WARNING_EVIDENCE: &str = "warning_evidence";
+pub use crate::lake::tables::{WARNING_EVENTS, WARNING_EVIDENCE, WARNINGS};
 
 /// The columns of `warnings`, and what a lake written before a column
 /// existed reads in its place.

@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+pub use crate::lake::tables::PLACE_THRESHOLDS;
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use datafusion::arrow::array::{
@@ -249,9 +250,6 @@ pub fn household_thresholds_sql(as_of: NaiveDate) -> String {
         household_thresholds_query()
     )
 }
-
-/// Resolved thresholds per village and population group.
-pub const PLACE_THRESHOLDS: &str = "place_thresholds";
 
 /// For every village and population group that has households, and every
 /// parameter, the threshold row that applies. Resolved per place rather

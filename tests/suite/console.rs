@@ -661,7 +661,7 @@ fn hostile_input_gets_a_clear_refusal_and_is_shown_as_text() {
             (
                 format!("{base}/ui/review?source=health'--"),
                 400,
-                "not a source name",
+                "must be 1 to 64 lower-case letters",
             ),
             (
                 format!("{base}/ui/linkage?source=nothing"),

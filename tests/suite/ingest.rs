@@ -303,7 +303,8 @@ fn original_file_is_kept_byte_for_byte() {
 }
 
 /// A process killed in the middle of a batch leaves nothing visible; the
-/// next run completes the batch with exact counts. Tried at each commit.
+/// next run completes the batch with exact counts. Tried at each commit,
+/// on a local lake and on a lake in an S3 bucket.
 #[test]
 fn crash_mid_batch_then_rerun_gives_exact_counts() {
     let tmp = tempfile::tempdir().unwrap();
@@ -311,59 +312,55 @@ fn crash_mid_batch_then_rerun_gives_exact_counts() {
     generate(&data, 80, &[]);
     let file = repo().join("sample_data/health_broken.csv");
     let rows = csv_rows(&data.join("health.csv")) as i64;
-    for (i, point) in [
-        "ingest:before-commit",
-        "ingest:after-staged-commit",
-        "ingest:after-quarantine-commit",
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let lake = tmp
-            .path()
-            .join(format!("lake{i}"))
-            .to_string_lossy()
-            .into_owned();
-        // A first, complete batch, so the crash happens in a lake with data.
-        ingest_ok(&lake, "health", &[&file]);
-        let before_staged = count(&lake, "SELECT count(*) FROM staged_health");
-        let before_quarantined = count(&lake, "SELECT count(*) FROM quarantine_health");
+    for backend in crate::backends::backends() {
+        for (i, point) in [
+            "ingest:before-commit",
+            "ingest:after-staged-commit",
+            "ingest:after-quarantine-commit",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let lake = backend.lake(tmp.path(), &format!("lake{i}"));
+            let at = format!("{} {point}", backend.name());
+            // A first, complete batch, so the crash happens in a lake with data.
+            lake.ingest_ok("health", &[&file]);
+            let before_staged = lake.count("SELECT count(*) FROM staged_health");
+            let before_quarantined = lake.count("SELECT count(*) FROM quarantine_health");
 
-        let out = run(bin()
-            .env("SAFETYNET_FAILPOINT", point)
-            .args(["ingest", "--lake", &lake, "--source", "health"])
-            .arg(data.join("health.csv")));
-        assert!(
-            !out.status.success(),
-            "{point}: the process should have died"
-        );
-        assert_eq!(
-            count(&lake, "SELECT count(*) FROM staged_health"),
-            before_staged,
-            "{point}"
-        );
-        assert_eq!(
-            count(&lake, "SELECT count(*) FROM quarantine_health"),
-            before_quarantined,
-            "{point}"
-        );
-        assert_eq!(count(&lake, "SELECT count(*) FROM batches"), 1, "{point}");
+            let out = run(lake
+                .cmd()
+                .env("SAFETYNET_FAILPOINT", point)
+                .args(["ingest", "--lake", &lake.url, "--source", "health"])
+                .arg(data.join("health.csv")));
+            assert!(!out.status.success(), "{at}: the process should have died");
+            assert_eq!(
+                lake.count("SELECT count(*) FROM staged_health"),
+                before_staged,
+                "{at}"
+            );
+            assert_eq!(
+                lake.count("SELECT count(*) FROM quarantine_health"),
+                before_quarantined,
+                "{at}"
+            );
+            assert_eq!(lake.count("SELECT count(*) FROM batches"), 1, "{at}");
 
-        ingest_ok(&lake, "health", &[&data.join("health.csv")]);
-        assert_eq!(
-            count(&lake, "SELECT count(*) FROM staged_health"),
-            before_staged + rows,
-            "{point}"
-        );
-        assert_eq!(
-            count(
-                &lake,
-                "SELECT count(*) FROM (SELECT DISTINCT batch_id, line FROM staged_health)"
-            ),
-            before_staged + rows,
-            "{point}: no duplicated rows"
-        );
-        assert_eq!(count(&lake, "SELECT count(*) FROM batches"), 2, "{point}");
+            lake.ingest_ok("health", &[&data.join("health.csv")]);
+            assert_eq!(
+                lake.count("SELECT count(*) FROM staged_health"),
+                before_staged + rows,
+                "{at}"
+            );
+            assert_eq!(
+                lake.count(
+                    "SELECT count(*) FROM (SELECT DISTINCT batch_id, line FROM staged_health)"
+                ),
+                before_staged + rows,
+                "{at}: no duplicated rows"
+            );
+            assert_eq!(lake.count("SELECT count(*) FROM batches"), 2, "{at}");
+        }
     }
 }
 

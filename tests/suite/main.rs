@@ -4,6 +4,7 @@
 //! of one per file keeps CI's build time and disk use down (a binary is
 //! hundreds of megabytes). The modules keep the old file-per-area split.
 
+mod backends;
 mod common;
 
 mod api;

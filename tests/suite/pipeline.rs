@@ -3,17 +3,18 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::backends::{Backend, TestLake, backends};
 use crate::common::*;
 
 fn pipeline(tmp: &Path) -> PathBuf {
     pipeline_file(tmp, 150, "")
 }
 
-fn run_pipeline(file: &Path, lake: &str, failpoint: Option<&str>) -> std::process::Output {
-    let mut cmd = bin();
+fn run_pipeline(file: &Path, lake: &TestLake, failpoint: Option<&str>) -> std::process::Output {
+    let mut cmd = lake.cmd();
     cmd.arg("run")
         .arg(file)
-        .args(["--lake", lake, "--as-of", "2026-11-20"]);
+        .args(["--lake", &lake.url, "--as-of", "2026-11-20"]);
     if let Some(f) = failpoint {
         cmd.env("SAFETYNET_FAILPOINT", f);
     }
@@ -21,7 +22,7 @@ fn run_pipeline(file: &Path, lake: &str, failpoint: Option<&str>) -> std::proces
 }
 
 /// What a user would compare between two lakes: every data table's rows.
-fn snapshot(lake: &str) -> Vec<(String, Vec<Vec<String>>)> {
+fn snapshot(lake: &TestLake) -> Vec<(String, Vec<Vec<String>>)> {
     let queries = [
         (
             "batches",
@@ -55,40 +56,80 @@ fn snapshot(lake: &str) -> Vec<(String, Vec<Vec<String>>)> {
     ];
     queries
         .iter()
-        .map(|(name, q)| (name.to_string(), sql(lake, q)))
+        .map(|(name, q)| (name.to_string(), lake.sql(q)))
         .collect()
 }
 
-/// Delta log versions of every table but `runs` and `audit_log`.
-fn versions(lake: &str) -> Vec<(String, usize)> {
-    let mut out: Vec<(String, usize)> = std::fs::read_dir(lake)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        // `runs` grows by design, and `audit_log` with every `sql` call.
-        .filter(|e| {
-            e.path().join("_delta_log").is_dir()
-                && e.file_name() != "runs"
-                && e.file_name() != "audit_log"
-        })
-        .map(|e| {
-            let n = std::fs::read_dir(e.path().join("_delta_log"))
-                .unwrap()
-                .count();
-            (e.file_name().to_string_lossy().into_owned(), n)
-        })
-        .collect();
-    out.sort();
-    out
-}
-
+/// A full run, a re-run that changes nothing, and a run killed in each
+/// stage then re-run, on a local lake and on a lake in an S3 bucket: every
+/// one ends with the tables of the first local run.
 #[test]
-fn full_run_rerun_crashes_and_lock() {
+fn full_run_rerun_and_crashes_on_every_backend() {
     let tmp = tempfile::tempdir().unwrap();
     let file = pipeline(tmp.path());
+    let mut expected = None;
+    for backend in backends() {
+        let name = backend.name();
+        let reference = run_reference(&file, &backend, tmp.path());
+        let tables = snapshot(&reference);
+        let expected = expected.get_or_insert_with(|| tables.clone());
+        assert_eq!(
+            &tables, expected,
+            "{name}: the same tables as the local run"
+        );
 
-    // A full run end to end, recorded stage by stage.
-    let reference = tmp.path().join("reference").display().to_string();
-    let out = run_pipeline(&file, &reference, None);
+        // A second run with no new files changes no data table.
+        let before = reference.versions();
+        assert!(
+            before.iter().any(|(t, _)| t == "warnings"),
+            "{name}: {before:?}"
+        );
+        let out = run_pipeline(&file, &reference, None);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(reference.versions(), before, "{name}");
+        assert_eq!(
+            reference.count("SELECT count(DISTINCT run_id) FROM runs"),
+            2,
+            "{name}"
+        );
+        let listing = ok(reference.cmd().args(["runs", "--lake", &reference.url]));
+        assert!(
+            listing.contains("ingest") && listing.contains("warn"),
+            "{name}: {listing}"
+        );
+
+        // Killed in each stage, then re-run: the same tables as without a crash.
+        for point in [
+            "ingest:after-staged-commit",
+            "roster:after-household",
+            "run:after-link",
+            "warn:after-events",
+        ] {
+            let lake = backend.lake(tmp.path(), &format!("{name}_{}", point.replace(':', "_")));
+            let out = run_pipeline(&file, &lake, Some(point));
+            assert!(
+                !out.status.success(),
+                "{name} {point}: the run should have died"
+            );
+            let out = run_pipeline(&file, &lake, None);
+            assert!(
+                out.status.success(),
+                "{name} {point}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(&snapshot(&lake), expected, "{name} {point}");
+        }
+    }
+}
+
+/// A full run end to end on `backend`, recorded stage by stage.
+fn run_reference(file: &Path, backend: &Backend, tmp: &Path) -> TestLake {
+    let reference = backend.lake(tmp, &format!("{}_reference", backend.name()));
+    let out = run_pipeline(file, &reference, None);
     assert!(
         out.status.success(),
         "{}",
@@ -99,10 +140,7 @@ fn full_run_rerun_crashes_and_lock() {
         text.contains("top warnings") && text.contains("linked 关联"),
         "{text}"
     );
-    let stages = sql(
-        &reference,
-        "SELECT stage, status FROM runs ORDER BY started_at",
-    );
+    let stages = reference.sql("SELECT stage, status FROM runs ORDER BY started_at");
     assert_eq!(
         stages,
         vec![
@@ -111,50 +149,18 @@ fn full_run_rerun_crashes_and_lock() {
             vec!["warn".into(), "ok".into()]
         ]
     );
-    assert!(count(&reference, "SELECT count(*) FROM warnings") > 0);
-    let expected = snapshot(&reference);
+    assert!(reference.count("SELECT count(*) FROM warnings") > 0);
+    reference
+}
 
-    // A second run with no new files changes no data table.
-    let before = versions(&reference);
-    let out = run_pipeline(&file, &reference, None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(versions(&reference), before);
-    assert_eq!(
-        count(&reference, "SELECT count(DISTINCT run_id) FROM runs"),
-        2
-    );
-    let listing = ok(bin().args(["runs", "--lake", &reference]));
-    assert!(
-        listing.contains("ingest") && listing.contains("warn"),
-        "{listing}"
-    );
-
-    // Killed in each stage, then re-run: the same tables as without a crash.
-    for point in [
-        "ingest:after-staged-commit",
-        "roster:after-household",
-        "run:after-link",
-        "warn:after-events",
-    ] {
-        let lake = tmp
-            .path()
-            .join(point.replace(':', "_"))
-            .display()
-            .to_string();
-        let out = run_pipeline(&file, &lake, Some(point));
-        assert!(!out.status.success(), "{point}: the run should have died");
-        let out = run_pipeline(&file, &lake, None);
-        assert!(
-            out.status.success(),
-            "{point}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(snapshot(&lake), expected, "{point}");
-    }
+/// One run at a time: a live lock refuses, a dead holder's lock is taken
+/// over, and of two processes started together one runs.
+#[test]
+fn one_run_holds_the_lake_at_a_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = pipeline(tmp.path());
+    let lake = run_reference(&file, &Backend::Local, tmp.path());
+    let reference = lake.url.clone();
 
     // One run at a time: a live lock refuses with a clear message…
     let locks = Path::new(&reference).join("_locks");
@@ -168,7 +174,7 @@ fn full_run_rerun_crashes_and_lock() {
         )
     };
     std::fs::write(locks.join("run.json"), lease(10)).unwrap();
-    let out = run_pipeline(&file, &reference, None);
+    let out = run_pipeline(&file, &lake, None);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -177,7 +183,7 @@ fn full_run_rerun_crashes_and_lock() {
     );
     // …and a lock whose holder died (lease expired) is taken over.
     std::fs::write(locks.join("run.json"), lease(-1)).unwrap();
-    let out = run_pipeline(&file, &reference, None);
+    let out = run_pipeline(&file, &lake, None);
     assert!(
         out.status.success(),
         "{}",
@@ -201,7 +207,7 @@ fn full_run_rerun_crashes_and_lock() {
     while !locks.join("run.json").exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let out = run_pipeline(&file, &reference, None);
+    let out = run_pipeline(&file, &lake, None);
     let status = a.wait().unwrap();
     assert!(status.success());
     assert!(!out.status.success());
