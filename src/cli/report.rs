@@ -117,6 +117,16 @@ pub fn print_evaluation(e: &Evaluation) {
             format!("{:.4}", s.f1),
         ]);
     }
+    let q = &e.model_estimate;
+    let percent = |v: Option<f64>| v.map_or("-".to_string(), |p| format!("{p:.4}"));
+    t.add_row(vec![
+        "model's own estimate, no truth 模型自估".to_string(),
+        q.linked.to_string(),
+        format!("{:.1}", q.expected_right_links()),
+        percent(q.expected_precision),
+        percent(q.expected_recall()),
+        "-".to_string(),
+    ]);
     println!(
         "{} records, {} true matches, {} in review",
         e.records, e.linker.true_matches, e.review
@@ -212,6 +222,7 @@ pub fn print_link_reports(reports: &[LinkReport]) {
         "review 待核",
         "unlinked 未关联",
         "expected precision 模型估计准确率",
+        "expected recall 模型估计召回率",
         "model 模型",
         "seconds 秒",
     ]);
@@ -225,6 +236,9 @@ pub fn print_link_reports(reports: &[LinkReport]) {
             r.quality.unlinked.to_string(),
             r.quality
                 .expected_precision
+                .map_or("-".to_string(), |p| format!("{:.2}%", 100.0 * p)),
+            r.quality
+                .expected_recall()
                 .map_or("-".to_string(), |p| format!("{:.2}%", 100.0 * p)),
             format!(
                 "v{}{}",

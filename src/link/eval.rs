@@ -85,6 +85,9 @@ pub struct Evaluation {
     /// True matches with no ID number and no birth date: a namesake looks
     /// exactly like them, so this share bounds what any linker can reach.
     pub name_and_region_only_share: f64,
+    /// What the model expects of the same links without the truth, to
+    /// set beside the measured figures.
+    pub model_estimate: super::history::Quality,
     /// Recall by kind of dirt: (kind, true matches with it, recall).
     pub recall_by_dirt: Vec<(String, i64, f64)>,
 }
@@ -198,7 +201,9 @@ pub async fn evaluate(
             }
         }
     }
+    let model_estimate = super::history::measure(&ctx, source).await?;
     Ok(Evaluation {
+        model_estimate,
         source: source.to_string(),
         records,
         precision: linker.precision,

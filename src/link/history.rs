@@ -45,6 +45,37 @@ pub struct Quality {
     pub expected_not_linked: f64,
 }
 
+impl Quality {
+    /// Σp over the linked records: the right links the model expects.
+    pub fn expected_right_links(&self) -> f64 {
+        self.linked as f64 - self.expected_wrong_links
+    }
+
+    /// The share of all the matches the model expects among the records
+    /// (linked or not) that its links find; None when it expects none.
+    pub fn expected_recall(&self) -> Option<f64> {
+        let right = self.expected_right_links();
+        let all = right + self.expected_not_linked;
+        (all > 0.0).then(|| right / all)
+    }
+
+    /// The figures of several sources taken together: counts and expected
+    /// links add up, precision is recomputed from them.
+    pub fn combined<'a>(all: impl IntoIterator<Item = &'a Quality>) -> Quality {
+        let mut sum = Quality::default();
+        for q in all {
+            sum.linked += q.linked;
+            sum.review += q.review;
+            sum.unlinked += q.unlinked;
+            sum.expected_wrong_links += q.expected_wrong_links;
+            sum.expected_not_linked += q.expected_not_linked;
+        }
+        sum.expected_precision =
+            (sum.linked > 0).then(|| sum.expected_right_links() / sum.linked as f64);
+        sum
+    }
+}
+
 /// Read the counts and estimates off `source`'s link table, in one pass.
 pub async fn measure(ctx: &SessionContext, source: &crate::config::SourceName) -> Result<Quality> {
     let batches = ctx
@@ -91,6 +122,8 @@ pub fn schema() -> SchemaRef {
         Field::new("expected_wrong_links", DataType::Float64, false),
         Field::new("expected_not_linked", DataType::Float64, false),
         Field::new("seconds", DataType::Float64, false),
+        // Added after the table was first written: older rows read null.
+        Field::new("expected_recall", DataType::Float64, true),
     ]))
 }
 
@@ -118,6 +151,7 @@ pub async fn record(lake: &Lake, report: &super::LinkReport) -> Result<()> {
             f(Some(q.expected_wrong_links)),
             f(Some(q.expected_not_linked)),
             f(Some(report.seconds)),
+            f(q.expected_recall()),
         ],
     )?;
     lake.append(LINK_HISTORY, &schema(), vec![batch]).await

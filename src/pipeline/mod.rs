@@ -285,13 +285,16 @@ async fn link_stage(
         Ok(())
     }
     .await;
-    let mut counts = StageCounts::default();
-    for r in &report.links {
-        counts.rows_in += r.records;
-        counts.linked += r.quality.linked;
-        counts.review += r.quality.review;
-        counts.unlinked += r.quality.unlinked;
-    }
+    let quality = crate::link::history::Quality::combined(report.links.iter().map(|r| &r.quality));
+    let counts = StageCounts {
+        rows_in: report.links.iter().map(|r| r.records).sum(),
+        linked: quality.linked,
+        review: quality.review,
+        unlinked: quality.unlinked,
+        expected_precision: quality.expected_precision,
+        expected_recall: quality.expected_recall(),
+        ..StageCounts::default()
+    };
     StageOutcome {
         counts,
         error: link.err(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{
-    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
@@ -37,6 +37,10 @@ pub struct StageCounts {
     pub updated: i64,
     /// Deliveries made.
     pub delivered: i64,
+    /// The precision the link model expects of the stage's links.
+    pub expected_precision: Option<f64>,
+    /// The recall the link model expects of the stage's links.
+    pub expected_recall: Option<f64>,
 }
 
 /// The schema of [`RUNS`].
@@ -60,6 +64,11 @@ pub fn runs_schema() -> SchemaRef {
         count("warnings_updated"),
         count("delivered"),
         Field::new("error", DataType::Utf8, true),
+        // The link stage's expected precision and recall over every source
+        // it linked, from the model without truth (null for other stages).
+        // Added after the table was first written: older rows read null.
+        Field::new("expected_precision", DataType::Float64, true),
+        Field::new("expected_recall", DataType::Float64, true),
     ]))
 }
 
@@ -122,6 +131,8 @@ impl RunLog {
                 n(counts.updated),
                 n(counts.delivered),
                 Arc::new(StringArray::from(vec![error])),
+                Arc::new(Float64Array::from(vec![counts.expected_precision])),
+                Arc::new(Float64Array::from(vec![counts.expected_recall])),
             ],
         )?;
         self.lake.append(RUNS, &runs_schema(), vec![batch]).await

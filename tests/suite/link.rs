@@ -37,6 +37,12 @@ fn generated_sources_link_accurately_and_models_are_reused() {
             recall > e["exact_id_baseline"]["recall"].as_f64().unwrap(),
             "{source}: {e}"
         );
+        // Beside the measured figures, the model's own estimate of the same
+        // links, made without the truth: the same links, a close precision.
+        let estimate = &e["model_estimate"];
+        assert_eq!(estimate["linked"], e["linker"]["links"], "{source}: {e}");
+        let expected = estimate["expected_precision"].as_f64().unwrap();
+        assert!((expected - precision).abs() < 0.02, "{source}: {e}");
         // Every record has exactly one row in the link table.
         let rows = csv_rows(&data.join(format!("{source}.csv"))) as i64;
         assert_eq!(
@@ -81,7 +87,7 @@ fn generated_sources_link_accurately_and_models_are_reused() {
     // probability, which the command printed.
     let history = sql(
         &lake,
-        "SELECT model_version, trained, linked, review, unlinked, round(expected_precision, 6)
+        "SELECT model_version, trained, linked, review, unlinked, round(expected_precision, 6), expected_recall
          FROM link_history WHERE source = 'health' ORDER BY linked_at",
     );
     assert_eq!(history.len(), 3, "{history:?}");
@@ -98,7 +104,9 @@ fn generated_sources_link_accurately_and_models_are_reused() {
                 CAST(round(avg(match_probability) FILTER (WHERE status = 'linked'), 6) AS VARCHAR)
          FROM link_health",
     );
-    assert_eq!(history[2][2..], now[0][..]);
+    assert_eq!(history[2][2..6], now[0][..]);
+    let recall: f64 = history[2][6].parse().unwrap();
+    assert!((0.5..=1.0).contains(&recall), "{recall}");
     let expected: f64 = history[2][5].parse().unwrap();
     assert!((0.5..=1.0).contains(&expected), "{expected}");
     assert!(out.contains(&format!("{:.2}%", 100.0 * expected)), "{out}");

@@ -150,6 +150,14 @@ fn run_reference(file: &Path, backend: &Backend, tmp: &Path) -> TestLake {
         ]
     );
     assert!(reference.count("SELECT count(*) FROM warnings") > 0);
+    // The link stage's row carries the model's expected precision and
+    // recall over every source it linked.
+    let expected =
+        reference.sql("SELECT expected_precision, expected_recall FROM runs WHERE stage = 'link'");
+    for figure in &expected[0] {
+        let value: f64 = figure.parse().unwrap_or(-1.0);
+        assert!((0.5..=1.0).contains(&value), "{expected:?}");
+    }
     reference
 }
 
