@@ -57,7 +57,13 @@ pub struct Field {
     #[serde(default)]
     pub title: Option<String>,
     /// Headers that mean this field, in any extract.
+    #[serde(default)]
     pub headers: Vec<String>,
+    /// Instead of headers: the field's text made from other columns, each
+    /// `{name}` a file header or another field (`"{出生年}-{出生月}-{出生日}"`).
+    /// It is then read like any other field; empty when any part is empty.
+    #[serde(default)]
+    pub derive: Option<String>,
     /// The value's type (default string).
     #[serde(rename = "type", default)]
     pub kind: FieldType,
@@ -178,8 +184,17 @@ impl SourceSchema {
             if !names.insert(field.name.as_str()) {
                 bail!("field '{}' is defined twice", field.name);
             }
-            if field.headers.is_empty() {
-                bail!("field '{}' lists no headers", field.name);
+            match (&field.derive, field.headers.is_empty()) {
+                (None, true) => bail!("field '{}' lists no headers", field.name),
+                (Some(_), false) => bail!(
+                    "field '{}' has both headers and derive; give one",
+                    field.name
+                ),
+                (Some(template), true) => {
+                    template_parts(template)
+                        .map_err(|e| anyhow::anyhow!("field '{}': derive: {e}", field.name))?;
+                }
+                (None, false) => {}
             }
             if field.kind == FieldType::Enum && field.values.is_empty() {
                 bail!("enum field '{}' lists no values", field.name);
@@ -223,6 +238,46 @@ impl SourceSchema {
     pub fn field_with_role(&self, role: Role) -> Option<&Field> {
         self.fields.iter().find(|f| f.role == Some(role))
     }
+}
+
+/// One piece of a `derive` template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplatePart {
+    /// Text copied as it is.
+    Text(String),
+    /// `{name}`: a file header or another field.
+    Column(String),
+}
+
+/// The pieces of a `derive` template; at least one `{name}`, braces
+/// balanced.
+pub fn template_parts(template: &str) -> Result<Vec<TemplatePart>, String> {
+    let mut parts = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find(['{', '}']) {
+        if rest[open..].starts_with('}') {
+            return Err(format!("'}}' without '{{' in {template:?}"));
+        }
+        if open > 0 {
+            parts.push(TemplatePart::Text(rest[..open].to_string()));
+        }
+        let Some(close) = rest[open..].find('}') else {
+            return Err(format!("'{{' without '}}' in {template:?}"));
+        };
+        let name = rest[open + 1..open + close].trim();
+        if name.is_empty() || name.contains('{') {
+            return Err(format!("an empty or nested {{}} in {template:?}"));
+        }
+        parts.push(TemplatePart::Column(name.to_string()));
+        rest = &rest[open + close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(TemplatePart::Text(rest.to_string()));
+    }
+    if !parts.iter().any(|p| matches!(p, TemplatePart::Column(_))) {
+        return Err(format!("{template:?} names no {{column}}"));
+    }
+    Ok(parts)
 }
 
 /// A name usable as a lake column without quoting: a lower-case letter,

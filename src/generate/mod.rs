@@ -740,7 +740,11 @@ impl Columns {
     fn of(schema: &SourceSchema) -> Columns {
         Columns {
             names: schema.fields.iter().map(|f| f.name.clone()).collect(),
-            headers: schema.fields.iter().map(|f| f.headers[0].clone()).collect(),
+            headers: schema
+                .fields
+                .iter()
+                .map(|f| f.headers.first().cloned().unwrap_or_else(|| f.name.clone()))
+                .collect(),
             dates: schema
                 .fields
                 .iter()

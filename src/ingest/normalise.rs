@@ -18,7 +18,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
 
 use super::rows::RawRow;
-use crate::config::schema::{Field, FieldType, Role, SourceSchema};
+use crate::config::schema::{Field, FieldType, Role, SourceSchema, TemplatePart, template_parts};
 use crate::identity::text::{is_blank, normalise_name_cow, normalise_text_cow};
 use crate::identity::{normalise_id_number, parse_amount_cents, parse_date};
 use crate::lake::tables::quarantine_schema;
@@ -132,11 +132,55 @@ pub fn high_cardinality_columns(schema: &SourceSchema) -> Vec<String> {
     columns
 }
 
+/// Where one schema field's text comes from in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Not in this file: the field is empty.
+    Absent,
+    /// The file column at this index.
+    Column(usize),
+    /// A `derive` template: text and file columns, in order.
+    Derived(Vec<Piece>),
+}
+
+/// One piece of a derived field's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Text copied as it is.
+    Text(String),
+    /// The file column at this index.
+    Column(usize),
+}
+
+impl Input {
+    /// This field's text in `cells`; a derived field is empty when any of
+    /// its columns is.
+    fn text<'a>(&self, cells: &'a csv::StringRecord) -> Cow<'a, str> {
+        match self {
+            Input::Absent => Cow::Borrowed(""),
+            Input::Column(c) => Cow::Borrowed(cells.get(*c).unwrap_or("")),
+            Input::Derived(pieces) => {
+                let mut out = String::new();
+                for piece in pieces {
+                    match piece {
+                        Piece::Text(t) => out.push_str(t),
+                        Piece::Column(c) => match cells.get(*c).map(str::trim) {
+                            Some(v) if !v.is_empty() => out.push_str(v),
+                            _ => return Cow::Borrowed(""),
+                        },
+                    }
+                }
+                Cow::Owned(out)
+            }
+        }
+    }
+}
+
 /// Where each schema field is found in the file.
 #[derive(Debug)]
 pub struct ColumnMap {
-    /// Per schema field, the file column that holds it.
-    pub columns: Vec<Option<usize>>,
+    /// Per schema field, where its text comes from.
+    pub columns: Vec<Input>,
     /// File headers no field claimed.
     pub unmapped: Vec<String>,
     /// Optional fields none of whose headers is in the file (their column
@@ -159,6 +203,11 @@ pub fn map_columns(schema: &SourceSchema, headers: &[String], file: &str) -> Res
     let mut missing_required = Vec::new();
     let mut missing = Vec::new();
     for field in &schema.fields {
+        if field.derive.is_some() {
+            // Resolved below, once every plain field has its column.
+            columns.push(Input::Absent);
+            continue;
+        }
         let aliases: Vec<String> = field.headers.iter().map(|a| header_key(a)).collect();
         let unclaimed = aliases
             .iter()
@@ -180,7 +229,49 @@ pub fn map_columns(schema: &SourceSchema, headers: &[String], file: &str) -> Res
         } else {
             missing.push(field.display_name());
         }
-        columns.push(found);
+        columns.push(found.map_or(Input::Absent, Input::Column));
+    }
+    for (i, field) in schema.fields.iter().enumerate() {
+        let Some(template) = &field.derive else {
+            continue;
+        };
+        let parts = template_parts(template).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut pieces = Vec::with_capacity(parts.len());
+        let mut absent = Vec::new();
+        for part in parts {
+            match part {
+                TemplatePart::Text(t) => pieces.push(Piece::Text(t)),
+                TemplatePart::Column(name) => {
+                    // A file header first, else another field's column.
+                    let key = header_key(&name);
+                    let column = keys.iter().position(|k| *k == key).or_else(|| {
+                        let j = schema.fields.iter().position(|f| f.name == name)?;
+                        match columns[j] {
+                            Input::Column(c) => Some(c),
+                            _ => None,
+                        }
+                    });
+                    match column {
+                        Some(c) => {
+                            claimed[c] = true;
+                            pieces.push(Piece::Column(c));
+                        }
+                        None => absent.push(name),
+                    }
+                }
+            }
+        }
+        if absent.is_empty() {
+            columns[i] = Input::Derived(pieces);
+        } else if field.required {
+            missing_required.push(format!(
+                "{} (derived from {template}; not found: {})",
+                field.display_name(),
+                absent.join(", ")
+            ));
+        } else {
+            missing.push(field.display_name());
+        }
     }
     if !missing_required.is_empty() {
         anyhow::bail!(
@@ -208,7 +299,7 @@ pub type Normalised = (Option<RecordBatch>, Option<RecordBatch>);
 /// Accumulates rows of one file into staged and quarantine batches.
 pub struct Normaliser {
     schema: Arc<SourceSchema>,
-    columns: Vec<Option<usize>>,
+    columns: Vec<Input>,
     patterns: Vec<Option<regex::Regex>>,
     staged_schema: SchemaRef,
     batch_id: String,
@@ -232,10 +323,10 @@ struct QuarantineBuilder {
 }
 
 impl Normaliser {
-    /// A normaliser for `schema`, with `columns[i]` the file column field `i` reads (None: absent).
+    /// A normaliser for `schema`, with `columns[i]` where field `i`'s text comes from.
     pub fn new(
         schema: Arc<SourceSchema>,
-        columns: Vec<Option<usize>>,
+        columns: Vec<Input>,
         batch_id: &str,
         source_file: &str,
         delimiter: char,
@@ -304,8 +395,11 @@ impl Normaliser {
         let mut reasons: Vec<String> = Vec::new();
         let mut failed: Vec<&str> = Vec::new();
         let mut notes: Vec<String> = Vec::new();
+        // Every field's text first: a derived field's is made here, and the
+        // values below borrow from it.
+        let texts: Vec<Cow<'_, str>> = self.columns.iter().map(|c| c.text(&row.cells)).collect();
         for (i, field) in self.schema.fields.iter().enumerate() {
-            let raw = self.columns[i].and_then(|c| row.cells.get(c)).unwrap_or("");
+            let raw: &str = &texts[i];
             let (value, valid, problem) = normalise_value(field, raw, self.patterns[i].as_ref());
             if let Some(problem) = problem {
                 let text = format!("{}: {problem}", field.display_name());
@@ -651,5 +745,124 @@ map = { "1" = "男", "2" = "女" }
         assert!(err.contains("county.csv"), "{err}");
         assert!(err.contains("金额(amount)"), "{err}");
         assert!(err.contains("headers found: 日期, 编号"), "{err}");
+    }
+
+    const DERIVED: &str = r#"
+name = "t"
+key = "id"
+[[field]]
+name = "id"
+headers = ["编号"]
+required = true
+[[field]]
+name = "birth_date"
+type = "date"
+required = true
+derive = "{出生年}-{出生月}-{出生日}"
+[[field]]
+name = "region_code"
+derive = "{county}{乡镇代码}"
+[[field]]
+name = "county"
+headers = ["县代码"]
+"#;
+
+    /// A derived field is made from several columns (a header or another
+    /// field), then read and checked like any other; empty when a part is.
+    #[test]
+    fn a_derived_field_is_made_from_other_columns_and_checked() {
+        let schema = Arc::new(SourceSchema::parse(DERIVED).unwrap());
+        let headers: Vec<String> = ["编号", "出生年", "出生月", "出生日", "县代码", "乡镇代码"]
+            .map(String::from)
+            .into();
+        let map = map_columns(&schema, &headers, "f.csv").unwrap();
+        assert!(map.unmapped.is_empty(), "{:?}", map.unmapped);
+        let mut n = Normaliser::new(schema.clone(), map.columns, "b1", "f.csv", ',');
+        n.push(row(2, &["A1", "2012", "3", "9", "522322", "101"]));
+        n.push(row(3, &["A2", "2012", "", "9", "522322", ""]));
+        n.push(row(4, &["A3", "2012", "13", "9", "522322", "102"]));
+        let (staged, quarantined) = n.take().unwrap();
+        let staged = staged.unwrap();
+        assert_eq!(staged.num_rows(), 1);
+        let day = staged
+            .column_by_name("birth_date")
+            .unwrap()
+            .as_primitive::<Date32Type>()
+            .value(0);
+        assert_eq!(
+            chrono::NaiveDate::from_num_days_from_ce_opt(day + 719_163),
+            chrono::NaiveDate::from_ymd_opt(2012, 3, 9)
+        );
+        let region = staged
+            .column_by_name("region_code")
+            .unwrap()
+            .as_string::<i32>();
+        assert_eq!(region.value(0), "522322101");
+        let raw = staged
+            .column_by_name("birth_date_raw")
+            .unwrap()
+            .as_string::<i32>();
+        assert_eq!(raw.value(0), "2012-3-9");
+        // A missing month leaves the required date empty; month 13 is no date.
+        let reasons = quarantined.unwrap();
+        let reasons = reasons
+            .column_by_name("reasons")
+            .unwrap()
+            .as_string::<i32>();
+        assert!(
+            reasons.value(0).contains("birth_date"),
+            "{}",
+            reasons.value(0)
+        );
+        assert!(
+            reasons.value(1).contains("birth_date"),
+            "{}",
+            reasons.value(1)
+        );
+
+        // A file without one of its columns: a required derived field is
+        // refused naming what is missing; an optional one is reported.
+        let headers: Vec<String> = ["编号", "出生年", "出生日", "县代码"]
+            .map(String::from)
+            .into();
+        let err = map_columns(&schema, &headers, "f.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("birth_date") && err.contains("出生月"),
+            "{err}"
+        );
+        let headers: Vec<String> = ["编号", "出生年", "出生月", "出生日"]
+            .map(String::from)
+            .into();
+        let map = map_columns(&schema, &headers, "f.csv").unwrap();
+        assert!(
+            map.missing.iter().any(|m| m.contains("region_code")),
+            "{:?}",
+            map.missing
+        );
+    }
+
+    #[test]
+    fn a_bad_derive_template_is_refused_when_the_schema_loads() {
+        for (template, expected) in [
+            ("{出生年", "without"),
+            ("出生年}", "without"),
+            ("plain text", "names no"),
+            ("{}", "empty"),
+        ] {
+            let text = DERIVED.replace("{出生年}-{出生月}-{出生日}", template);
+            let err = format!("{:#}", SourceSchema::parse(&text).unwrap_err());
+            assert!(
+                err.contains("birth_date") && err.contains(expected),
+                "{template}: {err}"
+            );
+        }
+        let both = DERIVED.replace(
+            "type = \"date\"\nrequired",
+            "headers = [\"出生\"]\ntype = \"date\"\nrequired",
+        );
+        let err = format!("{:#}", SourceSchema::parse(&both).unwrap_err());
+        assert!(err.contains("both headers and derive"), "{err}");
     }
 }
