@@ -645,6 +645,11 @@ values = ["男", "女"]
 map = { "1" = "男", "2" = "女" }
 "#;
 
+    /// The text column `name` of `batch`.
+    fn text<'a>(batch: &'a RecordBatch, name: &str) -> &'a datafusion::arrow::array::StringArray {
+        batch.column_by_name(name).unwrap().as_string::<i32>()
+    }
+
     fn row(line: u64, cells: &[&str]) -> RawRow {
         RawRow {
             line,
@@ -692,27 +697,18 @@ map = { "1" = "男", "2" = "女" }
             .unwrap()
             .as_primitive::<Date32Type>();
         assert_eq!(days.value(0), 20_679); // 2026-08-14
-        let ids = staged
-            .column_by_name("id_number")
-            .unwrap()
-            .as_string::<i32>();
+        let ids = text(&staged, "id_number");
         assert_eq!(ids.value(0), "11010519491231002X");
-        let raw = staged
-            .column_by_name("id_number_raw")
-            .unwrap()
-            .as_string::<i32>();
+        let raw = text(&staged, "id_number_raw");
         assert_eq!(raw.value(0), "11010519491231002x");
-        let sex = staged.column_by_name("sex").unwrap().as_string::<i32>();
+        let sex = text(&staged, "sex");
         assert_eq!(sex.value(0), "男");
         // An optional bad value is staged as null with a note.
         assert!(sex.is_null(1));
-        let issues = staged.column_by_name("issues").unwrap().as_string::<i32>();
+        let issues = text(&staged, "issues");
         assert!(issues.value(1).contains("性别(sex)"), "{}", issues.value(1));
 
-        let reasons = quarantined
-            .column_by_name("reasons")
-            .unwrap()
-            .as_string::<i32>();
+        let reasons = text(&quarantined, "reasons");
         assert!(
             reasons.value(0).contains("编号(id)"),
             "{}",
@@ -723,15 +719,9 @@ map = { "1" = "男", "2" = "女" }
             "{}",
             reasons.value(0)
         );
-        let raw_text = quarantined
-            .column_by_name("raw_text")
-            .unwrap()
-            .as_string::<i32>();
+        let raw_text = text(&quarantined, "raw_text");
         assert_eq!(raw_text.value(0), "bad date,-3,,,男,");
-        let failed = quarantined
-            .column_by_name("failed_fields")
-            .unwrap()
-            .as_string::<i32>();
+        let failed = text(&quarantined, "failed_fields");
         assert_eq!(failed.value(0), "id,amount");
     }
 
@@ -793,22 +783,13 @@ headers = ["县代码"]
             chrono::NaiveDate::from_num_days_from_ce_opt(day + 719_163),
             chrono::NaiveDate::from_ymd_opt(2012, 3, 9)
         );
-        let region = staged
-            .column_by_name("region_code")
-            .unwrap()
-            .as_string::<i32>();
+        let region = text(&staged, "region_code");
         assert_eq!(region.value(0), "522322101");
-        let raw = staged
-            .column_by_name("birth_date_raw")
-            .unwrap()
-            .as_string::<i32>();
+        let raw = text(&staged, "birth_date_raw");
         assert_eq!(raw.value(0), "2012-3-9");
         // A missing month leaves the required date empty; month 13 is no date.
         let reasons = quarantined.unwrap();
-        let reasons = reasons
-            .column_by_name("reasons")
-            .unwrap()
-            .as_string::<i32>();
+        let reasons = text(&reasons, "reasons");
         assert!(
             reasons.value(0).contains("birth_date"),
             "{}",
