@@ -250,7 +250,7 @@ impl Access {
 
     /// Whether `p` may see a warning.
     pub async fn warning(&self, p: &Principal, warning_id: &str) -> Result<Visibility> {
-        self.visibility(p, "warnings", "warning_id", warning_id)
+        self.visibility(p, crate::lake::tables::WARNINGS, "warning_id", warning_id)
             .await
     }
 

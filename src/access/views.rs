@@ -36,8 +36,8 @@ use super::audit::AUDIT_LOG;
 use super::tokens::API_TOKENS;
 use crate::config::schema::Role as FieldRole;
 use crate::config::{BirthDatePrecision, SourceSchema};
-use crate::lake::query::{sql_ident, sql_text};
-use crate::lake::tables::{BATCHES, ROSTER_HOUSEHOLD, link_table};
+use crate::lake::query::{bound, sql_ident};
+use crate::lake::tables::{BATCHES, REVIEW_DECISIONS, ROSTER_HOUSEHOLD, WARNINGS, link_table};
 
 /// Tables of run bookkeeping: counts, model parameters, no personal data.
 const BOOKKEEPING: &[&str] = &[
@@ -132,15 +132,15 @@ impl ColumnRoles {
 }
 
 /// The row filter of a table for a scoped caller, or None when the table
-/// cannot be scoped (and is then hidden).
+/// cannot be scoped (and is then hidden). The caller's region prefix is
+/// `$1`, bound when the view is built.
 fn region_filter(
     table: &str,
     columns: &BTreeMap<String, DataType>,
-    prefix: &str,
     roles: &ColumnRoles,
     tables: &BTreeSet<String>,
 ) -> Option<String> {
-    let p = sql_text(prefix);
+    let p = "$1";
     let households = format!(
         "(SELECT household_id FROM {ROSTER_HOUSEHOLD} WHERE starts_with(village_code, {p}))"
     );
@@ -150,9 +150,9 @@ fn region_filter(
     if columns.contains_key("household_id") && tables.contains(ROSTER_HOUSEHOLD) {
         return Some(format!("household_id IN {households}"));
     }
-    if columns.contains_key("warning_id") && tables.contains("warnings") {
+    if columns.contains_key("warning_id") && tables.contains(WARNINGS) {
         return Some(format!(
-            "warning_id IN (SELECT warning_id FROM warnings WHERE starts_with(village_code, {p}))"
+            "warning_id IN (SELECT warning_id FROM {WARNINGS} WHERE starts_with(village_code, {p}))"
         ));
     }
     let source = crate::lake::tables::source_of_staged(table)?;
@@ -249,7 +249,7 @@ fn masked(
         )),
         // Problems noted at ingest quote the values they saw.
         (_, "issues") => Some(format!("regexp_replace({q}, '''[^'']*''', '''***''', 'g')")),
-        ("review_decisions", "note") => Some(format!(
+        (REVIEW_DECISIONS, "note") => Some(format!(
             "CASE WHEN {q} IS NULL OR {q} = '' THEN {q} ELSE '{MASKED}' END"
         )),
         // A verification's detail ends with the reason staff wrote, and its
@@ -292,7 +292,7 @@ pub(crate) async fn restrict(
         let filter = match &p.region {
             None => None,
             Some(_) if BOOKKEEPING.contains(&table.as_str()) => None,
-            Some(prefix) => match region_filter(table, &columns, prefix, roles, &tables) {
+            Some(_) => match region_filter(table, &columns, roles, &tables) {
                 Some(f) => Some(f),
                 None => continue,
             },
@@ -317,8 +317,8 @@ pub(crate) async fn restrict(
             sql_ident(table),
             filter.map(|f| format!(" WHERE {f}")).unwrap_or_default()
         );
-        let view = ctx
-            .sql(&sql)
+        let prefix: Vec<&str> = p.region.as_deref().into_iter().collect();
+        let view = bound(ctx, &sql, &prefix)
             .await
             .with_context(|| format!("cannot build the view of {table} for {}", p.name))?
             .into_view();

@@ -18,7 +18,7 @@ use super::error::{ApiError, ApiResult};
 use super::params;
 use super::warnings::{events_of, warning_json};
 use crate::access::{Principal, Visibility};
-use crate::lake::query::{rows_of, sql_ident, sql_text};
+use crate::lake::query::{bound, rows_of, sql_ident};
 use crate::lake::tables::{
     ROSTER_HOUSEHOLD, ROSTER_PERSON, ROSTER_SOURCE, SourceName, link_table, staged,
 };
@@ -71,26 +71,28 @@ pub async fn household_timeline(
         }
         Visibility::Visible => {}
     }
-    let id = sql_text(&household_id);
+    let id: &[&str] = &[&household_id];
     let ctx = state.access.session(p, None).await?;
-    let batches = ctx
-        .sql(&format!(
-            "SELECT * FROM {ROSTER_HOUSEHOLD} WHERE household_id = {id}"
-        ))
-        .await?
-        .collect()
-        .await?;
+    let batches = bound(
+        &ctx,
+        &format!("SELECT * FROM {ROSTER_HOUSEHOLD} WHERE household_id = $1"),
+        id,
+    )
+    .await?
+    .collect()
+    .await?;
     let household = rows_of(&batches)?
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::not_found(format!("no household {household_id} on the roster")))?;
-    let batches = ctx
-        .sql(&format!(
-            "SELECT * FROM {ROSTER_PERSON} WHERE household_id = {id} ORDER BY member_id"
-        ))
-        .await?
-        .collect()
-        .await?;
+    let batches = bound(
+        &ctx,
+        &format!("SELECT * FROM {ROSTER_PERSON} WHERE household_id = $1 ORDER BY member_id"),
+        id,
+    )
+    .await?
+    .collect()
+    .await?;
     let members: Vec<Value> = rows_of(&batches)?
         .into_iter()
         .map(|r| Value::Object(object(r)))
@@ -116,19 +118,22 @@ pub async fn household_timeline(
             continue;
         };
         let date = roles.event_date(&source).map(str::to_string);
-        let batches = ctx
-            .sql(&format!(
+        let batches = bound(
+            &ctx,
+            &format!(
                 "SELECT s.*, l.person_id AS linked_person_id, l.status AS link_status,
                         l.match_probability AS link_probability
                  FROM {link} l JOIN {staged} s ON s.{key} = l.{key}
-                 WHERE l.household_id = {id}",
+                 WHERE l.household_id = $1",
                 link = link_table(&source),
                 staged = staged(&source),
                 key = sql_ident(key),
-            ))
-            .await?
-            .collect()
-            .await?;
+            ),
+            id,
+        )
+        .await?
+        .collect()
+        .await?;
         for mut row in rows_of(&batches)? {
             let link = json!({
                 "person_id": row.remove("linked_person_id"),
@@ -158,16 +163,19 @@ pub async fn household_timeline(
     let mut warnings = Vec::new();
     let mut events = Vec::new();
     if ctx.table_exist(WARNINGS)? {
-        let batches = ctx
-            .sql(&format!(
+        let batches = bound(
+            &ctx,
+            &format!(
                 "SELECT warning_id, household_id, county_code, township_code, village_code, risk_type, severity, score,
                         period, rules, records, status, outcome, CAST(first_seen AS VARCHAR) AS first_seen,
                         CAST(last_seen AS VARCHAR) AS last_seen, evidence, new_evidence
-                 FROM {WARNINGS} WHERE household_id = {id} ORDER BY first_seen, warning_id"
-            ))
-            .await?
-            .collect()
-            .await?;
+                 FROM {WARNINGS} WHERE household_id = $1 ORDER BY first_seen, warning_id"
+            ),
+            id,
+        )
+        .await?
+        .collect()
+        .await?;
         let rows = rows_of(&batches)?;
         let ids: Vec<String> = rows
             .iter()

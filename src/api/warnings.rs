@@ -18,7 +18,7 @@ use super::auth::Rows;
 use super::error::{ApiError, ApiResult};
 use super::params;
 use crate::access::{Principal, Visibility};
-use crate::lake::query::{rows_of, sql_text};
+use crate::lake::query::{bound, rows_of};
 use crate::warn::rules::RISK_TYPES;
 use crate::warn::status::{Kind, Outcome, Severity, Status};
 use crate::warn::store::{WARNING_EVENTS, WARNINGS};
@@ -122,36 +122,42 @@ pub async fn list(
             "cursor",
         ],
     )?;
-    let mut filters = Vec::new();
+    // Each filter compares with a bound value ($n), never with pasted text.
+    let mut filters: Vec<String> = Vec::new();
+    let mut values: Vec<String> = Vec::new();
+    let mut filter_on = |test: &str, value: String| {
+        values.push(value);
+        filters.push(test.replace("$v", &format!("${}", values.len())));
+    };
     let requested = q.get("region").map(|r| params::region(r)).transpose()?;
     if let Some(region) = params::effective_region(&p, requested)? {
-        filters.push(format!(
-            "starts_with(w.village_code, {})",
-            sql_text(&region)
-        ));
+        filter_on("starts_with(w.village_code, $v)", region);
     }
     if let Some(v) = q.get("kind") {
-        let v = params::one_of("kind", v, &kinds())?;
-        filters.push(format!("w.kind = {}", sql_text(&v)));
+        filter_on("w.kind = $v", params::one_of("kind", v, &kinds())?);
     }
     if let Some(v) = q.get("risk_type") {
-        let v = params::one_of("risk_type", v, RISK_TYPES)?;
-        filters.push(format!("w.risk_type = {}", sql_text(&v)));
+        filter_on(
+            "w.risk_type = $v",
+            params::one_of("risk_type", v, RISK_TYPES)?,
+        );
     }
     if let Some(v) = q.get("status") {
-        let v = params::one_of("status", v, &statuses())?;
-        filters.push(format!("w.status = {}", sql_text(&v)));
+        filter_on("w.status = $v", params::one_of("status", v, &statuses())?);
     }
     if let Some(v) = q.get("severity") {
-        let v = params::one_of("severity", v, &severities())?;
-        filters.push(format!("w.severity = {}", sql_text(&v)));
-    }
-    if let Some(v) = q.get("since") {
-        let micros = params::since(v)?.timestamp_micros();
-        filters.push(format!("CAST(u.updated_at AS BIGINT) >= {micros}"));
+        filter_on(
+            "w.severity = $v",
+            params::one_of("severity", v, &severities())?,
+        );
     }
     if let Some(v) = q.get("cursor") {
-        filters.push(format!("w.warning_id > {}", sql_text(&params::cursor(v)?)));
+        filter_on("w.warning_id > $v", params::cursor(v)?);
+    }
+    if let Some(v) = q.get("since") {
+        // A number the code made, not text the caller sent.
+        let micros = params::since(v)?.timestamp_micros();
+        filters.push(format!("CAST(u.updated_at AS BIGINT) >= {micros}"));
     }
     let limit = params::limit(q.get("limit"), 100, 1000)?;
 
@@ -168,7 +174,8 @@ pub async fn list(
             select(false),
             limit + 1
         );
-        let batches = ctx.sql(&sql).await?.collect().await?;
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let batches = bound(&ctx, &sql, &values).await?.collect().await?;
         items = rows_of(&batches)?.iter().map(warning_json).collect();
     }
     let next_cursor = if items.len() > limit {
@@ -212,12 +219,8 @@ pub async fn load_one(
     if !has_warnings(ctx).await? {
         return Err(missing());
     }
-    let sql = format!(
-        "{} WHERE w.warning_id = {}",
-        select(true),
-        sql_text(warning_id)
-    );
-    let batches = ctx.sql(&sql).await?.collect().await?;
+    let sql = format!("{} WHERE w.warning_id = $1", select(true));
+    let batches = bound(ctx, &sql, &[warning_id]).await?.collect().await?;
     rows_of(&batches)?.into_iter().next().ok_or_else(missing)
 }
 
@@ -226,16 +229,20 @@ pub async fn events_of(ctx: &SessionContext, warning_ids: &[String]) -> ApiResul
     if warning_ids.is_empty() || !ctx.table_exist(WARNING_EVENTS)? {
         return Ok(Vec::new());
     }
-    let list: Vec<String> = warning_ids.iter().map(|w| sql_text(w)).collect();
-    let batches = ctx
-        .sql(&format!(
+    let ids: Vec<&str> = warning_ids.iter().map(String::as_str).collect();
+    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let batches = bound(
+        ctx,
+        &format!(
             "SELECT warning_id, event_id, event, CAST(CAST(at AS BIGINT) AS VARCHAR) AS at_us, as_of, detail, actor
              FROM {WARNING_EVENTS} WHERE warning_id IN ({}) ORDER BY CAST(at AS BIGINT), event_id",
-            list.join(", ")
-        ))
-        .await?
-        .collect()
-        .await?;
+            placeholders.join(", ")
+        ),
+        &ids,
+    )
+    .await?
+    .collect()
+    .await?;
     Ok(rows_of(&batches)?
         .iter()
         .map(|r| {

@@ -111,8 +111,8 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             watermark,
             batch_rows,
         } => {
-            let schema_path =
-                schema.unwrap_or_else(|| Path::new("schemas").join(format!("{source}.toml")));
+            let schema_path = schema
+                .unwrap_or_else(|| crate::lake::schemas::file_in(Path::new("schemas"), &source));
             let schema = SourceSchema::load(&schema_path)?;
             if schema.name != source {
                 bail!(

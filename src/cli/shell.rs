@@ -106,6 +106,12 @@ impl Shell {
     /// shown or written: if the audit log cannot be written, the results
     /// are not shown (the log fails closed).
     async fn run(&self, text: &str, export_to: Option<&Path>) -> Result<()> {
+        self.run_bound(text, &[], export_to).await
+    }
+
+    /// As [`Self::run`], with `$1`, … in `text` bound to `values`: how the
+    /// shell's own catalog queries take what the user typed.
+    async fn run_bound(&self, text: &str, values: &[&str], export_to: Option<&Path>) -> Result<()> {
         let started = Instant::now();
         let work = async {
             if export_to.is_some() && !self.principal.can_export() {
@@ -121,6 +127,7 @@ impl Shell {
                     .ctx
                     .sql_with_options(&statement, read_only::sql_options())
                     .await?
+                    .with_param_values(crate::lake::query::text_values(values))?
                     .collect()
                     .await?;
                 if read_only::is_explain(&statement) && !self.principal.raw_values() {
@@ -188,12 +195,10 @@ impl Shell {
                 .await?;
             }
             (Some("\\d"), Some(table)) => {
-                let table = table.replace('\'', "''");
-                self.run(
-                    &format!(
-                        "SELECT column_name, data_type, is_nullable FROM information_schema.columns \
-                         WHERE table_schema = 'public' AND table_name = '{table}' ORDER BY ordinal_position"
-                    ),
+                self.run_bound(
+                    "SELECT column_name, data_type, is_nullable FROM information_schema.columns \
+                     WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
+                    &[table],
                     None,
                 )
                 .await?;

@@ -23,8 +23,7 @@ use super::session::Session;
 use crate::api::auth::Rows;
 use crate::api::error::ApiResult;
 use crate::api::params;
-use crate::lake::query::sql_text;
-use crate::lake::tables::{LINK_HISTORY, SourceName, link_table};
+use crate::lake::tables::{LINK_HISTORY, LINK_MODEL, SourceName, link_table};
 use crate::link::settings::SettingsFile;
 
 /// A probability as a match weight (log2 of the odds), as the linker
@@ -148,8 +147,8 @@ pub async fn quality(
             }
             None => Vec::new(),
         };
-        let model = if ctx.table_exist(crate::lake::tables::LINK_MODEL)? {
-            rows(
+        let model = if ctx.table_exist(LINK_MODEL)? {
+            page::query_rows_bound(
                 &ctx,
                 &format!(
                     "SELECT comparison, CAST(level AS VARCHAR) AS level, label,
@@ -157,11 +156,11 @@ pub async fn quality(
                             CAST(round(u_probability, 6) AS VARCHAR) AS u,
                             CAST(round(log2(m_probability / u_probability), 2) AS VARCHAR) AS weight,
                             CAST(version AS VARCHAR) AS version
-                     FROM link_model
-                     WHERE source = {s} AND version = (SELECT max(version) FROM link_model WHERE source = {s})
-                     ORDER BY comparison, level",
-                    s = sql_text(source)
+                     FROM {LINK_MODEL}
+                     WHERE source = $1 AND version = (SELECT max(version) FROM {LINK_MODEL} WHERE source = $1)
+                     ORDER BY comparison, level"
                 ),
+                &[source],
             )
             .await?
         } else {
@@ -195,7 +194,7 @@ pub async fn quality(
     }
     let trend = match &chosen {
         Some(source) if ctx.table_exist(LINK_HISTORY)? => {
-            rows(
+            page::query_rows_bound(
                 &ctx,
                 &format!(
                     "SELECT CAST(date_trunc('second', linked_at) AS VARCHAR) AS at,
@@ -205,10 +204,10 @@ pub async fn quality(
                             CAST(round(100.0 * expected_precision, 2) AS VARCHAR) AS expected_precision,
                             CAST(round(expected_wrong_links, 1) AS VARCHAR) AS expected_false,
                             CAST(round(seconds, 1) AS VARCHAR) AS seconds
-                     FROM {LINK_HISTORY} WHERE source = {}
-                     ORDER BY linked_at DESC LIMIT 20",
-                    sql_text(source)
+                     FROM {LINK_HISTORY} WHERE source = $1
+                     ORDER BY linked_at DESC LIMIT 20"
                 ),
+                &[source],
             )
             .await?
         }

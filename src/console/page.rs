@@ -205,7 +205,19 @@ pub async fn query_rows(
     ctx: &datafusion::prelude::SessionContext,
     sql: &str,
 ) -> crate::api::error::ApiResult<Vec<BTreeMap<String, String>>> {
-    let batches = ctx.sql(sql).await?.collect().await?;
+    query_rows_bound(ctx, sql, &[]).await
+}
+
+/// As [`query_rows`], with `$1`, `$2`, … in `sql` bound to `values`.
+pub async fn query_rows_bound(
+    ctx: &datafusion::prelude::SessionContext,
+    sql: &str,
+    values: &[&str],
+) -> crate::api::error::ApiResult<Vec<BTreeMap<String, String>>> {
+    let batches = crate::lake::query::bound(ctx, sql, values)
+        .await?
+        .collect()
+        .await?;
     Ok(crate::lake::query::rows_of(&batches)?)
 }
 

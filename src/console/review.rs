@@ -30,7 +30,7 @@ use crate::api::auth::Rows;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::params;
 use crate::config::SourceName;
-use crate::lake::query::{rows_of, sql_text};
+use crate::lake::query::{bound, rows_of};
 use crate::link::plan::REVIEW_DECISIONS;
 use crate::link::review::{Decision, band_sql, record};
 use crate::link::settings::SettingsFile;
@@ -86,18 +86,20 @@ async fn decided(
     if !ctx.table_exist(REVIEW_DECISIONS)? {
         return Ok(BTreeSet::new());
     }
-    let batches = ctx
-        .sql(&format!(
+    let batches = bound(
+        ctx,
+        &format!(
             "SELECT record_key, person_id FROM (
                SELECT record_key, person_id, decision,
                       row_number() OVER (PARTITION BY record_key, person_id ORDER BY decided_at DESC) AS n
-               FROM {REVIEW_DECISIONS} WHERE source = {})
-             WHERE n = 1 AND decision <> 'undone'",
-            sql_text(source)
-        ))
-        .await?
-        .collect()
-        .await?;
+               FROM {REVIEW_DECISIONS} WHERE source = $1)
+             WHERE n = 1 AND decision <> 'undone'"
+        ),
+        &[source],
+    )
+    .await?
+    .collect()
+    .await?;
     Ok(rows_of(&batches)?
         .into_iter()
         .filter_map(|r| Some((r.get("record_key")?.clone(), r.get("person_id")?.clone())))
@@ -468,18 +470,18 @@ async fn latest_decision(
     if !ctx.table_exist(REVIEW_DECISIONS)? {
         return Ok(None);
     }
-    let batches = ctx
-        .sql(&format!(
+    let batches = bound(
+        ctx,
+        &format!(
             "SELECT decision, reviewer FROM {REVIEW_DECISIONS}
-             WHERE source = {} AND record_key = {} AND person_id = {}
-             ORDER BY decided_at DESC LIMIT 1",
-            sql_text(source),
-            sql_text(record_key),
-            sql_text(person_id)
-        ))
-        .await?
-        .collect()
-        .await?;
+             WHERE source = $1 AND record_key = $2 AND person_id = $3
+             ORDER BY decided_at DESC LIMIT 1"
+        ),
+        &[source, record_key, person_id],
+    )
+    .await?
+    .collect()
+    .await?;
     Ok(rows_of(&batches)?.into_iter().next().map(|r| {
         (
             r.get("decision").cloned().unwrap_or_default(),

@@ -18,10 +18,10 @@ use super::session::Session;
 use crate::api::auth::Rows;
 use crate::api::error::ApiResult;
 use crate::api::params;
-use crate::lake::tables::{BATCHES, SourceName};
+use crate::lake::tables::{BATCHES, RUNS, SourceName};
 
 /// Runs shown.
-const RUNS: usize = 20;
+const RUNS_SHOWN: usize = 20;
 /// Ingested files shown.
 const FILES: usize = 50;
 
@@ -49,15 +49,15 @@ pub async fn history(
     let ctx = console.app.access.session(p, None).await?;
     let runs = rows(
         &ctx,
-        "runs",
+        RUNS,
         &format!(
-            "WITH recent AS (SELECT run_id FROM runs GROUP BY run_id ORDER BY max(started_at) DESC LIMIT {RUNS})
+            "WITH recent AS (SELECT run_id FROM {RUNS} GROUP BY run_id ORDER BY max(started_at) DESC LIMIT {RUNS_SHOWN})
              SELECT r.run_id, r.pipeline, r.stage, r.status,
                     CAST(date_trunc('second', r.started_at) AS VARCHAR) AS started,
                     CAST(round(CAST(CAST(r.finished_at AS BIGINT) - CAST(r.started_at AS BIGINT) AS DOUBLE) / 1e6, 1) AS VARCHAR) AS seconds,
                     r.rows_in, r.rows_out, r.quarantined, r.linked, r.review, r.unlinked,
                     r.warnings_raised, r.error
-             FROM runs r JOIN recent USING (run_id)
+             FROM {RUNS} r JOIN recent USING (run_id)
              ORDER BY r.started_at DESC"
         ),
     )

@@ -23,7 +23,7 @@ use crate::api::warnings::{
     VerificationBody, events_of, load_one, record_verification, severities, statuses,
     visit_outcomes,
 };
-use crate::lake::query::{rows_of, sql_text};
+use crate::lake::query::{bound, rows_of};
 use crate::lake::tables::ROSTER_HOUSEHOLD;
 use crate::warn::rules::RISK_TYPES;
 use crate::warn::store::WARNINGS;
@@ -127,21 +127,33 @@ impl Filters {
         })
     }
 
-    fn sql(&self) -> String {
-        let mut out = vec![format!(
-            "starts_with(w.village_code, {})",
-            sql_text(&self.place)
-        )];
-        for (column, value) in [
+    /// The filters chosen beside the place, by column.
+    fn chosen(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
             ("status", &self.status),
             ("risk_type", &self.risk_type),
             ("severity", &self.severity),
-        ] {
-            if let Some(v) = value {
-                out.push(format!("w.{column} = {}", sql_text(v)));
-            }
+        ]
+        .into_iter()
+        .filter_map(|(column, value)| value.as_deref().map(|v| (column, v)))
+    }
+
+    /// The filters as a condition on `w`, with `$1`, `$2`, … standing for
+    /// [`Self::values`], in that order: what the clerk chose is bound, not
+    /// pasted into the SQL.
+    fn sql(&self) -> String {
+        let mut out = vec!["starts_with(w.village_code, $1)".to_string()];
+        for (column, _) in self.chosen() {
+            out.push(format!("w.{column} = ${}", out.len() + 1));
         }
         out.join(" AND ")
+    }
+
+    /// The values [`Self::sql`]'s placeholders stand for.
+    fn values(&self) -> Vec<&str> {
+        let mut values = vec![self.place.as_str()];
+        values.extend(self.chosen().map(|(_, v)| v));
+        values
     }
 
     /// A link to `place` with these filters.
@@ -305,16 +317,19 @@ async fn place_table(
     names: &BTreeMap<String, String>,
     len: usize,
 ) -> ApiResult<(Markup, usize)> {
-    let batches = ctx
-        .sql(&format!(
+    let batches = bound(
+        ctx,
+        &format!(
             "SELECT substr(w.village_code, 1, {len}) AS place, w.status, w.risk_type,
                     CAST(count(*) AS VARCHAR) AS n
              FROM {WARNINGS} w WHERE {} GROUP BY 1, 2, 3",
             f.sql()
-        ))
-        .await?
-        .collect()
-        .await?;
+        ),
+        &f.values(),
+    )
+    .await?
+    .collect()
+    .await?;
     let mut by_place: BTreeMap<String, Counts> = BTreeMap::new();
     for row in rows_of(&batches)? {
         let (Some(place), Some(n)) = (row.get("place"), row.get("n")) else {
@@ -396,8 +411,9 @@ async fn village_list(
     lang: Lang,
     f: &Filters,
 ) -> ApiResult<(Markup, usize)> {
-    let batches = ctx
-        .sql(&format!(
+    let batches = bound(
+        ctx,
+        &format!(
             "SELECT w.warning_id, w.household_id, w.kind, w.risk_type, w.severity,
                     CAST(round(w.score, 3) AS VARCHAR) AS score_text, w.status, CAST(w.first_seen AS VARCHAR) AS first_seen
              FROM {WARNINGS} w WHERE {}
@@ -405,10 +421,12 @@ async fn village_list(
              LIMIT {}",
             f.sql(),
             VILLAGE_LIST + 1
-        ))
-        .await?
-        .collect()
-        .await?;
+        ),
+        &f.values(),
+    )
+    .await?
+    .collect()
+    .await?;
     let mut rows = rows_of(&batches)?;
     let more = rows.len() > VILLAGE_LIST;
     rows.truncate(VILLAGE_LIST);

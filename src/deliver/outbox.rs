@@ -19,7 +19,7 @@ use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use crate::lake::Lake;
-use crate::lake::query::{register_keys, rows_of, sql_text};
+use crate::lake::query::{bound, register_keys, rows_of};
 pub use crate::lake::tables::DELIVERIES;
 use crate::lake::tables::timestamp_type;
 use crate::warn::store::WARNING_EVENTS;
@@ -108,32 +108,42 @@ fn micros(text: Option<&String>) -> Option<DateTime<Utc>> {
 /// Every outbox item with its state, oldest first; only those of one
 /// warning when `warning` is given.
 pub async fn items(ctx: &SessionContext, warning: Option<&str>) -> Result<Vec<Item>> {
-    let only = warning
-        .map(|w| format!(" AND warning_id = {}", sql_text(w)))
-        .unwrap_or_default();
+    // One warning's items: its id is bound as $1.
+    let only = if warning.is_some() {
+        " AND warning_id = $1"
+    } else {
+        ""
+    };
+    let values: Vec<&str> = warning.into_iter().collect();
     if !ctx.table_exist(WARNING_EVENTS)? {
         return Ok(Vec::new());
     }
-    let batches = ctx
-        .sql(&format!(
+    let batches = bound(
+        ctx,
+        &format!(
             "SELECT event_id, warning_id, event, CAST(CAST(at AS BIGINT) AS VARCHAR) AS at_us
              FROM {WARNING_EVENTS} WHERE payload IS NOT NULL{only} ORDER BY CAST(at AS BIGINT), event_id"
-        ))
-        .await?
-        .collect()
-        .await?;
+        ),
+        &values,
+    )
+    .await?
+    .collect()
+    .await?;
     let mut attempts: BTreeMap<String, Vec<BTreeMap<String, String>>> = BTreeMap::new();
     if ctx.table_exist(DELIVERIES)? {
-        let log = ctx
-            .sql(&format!(
+        let log = bound(
+            ctx,
+            &format!(
                 "SELECT idempotency_key, attempt, outcome, error,
                         CAST(CAST(at AS BIGINT) AS VARCHAR) AS at_us,
                         CAST(CAST(next_attempt_at AS BIGINT) AS VARCHAR) AS next_us
                  FROM {DELIVERIES} WHERE true{only} ORDER BY CAST(at AS BIGINT), attempt"
-            ))
-            .await?
-            .collect()
-            .await?;
+            ),
+            &values,
+        )
+        .await?
+        .collect()
+        .await?;
         for row in rows_of(&log)? {
             let key = row.get("idempotency_key").cloned().unwrap_or_default();
             attempts.entry(key).or_default().push(row);

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::lake::Lake;
 use crate::lake::query::first_column;
-use crate::lake::tables::{ROSTER_HOUSEHOLD, ROSTER_PERSON};
+use crate::lake::tables::{BATCHES, ROSTER_HOUSEHOLD, ROSTER_PERSON, ROSTER_SOURCE};
 
 /// Canonical roster fields the split relies on (see schemas/roster.toml).
 const REQUIRED_FIELDS: &[&str] = &[
@@ -38,15 +38,23 @@ const REQUIRED_FIELDS: &[&str] = &[
     "risk_types",
 ];
 
-const CURRENT: &str = "
-WITH b AS (SELECT batch_id AS b_id, finished_at FROM batches WHERE source = 'roster'),
-r AS (SELECT s.*, b.finished_at FROM staged_roster s JOIN b ON s.batch_id = b.b_id),
+/// The CTEs ending in `cur`: each household's rows from its newest roster
+/// batch.
+fn current() -> String {
+    format!(
+        "
+WITH b AS (SELECT batch_id AS b_id, finished_at FROM {BATCHES} WHERE source = '{ROSTER_SOURCE}'),
+r AS (SELECT s.*, b.finished_at FROM {staged} s JOIN b ON s.batch_id = b.b_id),
 latest AS (SELECT household_number AS hn, max(finished_at) AS t FROM r GROUP BY household_number),
-cur AS (SELECT r.* FROM r JOIN latest ON r.household_number = latest.hn AND r.finished_at = latest.t)";
+cur AS (SELECT r.* FROM r JOIN latest ON r.household_number = latest.hn AND r.finished_at = latest.t)",
+        staged = crate::lake::tables::staged(&crate::config::SourceName::roster())
+    )
+}
 
 fn person_sql(version: &str) -> String {
+    let current = current();
     format!(
-        "{CURRENT}
+        "{current}
 SELECT
   'P' || substr(encode(sha256(household_number || '|' || coalesce(id_number, name || '|' || coalesce(relation, ''))), 'hex'), 1, 15) AS person_id,
   household_number AS household_id,
@@ -66,8 +74,9 @@ FROM cur"
 }
 
 fn household_sql(version: &str) -> String {
+    let current = current();
     format!(
-        "{CURRENT}
+        "{current}
 SELECT
   household_number AS household_id,
   substr(max(region_code), 1, 2) || '0000' AS province_code,
@@ -117,7 +126,9 @@ pub async fn refresh(lake: &Lake) -> Result<Option<String>> {
     }
     let ids: Vec<String> = first_column(
         &ctx,
-        "SELECT batch_id FROM batches WHERE source = 'roster' ORDER BY batch_id",
+        &format!(
+            "SELECT batch_id FROM {BATCHES} WHERE source = '{ROSTER_SOURCE}' ORDER BY batch_id"
+        ),
     )
     .await?
     .into_iter()

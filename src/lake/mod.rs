@@ -20,7 +20,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionContext, col, lit};
 use deltalake::protocol::SaveMode;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableBuilder};
@@ -217,7 +217,7 @@ impl Lake {
         };
         table
             .delete()
-            .with_predicate(format!("batch_id = '{}'", batch_id.replace('\'', "''")))
+            .with_predicate(col("batch_id").eq(lit(batch_id)))
             .with_writer_properties(writer_properties())
             .await
             .with_context(|| format!("cannot remove batch {batch_id} from {name}"))?;

@@ -1,6 +1,11 @@
-//! Small helpers for building queries (quoting, small key tables) and for
-//! reading results whatever string encoding the scan produced (Delta scans
-//! give Utf8View, literals Utf8).
+//! Small helpers for building queries (bound values, quoting, small key
+//! tables) and for reading results whatever string encoding the scan
+//! produced (Delta scans give Utf8View, literals Utf8).
+//!
+//! The rule: a value a query *filters on* never enters SQL text. It is a
+//! DataFrame expression (`col(..).eq(lit(..))`) or a bound `$n`
+//! ([`bound`]). [`sql_text`] is only for constants a generated query
+//! *writes* into its rows (a rule's id, a run's date).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +15,22 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArra
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use datafusion::datasource::MemTable;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, SessionContext};
+use datafusion::scalar::ScalarValue;
+
+/// `sql` with its `$1`, `$2`, … bound to `values`, in order, as text: the
+/// values never enter the SQL text, so no quoting can go wrong.
+pub async fn bound(ctx: &SessionContext, sql: &str, values: &[&str]) -> Result<DataFrame> {
+    Ok(ctx.sql(sql).await?.with_param_values(text_values(values))?)
+}
+
+/// Text values to bind to `$1`, `$2`, … (see [`bound`]).
+pub fn text_values(values: &[&str]) -> Vec<ScalarValue> {
+    values
+        .iter()
+        .map(|v| ScalarValue::Utf8(Some((*v).to_string())))
+        .collect()
+}
 
 /// A SQL string literal: `it's` → `'it''s'`.
 pub fn sql_text(value: &str) -> String {
@@ -54,8 +74,13 @@ pub fn strings_of(array: &ArrayRef) -> Result<Vec<Option<String>>> {
 
 /// Rows of the first column of `sql`, as strings (nulls as None).
 pub async fn first_column(ctx: &SessionContext, sql: &str) -> Result<Vec<Option<String>>> {
+    first_column_of(ctx.sql(sql).await?).await
+}
+
+/// Rows of the first column of a query, as strings (nulls as None).
+pub async fn first_column_of(df: DataFrame) -> Result<Vec<Option<String>>> {
     let mut out = Vec::new();
-    for batch in ctx.sql(sql).await?.collect().await? {
+    for batch in df.collect().await? {
         out.extend(strings_of(batch.column(0))?);
     }
     Ok(out)
@@ -63,9 +88,17 @@ pub async fn first_column(ctx: &SessionContext, sql: &str) -> Result<Vec<Option<
 
 /// The single integer `sql` returns (0 for no rows).
 pub async fn scalar_i64(ctx: &SessionContext, sql: &str) -> Result<i64> {
-    for batch in ctx.sql(sql).await?.collect().await? {
+    scalar_i64_of(ctx.sql(sql).await?).await
+}
+
+/// The single integer a query returns (0 for no rows, or a null).
+pub async fn scalar_i64_of(df: DataFrame) -> Result<i64> {
+    for batch in df.collect().await? {
         if batch.num_rows() > 0 {
             let column = cast(batch.column(0), &DataType::Int64)?;
+            if column.is_null(0) {
+                return Ok(0);
+            }
             return Ok(column.as_primitive::<Int64Type>().value(0));
         }
     }
@@ -98,4 +131,52 @@ pub fn rows_of(batches: &[RecordBatch]) -> Result<Vec<BTreeMap<String, String>>>
         }
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table `people(name)` of awkward names.
+    fn people() -> SessionContext {
+        let ctx = SessionContext::new();
+        register_keys(
+            &ctx,
+            "people",
+            "name",
+            ["O'Brien", "x' OR '1'='1", "张三", "李四"],
+        )
+        .unwrap();
+        ctx
+    }
+
+    #[tokio::test]
+    async fn a_bound_value_is_compared_as_text_not_read_as_sql() {
+        let ctx = people();
+        let count = |sql: &'static str, value: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                scalar_i64_of(bound(&ctx, sql, &[value]).await.unwrap())
+                    .await
+                    .unwrap()
+            }
+        };
+        let equal = "SELECT count(*) FROM people WHERE name = $1";
+        assert_eq!(count(equal, "O'Brien").await, 1);
+        // What would widen a pasted filter matches only itself.
+        assert_eq!(count(equal, "x' OR '1'='1").await, 1);
+        assert_eq!(count(equal, "' OR ''='").await, 0);
+        // Bound inside a subquery too, as the region views and the model
+        // lookup use it.
+        let nested = "SELECT count(*) FROM people WHERE name IN (SELECT name FROM people WHERE starts_with(name, $1))";
+        assert_eq!(count(nested, "张").await, 1);
+    }
+
+    #[tokio::test]
+    async fn an_unbound_placeholder_is_an_error_not_an_empty_answer() {
+        let ctx = people();
+        let unbound = bound(&ctx, "SELECT count(*) FROM people WHERE name = $1", &[]).await;
+        let error = unbound.expect_err("a query with $1 and no value is refused");
+        assert!(error.to_string().contains("$1"), "{error}");
+    }
 }

@@ -113,6 +113,12 @@ pub async fn source_schema(lake: &Lake, schemas_dir: &Path, source: &str) -> Res
     pick(&recorded(lake).await?, schemas_dir, source)
 }
 
+/// Where a source's schema file lives in a schemas directory:
+/// `<dir>/<source>.toml`, the one place that name is made.
+pub fn file_in(schemas_dir: &Path, source: &str) -> std::path::PathBuf {
+    schemas_dir.join(format!("{source}.toml"))
+}
+
 /// The schema of `source` among `recorded` ones, else from its file.
 pub fn pick(
     recorded: &BTreeMap<String, SourceSchema>,
@@ -122,7 +128,7 @@ pub fn pick(
     if let Some(schema) = recorded.get(source) {
         return Ok(schema.clone());
     }
-    SourceSchema::load(&schemas_dir.join(format!("{source}.toml"))).with_context(|| {
+    SourceSchema::load(&file_in(schemas_dir, source)).with_context(|| {
         format!(
             "the lake has no schema recorded for source {source}, and none is in {}",
             schemas_dir.display()

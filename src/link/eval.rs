@@ -17,6 +17,7 @@ use super::link_table;
 use crate::config::Role;
 use crate::lake::Lake;
 use crate::lake::query::{scalar_i64, strings_of};
+use crate::lake::tables::ROSTER_PERSON;
 
 /// How one way of linking scored against the truth.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -145,7 +146,7 @@ pub async fn evaluate(
                 {id_col} AS staged_id, {birth_col} AS staged_birth
          FROM truth t
          LEFT JOIN {links} k ON CAST(k.\"{key}\" AS VARCHAR) = t.record_key
-         LEFT JOIN roster_person p ON k.person_id = p.person_id
+         LEFT JOIN {ROSTER_PERSON} p ON k.person_id = p.person_id
          LEFT JOIN {staged} s ON CAST(s.\"{key}\" AS VARCHAR) = t.record_key",
         staged = crate::lake::tables::staged(source),
         id_col = id
@@ -171,10 +172,10 @@ pub async fn evaluate(
 
     // Baseline: join on the (normalised) ID number; a record matching
     // several roster rows counts as one link, correct if any is right.
-    let base_links = n("SELECT count(DISTINCT j.record_key) FROM judged j JOIN roster_person p ON j.staged_id = p.id_number").await?;
-    let base_correct = n(
-        "SELECT count(DISTINCT j.record_key) FROM judged j JOIN roster_person p ON j.staged_id = p.id_number WHERE p.id_number = j.true_id",
-    )
+    let base_links = n(&format!("SELECT count(DISTINCT j.record_key) FROM judged j JOIN {ROSTER_PERSON} p ON j.staged_id = p.id_number")).await?;
+    let base_correct = n(&format!(
+        "SELECT count(DISTINCT j.record_key) FROM judged j JOIN {ROSTER_PERSON} p ON j.staged_id = p.id_number WHERE p.id_number = j.true_id",
+    ))
     .await?;
     let baseline = Scores::new(base_links, base_correct, true_matches);
 

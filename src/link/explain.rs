@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 use super::settings::SettingsFile;
 use super::{link_table, model, plan, prepare_sides};
 use crate::lake::Lake;
-use crate::lake::query::rows_of;
+use crate::lake::query::{bound, rows_of, sql_ident};
 
 /// One comparison's part in a candidate's match weight.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -97,11 +97,10 @@ pub async fn explain(
     .next()
     .unwrap_or_default();
 
-    let decisions = ctx.table_exist(plan::REVIEW_DECISIONS)?;
+    let decisions = plan::register_source_decisions(ctx, source).await?;
     let ctes = plan::scoring_ctes(
         &sides.settings,
         &model,
-        source,
         sides.registry_size,
         decisions,
         plan::ALL.pairs,
@@ -175,12 +174,11 @@ pub async fn explain(
     let (mut status, mut linked_person) = (None, None);
     let table = link_table(source);
     if ctx.table_exist(table.as_str())? {
-        let key = sides.schema.key.replace('"', "\"\"");
         let sql = format!(
-            "SELECT status, person_id FROM {table} WHERE CAST(\"{key}\" AS VARCHAR) = '{}'",
-            record_key.replace('\'', "''")
+            "SELECT status, person_id FROM {table} WHERE CAST({} AS VARCHAR) = $1",
+            sql_ident(&sides.schema.key)
         );
-        if let Some(row) = rows_of(&ctx.sql(&sql).await?.collect().await?)?
+        if let Some(row) = rows_of(&bound(ctx, &sql, &[record_key]).await?.collect().await?)?
             .into_iter()
             .next()
         {

@@ -31,8 +31,8 @@ use datafusion::prelude::SessionContext;
 
 use crate::config::{SourceName, SourceSchema};
 use crate::lake::Lake;
-use crate::lake::query::scalar_i64;
-use crate::lake::tables::{self, ROSTER_HOUSEHOLD, ROSTER_PERSON, ROSTER_SOURCE};
+use crate::lake::query::{bound, scalar_i64, scalar_i64_of};
+use crate::lake::tables::{self, BATCHES, ROSTER_HOUSEHOLD, ROSTER_PERSON, ROSTER_SOURCE};
 use settings::{Settings, SettingsFile};
 
 pub use crate::lake::tables::link_table;
@@ -68,7 +68,7 @@ pub async fn linkable_sources(lake: &Lake, schemas_dir: &Path) -> Result<Vec<Sou
         .filter(|s| {
             s != ROSTER_SOURCE
                 && (recorded.contains_key(s.as_str())
-                    || schemas_dir.join(format!("{s}.toml")).exists())
+                    || crate::lake::schemas::file_in(schemas_dir, s).exists())
         })
         .collect())
 }
@@ -101,9 +101,10 @@ pub(crate) async fn prepare_sides(
     let schema = crate::lake::schemas::pick(&recorded, schemas_dir, source)?;
     let mut left = prepare::source_view_sql(&ctx, &schema, false).await?;
     if let Some(key) = only_record {
+        // The key is a value: it joins from a table, not from SQL text.
+        crate::lake::query::register_keys(&ctx, "only_record", "record_key", [key])?;
         left = format!(
-            "SELECT * FROM ({left}) WHERE record_key = '{}'",
-            key.replace('\'', "''")
+            "SELECT * FROM ({left}) WHERE record_key IN (SELECT record_key FROM only_record)"
         );
     }
     let registry_table = if settings.registry == ROSTER_SOURCE {
@@ -158,7 +159,7 @@ pub(crate) async fn prepare_sides(
         .materialise(
             &ctx,
             "pairs",
-            &plan::pairs_sql(&settings, only_record, parts),
+            &plan::pairs_sql(&settings, parts),
             (parts > 1).then_some("part"),
         )
         .await
@@ -222,12 +223,11 @@ pub async fn link_source(
         }
     };
 
-    let decisions = ctx.table_exist(plan::REVIEW_DECISIONS)?;
+    let decisions = plan::register_source_decisions(ctx, source).await?;
     let decide = |inputs: &plan::Inputs| {
         plan::decision_sql(
             settings,
             &model,
-            source,
             &schema.key,
             *registry_size,
             decisions,
@@ -293,20 +293,28 @@ pub async fn needs_linking(lake: &Lake, source: &SourceName) -> Result<bool> {
         _ => return Ok(true),
     };
     let ctx = lake.session().await?;
-    let mut newest_us = scalar_i64(
-        &ctx,
-        &format!(
-            "SELECT CAST(max(finished_at) AS BIGINT) FROM batches WHERE source IN ('{source}', '{ROSTER_SOURCE}')"
-        ),
+    let mut newest_us = scalar_i64_of(
+        bound(
+            &ctx,
+            &format!(
+                "SELECT CAST(max(finished_at) AS BIGINT) FROM {BATCHES} WHERE source IN ($1, $2)"
+            ),
+            &[source, ROSTER_SOURCE],
+        )
+        .await?,
     )
     .await?;
     if ctx.table_exist(plan::REVIEW_DECISIONS)? {
-        let decided = scalar_i64(
-            &ctx,
-            &format!(
-                "SELECT CAST(max(decided_at) AS BIGINT) FROM {} WHERE source = '{source}'",
-                plan::REVIEW_DECISIONS
-            ),
+        let decided = scalar_i64_of(
+            bound(
+                &ctx,
+                &format!(
+                    "SELECT CAST(max(decided_at) AS BIGINT) FROM {} WHERE source = $1",
+                    plan::REVIEW_DECISIONS
+                ),
+                &[source],
+            )
+            .await?,
         )
         .await?;
         newest_us = newest_us.max(decided);

@@ -21,7 +21,7 @@ use datafusion::prelude::SessionContext;
 
 use super::settings::Settings;
 use crate::lake::Lake;
-use crate::lake::query::rows_of;
+use crate::lake::query::{bound, rows_of};
 pub use crate::lake::tables::LINK_MODEL;
 use crate::lake::tables::timestamp_type;
 
@@ -259,7 +259,7 @@ pub async fn load_latest(
     let sql = format!(
         "SELECT version, comparison, level, label, m_probability, u_probability, prior, em_iterations
          FROM {LINK_MODEL}
-         WHERE source = '{source}' AND version = (SELECT max(version) FROM {LINK_MODEL} WHERE source = '{source}')
+         WHERE source = $1 AND version = (SELECT max(version) FROM {LINK_MODEL} WHERE source = $1)
          ORDER BY comparison, level"
     );
     let names = [
@@ -272,7 +272,7 @@ pub async fn load_latest(
         "prior",
         "em_iterations",
     ];
-    let rows: Vec<Vec<String>> = rows_of(&ctx.sql(&sql).await?.collect().await?)?
+    let rows: Vec<Vec<String>> = rows_of(&bound(ctx, &sql, &[source]).await?.collect().await?)?
         .into_iter()
         .map(|row| {
             names

@@ -4,8 +4,30 @@
 
 use super::model::Model;
 use super::settings::Settings;
-use crate::lake::query::{sql_ident, sql_text};
+use anyhow::Result;
+use datafusion::prelude::{SessionContext, col, lit};
+
+use crate::lake::query::sql_ident;
 pub use crate::lake::tables::REVIEW_DECISIONS;
+
+/// The view of one source's clerical decisions that the scoring reads.
+pub const SOURCE_DECISIONS: &str = "source_decisions";
+
+/// Register [`SOURCE_DECISIONS`], the clerks' decisions on `source`'s
+/// records (filtered by expression, not by SQL text); false when no
+/// decision was ever recorded, and the scoring then reads none.
+pub async fn register_source_decisions(ctx: &SessionContext, source: &str) -> Result<bool> {
+    if !ctx.table_exist(REVIEW_DECISIONS)? {
+        return Ok(false);
+    }
+    let decisions = ctx
+        .table(REVIEW_DECISIONS)
+        .await?
+        .filter(col("source").eq(lit(source)))?;
+    let _ = ctx.deregister_table(SOURCE_DECISIONS);
+    ctx.register_table(SOURCE_DECISIONS, decisions.into_view())?;
+    Ok(true)
+}
 
 /// Added to a pair's weight when a clerk said "match", so it ranks first:
 /// far above any weight a pair can have.
@@ -44,9 +66,9 @@ pub fn part_of(record_key: &str, parts: i64) -> String {
 
 /// Candidate pairs: one query per blocking join, each rule leaving out
 /// pairs an earlier rule already produced, so no pair appears twice in
-/// their union. `only_record` restricts the record side (for explanations).
-/// With `parts` > 1 each pair carries its record's `part`.
-pub fn pairs_sql(settings: &Settings, only_record: Option<&str>, parts: i64) -> Vec<String> {
+/// their union. With `parts` > 1 each pair carries its record's `part`.
+/// (An explanation restricts the view `l` itself to its one record.)
+pub fn pairs_sql(settings: &Settings, parts: i64) -> Vec<String> {
     let levels = level_columns(settings);
     let tf: String = settings
         .comparisons
@@ -54,9 +76,6 @@ pub fn pairs_sql(settings: &Settings, only_record: Option<&str>, parts: i64) -> 
         .filter(|c| c.term_frequency)
         .map(|c| format!(", r.{} AS tf_{}", c.tf_column(), c.name))
         .collect();
-    let only = only_record.map_or(String::new(), |k| {
-        format!(" AND l.record_key = {}", sql_text(k))
-    });
     let part = if parts > 1 {
         format!(", {} AS part", part_of("l.record_key", parts))
     } else {
@@ -72,7 +91,7 @@ pub fn pairs_sql(settings: &Settings, only_record: Option<&str>, parts: i64) -> 
                 .map(|p| format!(" AND NOT coalesce(({p}), false)"))
                 .collect();
             format!(
-                "SELECT l.record_key, r.record_key AS person_key, r.household_id AS person_household{tf}, {levels}{part} FROM l JOIN r ON ({rule}){earlier}{only}"
+                "SELECT l.record_key, r.record_key AS person_key, r.household_id AS person_household{tf}, {levels}{part} FROM l JOIN r ON ({rule}){earlier}"
             )
         })
         .collect()
@@ -93,7 +112,6 @@ pub fn case_of(column: &str, values: impl Iterator<Item = String>, otherwise: &s
 pub fn scoring_ctes(
     settings: &Settings,
     model: &Model,
-    source: &str,
     registry_size: i64,
     decisions: bool,
     pairs: &str,
@@ -151,9 +169,8 @@ pub fn scoring_ctes(
             "decisions AS (
   SELECT record_key AS d_record, person_id AS d_person, decision FROM (
     SELECT *, row_number() OVER (PARTITION BY record_key, person_id ORDER BY decided_at DESC) AS n
-    FROM {REVIEW_DECISIONS} WHERE source = {source}) WHERE n = 1
-)",
-            source = sql_text(source)
+    FROM {SOURCE_DECISIONS}) WHERE n = 1
+)"
         ));
         ctes.push(format!(
             "ranked AS (
@@ -177,20 +194,12 @@ pub fn scoring_ctes(
 pub fn decision_sql(
     settings: &Settings,
     model: &Model,
-    source: &str,
     key: &str,
     registry_size: i64,
     decisions: bool,
     inputs: &Inputs,
 ) -> String {
-    let ctes = scoring_ctes(
-        settings,
-        model,
-        source,
-        registry_size,
-        decisions,
-        inputs.pairs,
-    );
+    let ctes = scoring_ctes(settings, model, registry_size, decisions, inputs.pairs);
     let labels: String = settings
         .comparisons
         .iter()
@@ -274,7 +283,7 @@ mod tests {
     fn one_pairs_query_per_blocking_rule_each_leaving_out_the_earlier_ones() {
         for source in ["civil_affairs", "health", "education", "social_insurance"] {
             let settings = shipped(source);
-            let queries = pairs_sql(&settings, None, 1);
+            let queries = pairs_sql(&settings, 1);
             assert_eq!(queries.len(), settings.blocking.len(), "{source}");
             for (i, query) in queries.iter().enumerate() {
                 assert!(query.starts_with("SELECT l.record_key, r.record_key AS person_key"));
@@ -296,14 +305,9 @@ mod tests {
     }
 
     #[test]
-    fn one_record_and_parts_are_quoted_and_tagged() {
+    fn parts_are_tagged() {
         let settings = shipped("health");
-        let one = pairs_sql(&settings, Some("YB'1"), 1);
-        assert!(
-            one.iter()
-                .all(|q| q.ends_with(" AND l.record_key = 'YB''1'"))
-        );
-        let parted = pairs_sql(&settings, None, 8);
+        let parted = pairs_sql(&settings, 8);
         assert!(
             parted
                 .iter()
@@ -315,7 +319,7 @@ mod tests {
     #[test]
     fn term_frequency_columns_come_from_the_registry_side() {
         let settings = shipped("health");
-        let query = &pairs_sql(&settings, None, 1)[0];
+        let query = &pairs_sql(&settings, 1)[0];
         for c in settings.comparisons.iter().filter(|c| c.term_frequency) {
             assert!(query.contains(&format!(", r.{} AS tf_{}", c.tf_column(), c.name)));
         }

@@ -7,7 +7,7 @@ use datafusion::prelude::SessionContext;
 use super::model::{self, ComparisonParams, Model, Pattern};
 use super::plan::level_columns;
 use super::settings::Settings;
-use crate::lake::query::{first_column, rows_of, scalar_i64, strings_of};
+use crate::lake::query::{bound, first_column_of, rows_of, scalar_i64, strings_of};
 
 async fn level_counts(
     ctx: &SessionContext,
@@ -154,13 +154,23 @@ pub async fn train_model(
     let prior = (expected / all_pairs).clamp(1e-12, 0.5);
 
     let version = if ctx.table_exist(model::LINK_MODEL)? {
-        first_column(ctx, &format!("SELECT CAST(coalesce(max(version), 0) AS VARCHAR) FROM {} WHERE source = '{source}'", model::LINK_MODEL))
-            .await?
-            .into_iter()
-            .flatten()
-            .next()
-            .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or(0)
+        first_column_of(
+            bound(
+                ctx,
+                &format!(
+                    "SELECT CAST(coalesce(max(version), 0) AS VARCHAR) FROM {} WHERE source = $1",
+                    model::LINK_MODEL
+                ),
+                &[source],
+            )
+            .await?,
+        )
+        .await?
+        .into_iter()
+        .flatten()
+        .next()
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0)
             + 1
     } else {
         1

@@ -20,7 +20,7 @@ use crate::deliver::DeliveryReport;
 use crate::ingest::{self, FileOutcome, IngestOptions};
 use crate::lake::Lake;
 use crate::lake::query::{rows_of, scalar_i64, strings_of};
-use crate::lake::tables::ROSTER_SOURCE;
+use crate::lake::tables::{ROSTER_SOURCE, WARNINGS};
 use crate::link::LinkReport;
 use crate::warn::WarnReport;
 use lock::RunLock;
@@ -487,13 +487,13 @@ pub struct TopWarning {
 
 /// The `n` highest-scoring open warnings.
 pub async fn top_warnings(lake: &Lake, n: usize) -> Result<Vec<TopWarning>> {
-    let ctx = lake.session_with(&["warnings"]).await?;
-    if !ctx.table_exist("warnings")? {
+    let ctx = lake.session_with(&[WARNINGS]).await?;
+    if !ctx.table_exist(WARNINGS)? {
         return Ok(Vec::new());
     }
     let sql = format!(
         "SELECT warning_id, household_id, village_code, risk_type, severity, CAST(score AS VARCHAR) AS score_text, evidence
-         FROM warnings WHERE status = 'open' ORDER BY score DESC, warning_id LIMIT {n}"
+         FROM {WARNINGS} WHERE status = 'open' ORDER BY score DESC, warning_id LIMIT {n}"
     );
     let batches = ctx.sql(&sql).await?.collect().await?;
     rows_of(&batches)?

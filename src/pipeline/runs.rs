@@ -145,12 +145,13 @@ pub async fn last_run_start(lake: &Lake, pipeline: &str) -> Result<Option<DateTi
     if !ctx.table_exist(RUNS)? {
         return Ok(None);
     }
-    let micros = crate::lake::query::scalar_i64(
-        &ctx,
-        &format!(
-            "SELECT CAST(max(started_at) AS BIGINT) FROM {RUNS} WHERE pipeline = {}",
-            crate::lake::query::sql_text(pipeline)
-        ),
+    let micros = crate::lake::query::scalar_i64_of(
+        crate::lake::query::bound(
+            &ctx,
+            &format!("SELECT CAST(max(started_at) AS BIGINT) FROM {RUNS} WHERE pipeline = $1"),
+            &[pipeline],
+        )
+        .await?,
     )
     .await?;
     Ok((micros > 0)

@@ -36,6 +36,7 @@ use datafusion::prelude::SessionContext;
 
 use super::rules::{SqlFile, with_dates};
 use crate::lake::query::sql_text;
+use crate::lake::tables::ROSTER_HOUSEHOLD;
 
 /// What a component does to the estimate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,7 +206,7 @@ roster AS (
              CAST(h.annual_income AS DOUBLE) / nullif(CAST(h.household_size AS DOUBLE), 0)) AS roster_pc,
     coalesce(g.monitoring_object, false) AS monitoring_object,
     line.value AS line, coalesce(margin.value, 0.0) AS margin
-  FROM roster_household h
+  FROM {ROSTER_HOUSEHOLD} h
   LEFT JOIN population_groups g ON g.category = h.category
   JOIN household_thresholds line ON line.household_id = h.household_id AND line.parameter = 'monitoring_income_line'
   LEFT JOIN household_thresholds margin ON margin.household_id = h.household_id AND margin.parameter = 'assessment_margin_share'

@@ -14,8 +14,10 @@
 use anyhow::Result;
 use datafusion::prelude::SessionContext;
 
+use super::cache;
 use super::status::{Kind, Mode};
 use crate::lake::query::{scalar_i64, sql_text};
+use crate::lake::tables::ROSTER_HOUSEHOLD;
 
 /// A piece of evidence as JSON, the fields `Evidence` reads.
 const ITEM_JSON: &str = "'{\"rule\":' || sn_json(rule) || ',\"source\":' || sn_json(source) \
@@ -43,25 +45,19 @@ pub struct Counts {
     pub suppressed: usize,
 }
 
-/// Cache `name` as the result of `sql`.
-async fn cache(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
-    let _ = ctx.deregister_table(name);
-    let df = ctx.sql(sql).await?.cache().await?;
-    ctx.register_table(name, df.into_view())?;
-    Ok(())
-}
-
 /// Register `monitored_risks`: (household_id, risk_type) the roster
 /// already monitors.
 pub async fn register_monitored(ctx: &SessionContext) -> Result<()> {
     cache(
         ctx,
         "monitored_risks",
-        "SELECT DISTINCT household_id, trim(risk) AS risk_type FROM (
-           SELECT household_id,
-             unnest(string_to_array(regexp_replace(risk_types, '[、,，;； ]+', ',', 'g'), ',')) AS risk
-           FROM roster_household WHERE risk_types IS NOT NULL
-         ) WHERE trim(risk) <> ''",
+        &format!(
+            "SELECT DISTINCT household_id, trim(risk) AS risk_type FROM (
+               SELECT household_id,
+                 unnest(string_to_array(regexp_replace(risk_types, '[、,，;； ]+', ',', 'g'), ',')) AS risk
+               FROM {ROSTER_HOUSEHOLD} WHERE risk_types IS NOT NULL
+             ) WHERE trim(risk) <> ''"
+        ),
     )
     .await
 }

@@ -29,6 +29,7 @@ use super::status::Mode;
 use super::{WarnConfig, decide};
 use crate::lake::Lake;
 use crate::lake::query::scalar_i64;
+use crate::lake::tables::{ROSTER_HOUSEHOLD, WARNINGS};
 
 /// The figures of one way of warning.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -352,7 +353,9 @@ pub async fn evaluate(
             score(
                 &ctx,
                 "stored (tasks, queued left out)",
-                "SELECT household_id, risk_type, kind FROM warnings WHERE status <> 'queued'",
+                &format!(
+                    "SELECT household_id, risk_type, kind FROM {WARNINGS} WHERE status <> 'queued'"
+                ),
                 out.households,
                 months,
             )
@@ -383,7 +386,8 @@ const HOUSEHOLD_COLUMNS: &[&str] = &[
 /// alarms come from. `outcome` is hit, miss, false_alarm or
 /// already_below.
 async fn write_households(ctx: &SessionContext, path: &Path) -> Result<()> {
-    let sql = "WITH items AS (
+    let sql = format!(
+        "WITH items AS (
         SELECT household_id,
           sum(CASE WHEN effect = 'subtract' THEN coalesce(amount, 0.0) WHEN effect = 'add' THEN -coalesce(amount, 0.0) ELSE 0.0 END) AS net_loss,
           string_agg(component || ' ' || CAST(round(coalesce(amount, 0.0), 0) AS VARCHAR), '; ' ORDER BY component) AS components
@@ -396,7 +400,7 @@ async fn write_households(ctx: &SessionContext, path: &Path) -> Result<()> {
           coalesce(CAST(per_capita_income AS DOUBLE),
                    CAST(annual_income AS DOUBLE) / nullif(CAST(household_size AS DOUBLE), 0)) AS roster_pc,
           CAST(household_size AS DOUBLE) AS size
-        FROM roster_household)
+        FROM {ROSTER_HOUSEHOLD})
       SELECT t.household_id, t.status, t.cause, t.observable,
         round(t.per_capita_before, 0) AS per_capita_before,
         round(t.per_capita_after, 0) AS per_capita_after,
@@ -415,8 +419,9 @@ async fn write_households(ctx: &SessionContext, path: &Path) -> Result<()> {
       LEFT JOIN items i ON i.household_id = t.household_id
       LEFT JOIN roster r ON r.household_id = t.household_id
       WHERE (t.status = 'newly_at_risk' AND t.records > 0) OR w.kind IS NOT NULL
-      ORDER BY outcome, t.household_id";
-    let rows = crate::lake::query::rows_of(&ctx.sql(sql).await?.collect().await?)?;
+      ORDER BY outcome, t.household_id"
+    );
+    let rows = crate::lake::query::rows_of(&ctx.sql(&sql).await?.collect().await?)?;
     let mut out =
         csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
     out.write_record(HOUSEHOLD_COLUMNS)?;

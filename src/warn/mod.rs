@@ -26,7 +26,7 @@ use datafusion::prelude::{SessionContext, col, lit};
 
 use crate::error::Error;
 use crate::lake::Lake;
-use crate::lake::query::{rows_of, scalar_i64, sql_ident, sql_text};
+use crate::lake::query::{bound, rows_of, scalar_i64, scalar_i64_of, sql_ident, sql_text};
 use crate::lake::tables::{
     ROSTER_HOUSEHOLD, ROSTER_PERSON, SourceName, link_table, linked_view, staged,
 };
@@ -106,14 +106,16 @@ async fn register_linked_views(
         }
         let schema = crate::lake::schemas::pick(&recorded, &config.schemas_dir, source)?;
         let key = sql_ident(&schema.key);
-        let df = ctx
-            .sql(&format!(
+        let df = bound(
+            ctx,
+            &format!(
                 "SELECT s.*, k.person_id, k.household_id, k.match_probability
                  FROM {staged} s JOIN {link} k ON CAST(s.{key} AS VARCHAR) = CAST(k.{key} AS VARCHAR)
-                 WHERE k.status = {}",
-                sql_text(status)
-            ))
-            .await?;
+                 WHERE k.status = $1"
+            ),
+            &[status],
+        )
+        .await?;
         ctx.register_table(view.as_str(), df.into_view())?;
         ready.insert(source.clone());
     }
@@ -128,8 +130,13 @@ const NO_SIGNALS: &str = "SELECT CAST(NULL AS VARCHAR) AS rule, CAST(NULL AS VAR
 
 /// Cache `name` as the result of `sql`.
 async fn cache(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
+    cache_bound(ctx, name, sql, &[]).await
+}
+
+/// Cache `name` as the result of `sql` with its `$1`, … bound to `values`.
+async fn cache_bound(ctx: &SessionContext, name: &str, sql: &str, values: &[&str]) -> Result<()> {
     let _ = ctx.deregister_table(name);
-    let df = ctx.sql(sql).await?.cache().await?;
+    let df = bound(ctx, sql, values).await?.cache().await?;
     ctx.register_table(name, df.into_view())?;
     Ok(())
 }
@@ -449,10 +456,14 @@ pub async fn verify(lake: &Lake, v: &Verification) -> Result<Verified> {
         .session_with(&[WARNINGS, WARNING_EVENTS, ROSTER_HOUSEHOLD])
         .await?;
     store::register_stored(&ctx).await?;
-    let id = sql_text(&v.warning_id);
-    if scalar_i64(
-        &ctx,
-        &format!("SELECT count(*) FROM stored_warnings WHERE warning_id = {id}"),
+    let id: &[&str] = &[&v.warning_id];
+    if scalar_i64_of(
+        bound(
+            &ctx,
+            "SELECT count(*) FROM stored_warnings WHERE warning_id = $1",
+            id,
+        )
+        .await?,
     )
     .await?
         == 0
@@ -465,7 +476,7 @@ pub async fn verify(lake: &Lake, v: &Verification) -> Result<Verified> {
         .unwrap_or_default();
     let detail = format!("outcome {outcome};{visited} {}", v.reason);
     let event_key = format!("{status}:{outcome}");
-    cache(
+    cache_bound(
         &ctx,
         "next_events",
         &format!(
@@ -477,7 +488,7 @@ pub async fn verify(lake: &Lake, v: &Verification) -> Result<Verified> {
                  {status} AS event,
                  'E' || substr(encode(sha256(s.warning_id || '|' || {event_key} || '|' || s.evidence_hash), 'hex'), 1, 16) AS event_id
                FROM stored_warnings s LEFT JOIN {ROSTER_HOUSEHOLD} h ON h.household_id = s.household_id
-               WHERE s.warning_id = {id}
+               WHERE s.warning_id = $1
              )
              SELECT event_id, warning_id, event,
                arrow_cast({now}, 'Timestamp(Microsecond, Some(\"UTC\"))') AS at,
@@ -492,6 +503,7 @@ pub async fn verify(lake: &Lake, v: &Verification) -> Result<Verified> {
             by = sql_text(&v.by),
             payload = store::payload_sql(),
         ),
+        id,
     )
     .await?;
     store::append_events(lake, &ctx).await?;

@@ -26,6 +26,7 @@ use datafusion::prelude::SessionContext;
 
 use super::status::Mode;
 use super::store::payload_sql;
+use crate::lake::tables::ROSTER_HOUSEHOLD;
 
 /// The stage's run: its date, mode and who acts.
 pub struct Step<'a> {
@@ -52,13 +53,14 @@ pub async fn register_next(ctx: &SessionContext, step: &Step<'_>) -> Result<()> 
         Mode::Assessment => "",
     };
     let capacity = match step.mode {
-        Mode::Assessment => {
+        Mode::Assessment => format!(
             "SELECT h.village_code, min(t.value) AS capacity FROM household_thresholds t
-             JOIN roster_household h ON h.household_id = t.household_id
+             JOIN {ROSTER_HOUSEHOLD} h ON h.household_id = t.household_id
              WHERE t.parameter = 'village_monthly_capacity' GROUP BY h.village_code"
-        }
+        ),
         Mode::EveryRule => {
             "SELECT CAST(NULL AS VARCHAR) AS village_code, CAST(NULL AS DOUBLE) AS capacity WHERE false"
+                .to_string()
         }
     };
     let merged = format!(
@@ -131,7 +133,7 @@ merged AS (
   FROM joined
 ),
 placed AS (
-  SELECT m.*, h.village_code FROM merged m LEFT JOIN roster_household h ON h.household_id = m.household_id
+  SELECT m.*, h.village_code FROM merged m LEFT JOIN {ROSTER_HOUSEHOLD} h ON h.household_id = m.household_id
 ),
 capacity AS ({capacity}),
 used AS (
@@ -182,7 +184,7 @@ FROM ranked"
                WHEN before = 'queued' AND status = 'open' THEN 'released'
                ELSE change
              END AS event
-           FROM next_all n LEFT JOIN roster_household h ON h.household_id = n.household_id
+           FROM next_all n LEFT JOIN {ROSTER_HOUSEHOLD} h ON h.household_id = n.household_id
          ),
          events AS (
            SELECT *, 'E' || substr(encode(sha256(warning_id || '|' || event || '|' || evidence_hash), 'hex'), 1, 16) AS event_id

@@ -18,7 +18,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
 
 use crate::lake::Lake;
-use crate::lake::tables::timestamp_type;
+use crate::lake::tables::{ROSTER_HOUSEHOLD, timestamp_type};
 pub use crate::lake::tables::{WARNING_EVENTS, WARNING_EVIDENCE, WARNINGS};
 
 /// The columns of `warnings`, and what a lake written before a column
@@ -220,15 +220,15 @@ pub async fn append_evidence(lake: &Lake, ctx: &SessionContext) -> Result<()> {
 /// codes from the roster.
 pub async fn write_warnings(lake: &Lake, ctx: &SessionContext) -> Result<()> {
     let plan = ctx
-        .sql(
+        .sql(&format!(
             "SELECT w.warning_id, w.household_id,
                h.province_code, h.prefecture_code, h.county_code, h.township_code, h.village_code,
                w.kind, w.risk_type, w.severity, w.score, w.rank, w.period, w.rules, w.records, w.evidence,
                w.evidence_hash, w.new_evidence, w.estimate_per_capita, w.assessment, w.status, w.outcome,
                w.first_seen, w.last_seen, w.opened_on
-             FROM next_warnings w LEFT JOIN roster_household h ON w.household_id = h.household_id
-             ORDER BY w.warning_id",
-        )
+             FROM next_warnings w LEFT JOIN {ROSTER_HOUSEHOLD} h ON w.household_id = h.household_id
+             ORDER BY w.warning_id"
+        ))
         .await?
         .into_optimized_plan()?;
     lake.overwrite_with_plan(ctx, WARNINGS, plan).await

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use crate::lake::tables::PLACE_THRESHOLDS;
+use crate::lake::tables::ROSTER_HOUSEHOLD;
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use datafusion::arrow::array::{
@@ -222,12 +223,13 @@ pub fn register(ctx: &SessionContext, thresholds: &Path, groups: &Path) -> Resul
 /// file: what the assessment cannot do without.
 pub async fn require(ctx: &SessionContext, file: &Path, parameters: &[&str]) -> Result<()> {
     for p in parameters {
-        let n = crate::lake::query::scalar_i64(
-            ctx,
-            &format!(
-                "SELECT count(*) FROM thresholds WHERE parameter = {}",
-                crate::lake::query::sql_text(p)
-            ),
+        let n = crate::lake::query::scalar_i64_of(
+            crate::lake::query::bound(
+                ctx,
+                "SELECT count(*) FROM thresholds WHERE parameter = $1",
+                &[p],
+            )
+            .await?,
         )
         .await?;
         if n == 0 {
@@ -266,7 +268,7 @@ pub fn place_thresholds_query(as_of: NaiveDate) -> String {
                         t.effective_from DESC) AS n
            FROM (SELECT DISTINCT coalesce(h.village_code, '') AS village_code,
                    coalesce(g.population_group, 'other') AS population_group
-                 FROM roster_household h
+                 FROM {ROSTER_HOUSEHOLD} h
                  LEFT JOIN population_groups g ON g.category = h.category) k
            JOIN thresholds t
              ON starts_with(k.village_code, t.region_prefix)
@@ -281,7 +283,7 @@ pub fn place_thresholds_query(as_of: NaiveDate) -> String {
 pub fn household_thresholds_query() -> String {
     format!(
         "SELECT h.household_id, p.parameter, p.value, p.source
-         FROM roster_household h
+         FROM {ROSTER_HOUSEHOLD} h
          LEFT JOIN population_groups g ON g.category = h.category
          JOIN {PLACE_THRESHOLDS} p
            ON p.village_code = coalesce(h.village_code, '')

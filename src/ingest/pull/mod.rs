@@ -32,7 +32,7 @@ use super::batch::{self, IngestOptions};
 use super::{FileOutcome, roster};
 use crate::config::{PullConfig, PullKind, SourceSchema};
 use crate::lake::Lake;
-use crate::lake::query::{rows_of, scalar_i64, sql_text};
+use crate::lake::query::{bound, rows_of, scalar_i64_of};
 use crate::lake::tables::{BATCHES, PULLS, ROSTER_SOURCE, timestamp_type};
 
 /// One pull's inputs, as every kind takes them.
@@ -151,16 +151,17 @@ pub(super) async fn last_watermark(
     if !ctx.table_exist(PULLS)? {
         return Ok(None);
     }
-    let batches = ctx
-        .sql(&format!(
-            "SELECT watermark_to FROM {PULLS} WHERE source = {} AND origin = {} AND watermark_to IS NOT NULL
-             ORDER BY pulled_at DESC LIMIT 1",
-            sql_text(source),
-            sql_text(origin)
-        ))
-        .await?
-        .collect()
-        .await?;
+    let batches = bound(
+        &ctx,
+        &format!(
+            "SELECT watermark_to FROM {PULLS} WHERE source = $1 AND origin = $2 AND watermark_to IS NOT NULL
+             ORDER BY pulled_at DESC LIMIT 1"
+        ),
+        &[source, origin],
+    )
+    .await?
+    .collect()
+    .await?;
     Ok(rows_of(&batches)?
         .into_iter()
         .next()
@@ -178,14 +179,17 @@ pub(super) async fn record(
     to: Option<&str>,
 ) -> Result<()> {
     let ctx = lake.session_with(&[PULLS, BATCHES]).await?;
-    let batch_id = sql_text(&report.batch_id);
+    let batch_id: &str = &report.batch_id;
     if ctx.table_exist(PULLS)?
-        && scalar_i64(
-            &ctx,
-            &format!(
-                "SELECT count(*) FROM {PULLS} WHERE batch_id = {batch_id} AND coalesce(watermark_to, '') = {}",
-                sql_text(to.unwrap_or(""))
-            ),
+        && scalar_i64_of(
+            bound(
+                &ctx,
+                &format!(
+                    "SELECT count(*) FROM {PULLS} WHERE batch_id = $1 AND coalesce(watermark_to, '') = $2"
+                ),
+                &[batch_id, to.unwrap_or("")],
+            )
+            .await?,
         )
         .await?
             > 0
@@ -195,9 +199,13 @@ pub(super) async fn record(
     // A window pulled again after a crash is "already ingested" with no
     // rows read this time: the batch's own count is what the window holds.
     let rows = if report.rows_read == 0 && ctx.table_exist(BATCHES)? {
-        scalar_i64(
-            &ctx,
-            &format!("SELECT rows_read FROM {BATCHES} WHERE batch_id = {batch_id}"),
+        scalar_i64_of(
+            bound(
+                &ctx,
+                &format!("SELECT rows_read FROM {BATCHES} WHERE batch_id = $1"),
+                &[batch_id],
+            )
+            .await?,
         )
         .await?
     } else {
