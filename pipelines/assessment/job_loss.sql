@@ -3,10 +3,10 @@
 -- effect: subtract
 -- risk_type: 因务工就业不稳
 -- source: social_insurance
--- basis: 失业登记或停止缴费后，按月缴费基数（缺失时按本地月工资 local_monthly_wage）乘以至今（或至再就业）的月数估算减收，最多 job_loss_months_max 个月
+-- basis: 失业登记或停止缴费后，按月缴费基数 ÷ contribution_base_wage_share 还原月工资（缺失时按本地月工资 local_monthly_wage），乘以至今（或至再就业）的月数估算减收，最多 job_loss_months_max 个月
 WITH losses AS (
   SELECT s.household_id, s.person_id, s.record_id AS record_key, s.event_date,
-         coalesce(CAST(s.contribution_base AS DOUBLE), wage.value) AS monthly,
+         coalesce(CAST(s.contribution_base AS DOUBLE) / share.value, wage.value) AS monthly,
          cap.value AS months_max,
          row_number() OVER (PARTITION BY s.person_id ORDER BY s.event_date, s.record_id) AS n
   FROM linked_social_insurance s
@@ -15,6 +15,7 @@ WITH losses AS (
   JOIN household_thresholds hi ON hi.household_id = s.household_id AND hi.parameter = 'working_age_max'
   JOIN household_thresholds wage ON wage.household_id = s.household_id AND wage.parameter = 'local_monthly_wage'
   JOIN household_thresholds cap ON cap.household_id = s.household_id AND cap.parameter = 'job_loss_months_max'
+  JOIN household_thresholds share ON share.household_id = s.household_id AND share.parameter = 'contribution_base_wage_share'
   WHERE s.event_type IN ('失业登记', '停止缴费')
     AND s.event_date >= {year_start} AND s.event_date <= {as_of}
     AND date_part('year', s.event_date) - date_part('year', p.birth_date) BETWEEN lo.value AND hi.value

@@ -47,6 +47,7 @@ const BOOKKEEPING: &[&str] = &[
     crate::lake::schemas::SOURCE_SCHEMAS,
     crate::lake::tables::PULLS,
     crate::lake::tables::LINK_HISTORY,
+    crate::lake::tables::LINK_CALIBRATION,
 ];
 
 /// What masked free text shows.

@@ -110,9 +110,13 @@ pub enum Command {
         /// Write only these department extracts (repeatable); the roster is always written.
         #[arg(long)]
         only: Vec<String>,
-        /// The world's economy, over the defaults: income_median,
-        /// income_sigma, roster_noise, shock_rate, shock_size, line, as
-        /// key=value,key=value (e.g. income_median=10000,shock_size=1.5).
+        /// The world, over the defaults: income_median, income_sigma,
+        /// roster_noise, shock_rate, shock_size, line (the economy) and
+        /// namesake_share (records about namesakes not on the roster, of
+        /// all records; default 0.10) and no_id_share (records whose ID
+        /// number is left out, beyond the usual dirt; default 0), as
+        /// key=value,key=value (e.g.
+        /// income_median=10000,namesake_share=0.25).
         #[arg(long, default_value = "")]
         world: String,
     },

@@ -136,6 +136,16 @@ pub fn print_evaluation(e: &Evaluation) {
         "true matches known only by name and region (no ID, no birth date): {:.2}%",
         e.name_and_region_only_share * 100.0
     );
+    let w = &e.without_id;
+    let estimate = |v: Option<f64>| v.map_or("-".to_string(), |p| format!("{p:.4}"));
+    println!(
+        "records without an ID number 无身份证号记录: {} links, measured precision {:.4} (estimated {}), recall {:.4} (estimated {})",
+        w.scores.links,
+        w.scores.precision,
+        estimate(w.calibrated_precision),
+        w.scores.recall,
+        estimate(w.calibrated_recall),
+    );
     if !e.recall_by_dirt.is_empty() {
         let mut d = output::table(vec!["dirt 脏数据类型", "records 记录", "recall 召回率"]);
         for (kind, n, recall) in &e.recall_by_dirt {
@@ -249,6 +259,42 @@ pub fn print_link_reports(reports: &[LinkReport]) {
         ]);
     }
     println!("{t}");
+    let calibrated: Vec<_> = reports
+        .iter()
+        .filter_map(|r| r.calibration.as_ref().map(|c| (&r.source, c)))
+        .collect();
+    if calibrated.is_empty() {
+        return;
+    }
+    let percent = |v: Option<f64>| v.map_or("-".to_string(), |p| format!("{:.2}%", 100.0 * p));
+    let mut c = output::table(vec![
+        "source 来源",
+        "records with a valid ID, ID hidden 隐去身份证号的记录",
+        "of them on the registry 在名册中",
+        "linked 关联",
+        "precision without ID 无证号关联准确率",
+        "recall without ID 无证号关联召回率",
+        "review 待核",
+    ]);
+    for (source, k) in calibrated {
+        c.add_row(vec![
+            source.to_string(),
+            k.labelled.to_string(),
+            k.on_registry.to_string(),
+            k.linked.to_string(),
+            percent(k.precision()),
+            percent(k.recall()),
+            k.review.to_string(),
+        ]);
+    }
+    println!(
+        "How links made without an ID number fare, from records whose ID was hidden and then checked (see link_calibration):\n{c}"
+    );
+    for r in reports {
+        if let Some(warning) = r.calibration.as_ref().and_then(|c| c.assumption_warning()) {
+            println!("{}: {warning}", r.source);
+        }
+    }
 }
 
 pub fn print_explanation(e: &Explanation) {

@@ -152,7 +152,12 @@ impl Shell {
             user: self.principal.name.clone(),
             role: self.principal.role.name().into(),
             client: "local shell".into(),
-            request: text.trim().to_string(),
+            // As the SQL endpoint records a prepared statement's values.
+            request: if values.is_empty() {
+                text.trim().to_string()
+            } else {
+                format!("{} -- parameters: [{}]", text.trim(), values.join(", "))
+            },
             code: 0,
             rows: rows as i64,
             outcome: if result.is_ok() {

@@ -806,11 +806,9 @@ pub fn write(out: &Path, options: &Options) -> Result<Vec<(String, usize)>> {
 }
 
 /// Records about roster people, out of all records of an extract: the rest
-/// are about namesakes who are not on the roster and about strangers.
+/// are about namesakes who are not on the roster (`--world
+/// namesake_share`) and about strangers.
 const ROSTER_SHARE: f64 = 0.65;
-/// Of the records about people not on the roster, the share about
-/// namesakes of roster people (the rest: strangers).
-const NAMESAKE_SHARE: f64 = 0.10 / 0.35;
 
 fn write_roster(
     world: &World,
@@ -948,8 +946,11 @@ fn write_source(
     let rows = mine.len() + others;
     // Roster and other records interleaved at random, in a stable order.
     let mut order: Vec<About> = mine.iter().map(|(m, e)| About::Roster(*m, e)).collect();
+    // Of the records about people not on the roster, the share about
+    // namesakes of roster people.
+    let namesakes = (options.economy.namesake_share / (1.0 - ROSTER_SHARE)).clamp(0.0, 1.0);
     for _ in 0..others {
-        let namesake = world.rng.random_bool(NAMESAKE_SHARE);
+        let namesake = world.rng.random_bool(namesakes);
         order.push(About::Other(namesake));
     }
     order.shuffle(&mut world.rng);
@@ -972,7 +973,14 @@ fn write_source(
             }
             About::Other(namesake) => other_subject(world, &pool, *namesake, min_age, max_age),
         };
-        let (name_text, id_text, kinds) = as_written(world, &subject);
+        let (name_text, mut id_text, mut kinds) = as_written(world, &subject);
+        // A department that often leaves the number out, for anyone alike.
+        let no_id = options.economy.no_id_share;
+        if no_id > 0.0 && !id_text.is_empty() && world.rng.random_bool(no_id.min(1.0)) {
+            id_text.clear();
+            kinds.retain(|k| !k.starts_with("id_"));
+            kinds.push("id_missing");
+        }
         let county_code = world.counties[subject.person.county].code.clone();
         let key = format!("{prefix}{county_code}{:09}", i + 1);
         let county_name = world.counties[subject.person.county].name.clone();

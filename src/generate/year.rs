@@ -32,6 +32,13 @@ pub struct Economy {
     pub shock_size: f64,
     /// The monitoring line the truth is judged by (yuan a head).
     pub line: f64,
+    /// Records about namesakes of roster people who are not on the roster,
+    /// out of all of an extract's records (at most the 35 % not about
+    /// roster people; the rest of those are strangers).
+    pub namesake_share: f64,
+    /// Records whose ID number the department left out, beyond the usual
+    /// clerical dirt, whoever they are about.
+    pub no_id_share: f64,
 }
 
 impl Default for Economy {
@@ -43,6 +50,8 @@ impl Default for Economy {
             shock_rate: 1.0,
             shock_size: 1.0,
             line: 8_800.0,
+            namesake_share: 0.10,
+            no_id_share: 0.0,
         }
     }
 }
@@ -66,14 +75,22 @@ impl Economy {
                 "shock_rate" => &mut e.shock_rate,
                 "shock_size" => &mut e.shock_size,
                 "line" => &mut e.line,
+                "namesake_share" => &mut e.namesake_share,
+                "no_id_share" => &mut e.no_id_share,
                 other => anyhow::bail!(
-                    "--world {other}: not a world parameter (income_median, income_sigma, roster_noise, shock_rate, shock_size, line)"
+                    "--world {other}: not a world parameter (income_median, income_sigma, roster_noise, shock_rate, shock_size, line, namesake_share, no_id_share)"
                 ),
             };
             if !(v.is_finite() && v >= 0.0) {
                 anyhow::bail!("--world {k}: must be a number ≥ 0");
             }
             *slot = v;
+        }
+        if e.namesake_share > 1.0 - super::ROSTER_SHARE {
+            anyhow::bail!(
+                "--world namesake_share: at most {:.2}, the share of records not about roster people",
+                1.0 - super::ROSTER_SHARE
+            );
         }
         Ok(e)
     }

@@ -63,6 +63,35 @@ pub fn register_keys<'a>(
     Ok(())
 }
 
+/// Register a two-column text table `name` of `rows`: a small lookup
+/// (such as pattern → decision) that joins like any table, its values
+/// never written into SQL text.
+pub fn register_pairs(
+    ctx: &SessionContext,
+    name: &str,
+    columns: (&str, &str),
+    rows: Vec<(String, String)>,
+) -> Result<()> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(columns.0, DataType::Utf8, false),
+        Field::new(columns.1, DataType::Utf8, false),
+    ]));
+    let (a, b): (Vec<String>, Vec<String>) = rows.into_iter().unzip();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(a)),
+            Arc::new(StringArray::from(b)),
+        ],
+    )?;
+    let _ = ctx.deregister_table(name);
+    ctx.register_table(
+        name,
+        Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+    )?;
+    Ok(())
+}
+
 /// A column as optional strings.
 pub fn strings_of(array: &ArrayRef) -> Result<Vec<Option<String>>> {
     let utf8 = cast(array, &DataType::Utf8)?;

@@ -25,6 +25,9 @@ pub const PULLS: &str = "pulls";
 /// One row per source per link run: counts and the model's own estimates
 /// of its quality (see `link::history`).
 pub const LINK_HISTORY: &str = "link_history";
+/// One row per source, link run and evidence pattern: how often records
+/// with their ID number hidden were linked right (see `link::calibrate`).
+pub const LINK_CALIBRATION: &str = "link_calibration";
 
 /// Every audited call of the API, the SQL endpoint and the console.
 pub const AUDIT_LOG: &str = "audit_log";
@@ -91,11 +94,12 @@ pub fn linked_view(source: &SourceName) -> TableName {
 }
 
 /// The source of a `link_<source>` table, or None for any other table
-/// (`link_model` and `link_history` are the linker's bookkeeping).
+/// (`link_model`, `link_history` and `link_calibration` are the linker's
+/// bookkeeping).
 pub fn source_of_link_table(table: &str) -> Option<SourceName> {
     table
         .strip_prefix("link_")
-        .filter(|_| table != LINK_MODEL && table != LINK_HISTORY)
+        .filter(|_| ![LINK_MODEL, LINK_HISTORY, LINK_CALIBRATION].contains(&table))
         .and_then(|source| SourceName::new(source).ok())
 }
 
@@ -173,6 +177,7 @@ mod tests {
         );
         assert_eq!(source_of_link_table("link_model"), None);
         assert_eq!(source_of_link_table(LINK_HISTORY), None);
+        assert_eq!(source_of_link_table(LINK_CALIBRATION), None);
         assert_eq!(source_of_link_table("staged_health"), None);
         assert_eq!(source_of_staged(&staged(&health)), Some(health.clone()));
         assert_eq!(source_of_quarantine(&quarantine(&health)), Some(health));

@@ -20,7 +20,7 @@ use crate::lake::query::{scalar_i64, strings_of};
 use crate::lake::tables::ROSTER_PERSON;
 
 /// How one way of linking scored against the truth.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Scores {
     /// Records it linked.
     pub links: i64,
@@ -91,6 +91,20 @@ pub struct Evaluation {
     pub model_estimate: super::history::Quality,
     /// Recall by kind of dirt: (kind, true matches with it, recall).
     pub recall_by_dirt: Vec<(String, i64, f64)>,
+    /// Records without an ID number: measured, beside what the run
+    /// estimated from records whose ID it hid (`link::calibrate`).
+    pub without_id: WithoutId,
+}
+
+/// The links of records without an ID number, measured and estimated.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct WithoutId {
+    /// Such records, and the linker's counts over them.
+    pub scores: Scores,
+    /// The last link run's estimate of their precision, without truth.
+    pub calibrated_precision: Option<f64>,
+    /// Its estimate of their recall.
+    pub calibrated_recall: Option<f64>,
 }
 
 /// Score `link_<source>` against `truth` (record_key, true_id_number[, dirt]).
@@ -203,6 +217,18 @@ pub async fn evaluate(
         }
     }
     let model_estimate = super::history::measure(&ctx, source).await?;
+    let missing = "staged_id IS NULL";
+    let without_id = WithoutId {
+        scores: Scores::new(
+            n(&format!("SELECT count(*) FROM judged WHERE status = 'linked' AND {missing}")).await?,
+            n(&format!(
+                "SELECT count(*) FROM judged WHERE status = 'linked' AND linked_id = true_id AND {missing}"
+            ))
+            .await?,
+            n(&format!("SELECT count(*) FROM judged WHERE true_id IS NOT NULL AND {missing}")).await?,
+        ),
+        ..super::history::calibrated(&ctx, source).await?
+    };
     Ok(Evaluation {
         model_estimate,
         source: source.to_string(),
@@ -219,5 +245,6 @@ pub async fn evaluate(
             0.0
         },
         recall_by_dirt,
+        without_id,
     })
 }

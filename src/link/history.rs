@@ -124,6 +124,16 @@ pub fn schema() -> SchemaRef {
         Field::new("seconds", DataType::Float64, false),
         // Added after the table was first written: older rows read null.
         Field::new("expected_recall", DataType::Float64, true),
+        // From the records with their ID number hidden (`calibrate`).
+        Field::new("calibration_labelled", DataType::Int64, true),
+        Field::new("calibration_on_registry", DataType::Int64, true),
+        Field::new("calibration_linked", DataType::Int64, true),
+        Field::new("calibration_linked_right", DataType::Int64, true),
+        Field::new("calibrated_precision_without_id", DataType::Float64, true),
+        Field::new("calibrated_recall_without_id", DataType::Float64, true),
+        // The calibration's assumption: candidate shares with and without
+        // an ID (see `Calibration::assumption_gap`).
+        Field::new("calibration_assumption_gap", DataType::Float64, true),
     ]))
 }
 
@@ -131,7 +141,9 @@ pub fn schema() -> SchemaRef {
 pub async fn record(lake: &Lake, report: &super::LinkReport) -> Result<()> {
     let n = |v: i64| -> ArrayRef { Arc::new(Int64Array::from(vec![v])) };
     let f = |v: Option<f64>| -> ArrayRef { Arc::new(Float64Array::from(vec![v])) };
+    let m = |v: Option<i64>| -> ArrayRef { Arc::new(Int64Array::from(vec![v])) };
     let q = &report.quality;
+    let c = report.calibration.as_ref();
     let batch = RecordBatch::try_new(
         schema(),
         vec![
@@ -152,7 +164,52 @@ pub async fn record(lake: &Lake, report: &super::LinkReport) -> Result<()> {
             f(Some(q.expected_not_linked)),
             f(Some(report.seconds)),
             f(q.expected_recall()),
+            m(c.map(|c| c.labelled)),
+            m(c.map(|c| c.on_registry)),
+            m(c.map(|c| c.linked)),
+            m(c.map(|c| c.linked_right)),
+            f(c.and_then(|c| c.precision())),
+            f(c.and_then(|c| c.recall())),
+            f(c.and_then(|c| c.assumption_gap())),
         ],
     )?;
     lake.append(LINK_HISTORY, &schema(), vec![batch]).await
+}
+
+/// The calibrated estimates of the last link run of `source` (empty when
+/// there is none, or it made none).
+pub async fn calibrated(
+    ctx: &SessionContext,
+    source: &crate::config::SourceName,
+) -> Result<super::eval::WithoutId> {
+    let mut out = super::eval::WithoutId::default();
+    if !ctx.table_exist(LINK_HISTORY)? {
+        return Ok(out);
+    }
+    let has = ctx
+        .table(LINK_HISTORY)
+        .await?
+        .schema()
+        .field_with_unqualified_name("calibrated_precision_without_id")
+        .is_ok();
+    if !has {
+        return Ok(out);
+    }
+    let batches = crate::lake::query::bound(
+        ctx,
+        &format!(
+            "SELECT CAST(calibrated_precision_without_id AS VARCHAR) AS p,
+                    CAST(calibrated_recall_without_id AS VARCHAR) AS r
+             FROM {LINK_HISTORY} WHERE source = $1 ORDER BY linked_at DESC LIMIT 1"
+        ),
+        &[source.as_str()],
+    )
+    .await?
+    .collect()
+    .await?;
+    if let Some(row) = rows_of(&batches)?.into_iter().next() {
+        out.calibrated_precision = row.get("p").and_then(|v| v.parse().ok());
+        out.calibrated_recall = row.get("r").and_then(|v| v.parse().ok());
+    }
+    Ok(out)
 }

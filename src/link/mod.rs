@@ -10,6 +10,7 @@
 //! and the model's own estimate of its quality; `explain`, `review` and
 //! `eval` serve the people who check the result.
 
+pub mod calibrate;
 pub mod check;
 pub mod comparisons;
 pub mod eval;
@@ -52,6 +53,9 @@ pub struct LinkReport {
     pub model_version: i64,
     /// Whether this run trained that model (false: an earlier one was reused).
     pub trained: bool,
+    /// What records with their ID number hidden say about links made
+    /// without one (None when the source has no valid ID numbers).
+    pub calibration: Option<calibrate::Calibration>,
     /// Wall time.
     pub seconds: f64,
 }
@@ -223,6 +227,43 @@ pub async fn link_source(
         }
     };
 
+    // What records with an ID number, their ID hidden, say about records
+    // without one; with a target precision it decides them.
+    let calibrated = Instant::now();
+    let mut calibration = calibrate::calibrate(lake, &sides, &model)
+        .await
+        .context("calibrating from the records with ID numbers")?;
+    let by_pattern = match (settings.target_precision, calibration.as_mut()) {
+        (Some(target), Some(c)) => {
+            let without_id = c.without_id as f64;
+            let valid = scalar_i64(ctx, "SELECT count(*) FROM l WHERE id_number_valid").await?;
+            // Records with a valid ID on the registry link on it.
+            let id_links = valid as f64 * c.on_registry as f64 / c.labelled.max(1) as f64;
+            let decided = c.decide(
+                target,
+                settings.review_budget,
+                *records as f64,
+                without_id,
+                id_links,
+            );
+            crate::lake::query::register_pairs(
+                ctx,
+                plan::CALIBRATED_PATTERNS,
+                ("pattern", "decision"),
+                decided,
+            )?;
+            true
+        }
+        _ => false,
+    };
+    tracing::info!(
+        source = source.as_str(),
+        labelled = calibration.as_ref().map_or(0, |c| c.labelled),
+        deciding = by_pattern,
+        seconds = calibrated.elapsed().as_secs_f64(),
+        "calibrated"
+    );
+
     let decisions = plan::register_source_decisions(ctx, source).await?;
     let decide = |inputs: &plan::Inputs| {
         plan::decision_sql(
@@ -231,6 +272,7 @@ pub async fn link_source(
             &schema.key,
             *registry_size,
             decisions,
+            by_pattern,
             inputs,
         )
     };
@@ -274,8 +316,12 @@ pub async fn link_source(
         quality: history::measure(&ctx, source).await?,
         model_version: model.version,
         trained,
+        calibration,
         seconds: started.elapsed().as_secs_f64(),
     };
+    if let Some(c) = &report.calibration {
+        calibrate::record(lake, source, model.version, c).await?;
+    }
     history::record(lake, &report).await?;
     Ok(report)
 }

@@ -187,46 +187,17 @@ pub fn scoring_ctes(
     format!("WITH {}", ctes.join(",\n"))
 }
 
-/// Keep the best candidate per record and decide: a clerk's "match" wins;
-/// otherwise linked when probable enough, clearly ahead of the runner-up
-/// and `link_requires` holds; review in the band below; else unlinked.
-/// Every record of the source gets a row.
-pub fn decision_sql(
+/// The best candidate of each record that has any, as the relation
+/// `decided` at the end of a `WITH` list: the pair's columns,
+/// `candidates`, `runner_up_weight` and `match_probability`.
+pub fn best_candidates_ctes(
     settings: &Settings,
     model: &Model,
-    key: &str,
     registry_size: i64,
     decisions: bool,
     inputs: &Inputs,
 ) -> String {
     let ctes = scoring_ctes(settings, model, registry_size, decisions, inputs.pairs);
-    let labels: String = settings
-        .comparisons
-        .iter()
-        .zip(&model.comparisons)
-        .map(|(c, params)| {
-            let label = case_of(
-                &format!("b.{}_level", c.name),
-                params.labels.iter().map(|l| format!("'{l}'")),
-                "'missing'",
-            );
-            format!(", {label} AS {n}_level, b.{n}_weight", n = c.name)
-        })
-        .collect();
-    let status = format!(
-        "(CASE
-    WHEN b.record_key IS NULL THEN 'unlinked'
-    WHEN b.review_decision = 'match' THEN 'linked'
-    WHEN b.match_probability >= {link} AND (b.runner_up_weight IS NULL OR b.match_weight - b.runner_up_weight >= {margin})
-         AND ({requires}) THEN 'linked'
-    WHEN b.match_probability >= {review} THEN 'review'
-    ELSE 'unlinked'
-  END)",
-        link = settings.link_threshold,
-        review = settings.review_threshold,
-        margin = settings.margin_bits,
-        requires = settings.requires_sql(),
-    );
     // The best candidate is an aggregate: the person with the highest rank
     // (a clerk's "match" first, then weight; the smaller key on a tie), the
     // two highest weights for the runner-up, and the count. Its pair's
@@ -246,7 +217,142 @@ decided AS (
     CASE WHEN x.match_weight >= k.top_weight THEN k.second_weight ELSE k.top_weight END AS runner_up_weight,
     1.0 / (1.0 + power(2.0, -x.match_weight)) AS match_probability
   FROM best k JOIN ranked x ON x.record_key = k.best_record AND x.person_key = k.best_person
-)
+)"
+    )
+}
+
+/// `, <label> AS <name>_level, b.<name>_weight` for each comparison of a
+/// best pair `b`: the level as its label (`missing` when either side is).
+pub fn level_labels_sql(settings: &Settings, model: &Model) -> String {
+    settings
+        .comparisons
+        .iter()
+        .zip(&model.comparisons)
+        .map(|(c, params)| {
+            let label = case_of(
+                &format!("b.{}_level", c.name),
+                params.labels.iter().map(|l| format!("'{l}'")),
+                "'missing'",
+            );
+            format!(", {label} AS {n}_level, b.{n}_weight", n = c.name)
+        })
+        .collect()
+}
+
+/// The relation of calibrated decisions (pattern, decision) that
+/// [`decision_sql`] joins when calibrated.
+pub const CALIBRATED_PATTERNS: &str = "calibrated_patterns";
+
+/// The evidence pattern of a best pair `b`, as text: the level label of
+/// each comparison but the ID number's, whether the runner-up is clearly
+/// behind (`rival=clear`), close (`rival=close`) or absent (`rival=none`),
+/// and the band of the model's probability (`model=0.99+`, `0.9+`, `0.5+`,
+/// `below_0.5`). Records without an ID number are judged by how often
+/// records with one, their ID hidden, showing the same pattern were about
+/// the person (`link::calibrate`).
+pub fn pattern_sql(settings: &Settings, model: &Model) -> String {
+    let mut parts: Vec<String> = settings
+        .comparisons
+        .iter()
+        .zip(&model.comparisons)
+        .filter(|(c, _)| c.kind != super::comparisons::Kind::IdNumber)
+        .map(|(c, params)| {
+            let label = case_of(
+                &format!("b.{}_level", c.name),
+                params.labels.iter().map(|l| format!("'{l}'")),
+                "'missing'",
+            );
+            format!("'{}=' || {label}", c.name)
+        })
+        .collect();
+    parts.push(format!(
+        "'rival=' || CASE WHEN b.runner_up_weight IS NULL THEN 'none' \
+         WHEN b.match_weight - b.runner_up_weight >= {} THEN 'clear' ELSE 'close' END",
+        settings.margin_bits
+    ));
+    // The model's own probability, banded: what it knows beyond the levels
+    // (how common the name is) splits a pattern, and the data then says
+    // how far to trust each band.
+    parts.push(
+        "'model=' || CASE WHEN b.match_probability >= 0.99 THEN '0.99+' \
+         WHEN b.match_probability >= 0.9 THEN '0.9+' WHEN b.match_probability >= 0.5 THEN '0.5+' \
+         ELSE 'below_0.5' END"
+            .to_string(),
+    );
+    format!("concat_ws(' ', {})", parts.join(", "))
+}
+
+/// The ID number comparison's level column, when the settings have one.
+pub fn id_level_column(settings: &Settings) -> Option<String> {
+    settings
+        .comparisons
+        .iter()
+        .find(|c| c.kind == super::comparisons::Kind::IdNumber)
+        .map(|c| format!("{}_level", c.name))
+}
+
+/// The status of a record whose best pair is `b` (NULL when it has none):
+/// a clerk's "match" wins; otherwise linked when probable enough, clearly
+/// ahead of the runner-up and `link_requires` holds; review in the band
+/// below; else unlinked.
+pub fn status_sql(settings: &Settings) -> String {
+    status_with(settings, false)
+}
+
+/// As [`status_sql`]; when `calibrated`, a record without an ID number is
+/// decided instead by its pattern's row in [`CALIBRATED_PATTERNS`] (joined
+/// as `cp`): linked, review or unlinked; a pattern with no row (too rare
+/// to say) is left to the thresholds.
+fn status_with(settings: &Settings, calibrated: bool) -> String {
+    let by_pattern = match (calibrated, id_level_column(settings)) {
+        (true, Some(id_level)) => format!(
+            "
+    WHEN b.{id_level} = 0 AND cp.decision IS NOT NULL THEN cp.decision"
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "(CASE
+    WHEN b.record_key IS NULL THEN 'unlinked'
+    WHEN b.review_decision = 'match' THEN 'linked'{by_pattern}
+    WHEN b.match_probability >= {link} AND (b.runner_up_weight IS NULL OR b.match_weight - b.runner_up_weight >= {margin})
+         AND ({requires}) THEN 'linked'
+    WHEN b.match_probability >= {review} THEN 'review'
+    ELSE 'unlinked'
+  END)",
+        link = settings.link_threshold,
+        review = settings.review_threshold,
+        margin = settings.margin_bits,
+        requires = settings.requires_sql(),
+    )
+}
+
+/// Keep the best candidate per record and decide (see [`status_sql`];
+/// `calibrated`: records without an ID number by [`CALIBRATED_PATTERNS`]).
+/// Every record of the source gets a row.
+pub fn decision_sql(
+    settings: &Settings,
+    model: &Model,
+    key: &str,
+    registry_size: i64,
+    decisions: bool,
+    calibrated: bool,
+    inputs: &Inputs,
+) -> String {
+    let mut ctes = best_candidates_ctes(settings, model, registry_size, decisions, inputs);
+    let labels = level_labels_sql(settings, model);
+    let status = status_with(settings, calibrated);
+    let mut joins = String::new();
+    if calibrated {
+        ctes.push_str(&format!(
+            ",\npatterned AS (SELECT b.*, {} AS evidence_pattern FROM decided b)",
+            pattern_sql(settings, model)
+        ));
+        joins = format!("\nLEFT JOIN {CALIBRATED_PATTERNS} cp ON cp.pattern = b.evidence_pattern");
+    }
+    let best = if calibrated { "patterned" } else { "decided" };
+    format!(
+        "{ctes}
 SELECT l.record_key AS {key_column},
   -- An unlinked record names no one: its best candidate is in `explain`.
   CASE WHEN {status} = 'unlinked' THEN NULL ELSE b.person_key END AS person_id,
@@ -256,7 +362,7 @@ SELECT l.record_key AS {key_column},
   b.review_decision,
   b.runner_up_weight, coalesce(b.candidates, 0) AS candidates{labels},
   CAST({version} AS BIGINT) AS model_version
-FROM {records} l LEFT JOIN decided b ON l.record_key = b.record_key",
+FROM {records} l LEFT JOIN {best} b ON l.record_key = b.record_key{joins}",
         records = inputs.records,
         key_column = sql_ident(key),
         status = status,

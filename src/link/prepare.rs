@@ -80,6 +80,31 @@ pub async fn source_view_sql(
     schema: &SourceSchema,
     registry: bool,
 ) -> Result<String> {
+    view_sql(ctx, schema, registry, false).await
+}
+
+/// The records whose ID number is valid, made to look like records without
+/// one: the ID columns empty (and so the birth date and gender the record
+/// itself gives, not the ID's), the number kept apart as `labelled_id`.
+/// What the linker does with them shows what it does with records that
+/// really have no ID, and their ID tells whether it was right
+/// (`calibrate`). None when the source has no ID number.
+pub async fn labelled_view_sql(
+    ctx: &SessionContext,
+    schema: &SourceSchema,
+) -> Result<Option<String>> {
+    if schema.field_with_role(Role::IdNumber).is_none() {
+        return Ok(None);
+    }
+    Ok(Some(view_sql(ctx, schema, false, true).await?))
+}
+
+async fn view_sql(
+    ctx: &SessionContext,
+    schema: &SourceSchema,
+    registry: bool,
+    labelled: bool,
+) -> Result<String> {
     refuse_shadowed_fields(schema)?;
     let table = tables::staged(&schema.name);
     if !ctx.table_exist(table.as_str())? {
@@ -101,7 +126,8 @@ pub async fn source_view_sql(
         c.clone().unwrap_or_else(|| format!("CAST(NULL AS {cast})"))
     };
     let name = or_null(&role(Role::PersonName), "VARCHAR");
-    let id = role(Role::IdNumber);
+    let own_id = role(Role::IdNumber);
+    let id = if labelled { None } else { own_id.clone() };
     let id_col = or_null(&id, "VARCHAR");
     let id_raw = id
         .as_ref()
@@ -144,9 +170,17 @@ pub async fn source_view_sql(
            CASE WHEN {id_valid} THEN sn_id_gender({id_col}) ELSE coalesce({gender}, sn_id_gender({id_col})) END AS gender,
            {region} AS region_code, substr({region}, 1, 6) AS county_code,
            {names},
-           {rest}
-         FROM {table}",
+           {labelled_id}{rest}
+         FROM {table}{only_valid}",
         names = name_columns(&name),
+        labelled_id = match (&own_id, labelled) {
+            (Some(c), true) => format!("{c} AS labelled_id, "),
+            _ => String::new(),
+        },
+        only_valid = match (&own_id, labelled) {
+            (Some(c), true) => format!(" WHERE coalesce({c}_valid, false)"),
+            _ => String::new(),
+        },
     ))
 }
 

@@ -55,6 +55,17 @@ pub struct Settings {
     /// keep "same common name, same county, nothing else" out of links.
     #[serde(default = "default_requires")]
     pub link_requires: String,
+    /// Decide records without an ID number by what records with one show
+    /// when their ID is hidden (`link::calibrate`): their best candidates
+    /// are linked, evidence pattern by pattern from the most often right,
+    /// while those links keep at least this precision. Unset, the
+    /// thresholds and `link_requires` decide them like any record.
+    #[serde(default)]
+    pub target_precision: Option<f64>,
+    /// With `target_precision`: the share of the source's records the
+    /// next patterns may send to review.
+    #[serde(default = "default_review_budget")]
+    pub review_budget: f64,
     /// EM sessions: the pairs meeting `when` (SQL over the
     /// `<comparison>_level` columns) estimate m for the comparisons in
     /// `estimates`. Without sessions one EM runs over all candidate pairs.
@@ -138,6 +149,9 @@ fn default_registry() -> crate::config::SourceName {
 fn default_requires() -> String {
     "true".into()
 }
+fn default_review_budget() -> f64 {
+    0.02
+}
 fn default_iterations() -> usize {
     40
 }
@@ -200,6 +214,20 @@ impl Settings {
             if !(0.0..=1.0).contains(&value) {
                 Err(origin.error(key, format!("{value} is not a probability between 0 and 1")))?;
             }
+        }
+        if let Some(target) = self.target_precision
+            && !(0.5..=1.0).contains(&target)
+        {
+            Err(origin.error(
+                "target_precision",
+                format!("{target} is not a precision between 0.5 and 1"),
+            ))?;
+        }
+        if !(0.0..=1.0).contains(&self.review_budget) {
+            Err(origin.error(
+                "review_budget",
+                format!("{} is not a share between 0 and 1", self.review_budget),
+            ))?;
         }
         if self.review_threshold > self.link_threshold {
             Err(origin.error("review_threshold", "must not exceed link_threshold"))?;

@@ -9,7 +9,12 @@
 //! - the **bound** on recall: newly-at-risk households whose shock left a
 //!   record at all (an unregistered job loss cannot be found from data);
 //! - the share of households warned, and visits per 100 households per
-//!   month.
+//!   month;
+//! - a **reference** that knows every recorded shock exactly (the truth's
+//!   loss) but, like any method reading the extracts, knows the household's
+//!   base only from the roster income, and decides with the same line and
+//!   margin: how far a better estimate of the shocks alone could go. The
+//!   rest is the roster income's own error.
 //!
 //! Both modes are decided on the same lake, as of the same date, without
 //! writing anything; the warnings stored in the lake (with village
@@ -93,6 +98,35 @@ pub struct WarningEvaluation {
     pub modes: Vec<Scores>,
     /// The assessment's roster-below-line warnings, scored apart.
     pub roster_below_line: RosterBelow,
+}
+
+/// The name of the reference row in [`WarningEvaluation::modes`].
+pub const REFERENCE: &str = "reference: true shocks, roster income";
+
+/// The reference's warnings (see the module comment): a household the
+/// roster puts at or above the line is warned when its roster income less
+/// the truth's recorded loss falls under the line × (1 + margin), or when
+/// the truth has it newly at risk with an income still above the line (a
+/// 三保障 failure, which a record shows without an income test). A shock
+/// that left no record is not known to it either.
+fn reference_tasks_sql() -> String {
+    format!(
+        "
+  WITH roster AS (
+    SELECT h.household_id,
+      coalesce(CAST(h.per_capita_income AS DOUBLE),
+               CAST(h.annual_income AS DOUBLE) / nullif(CAST(h.household_size AS DOUBLE), 0)) AS roster_pc,
+      line.value AS line, coalesce(margin.value, 0.0) AS margin
+    FROM {ROSTER_HOUSEHOLD} h
+    JOIN household_thresholds line ON line.household_id = h.household_id AND line.parameter = 'monitoring_income_line'
+    LEFT JOIN household_thresholds margin ON margin.household_id = h.household_id AND margin.parameter = 'assessment_margin_share'
+    WHERE h.household_size > 0)
+  SELECT r.household_id, 'reference' AS risk_type, 'early_warning' AS kind
+  FROM roster r JOIN truth t ON t.household_id = r.household_id
+  WHERE r.roster_pc >= r.line AND t.records > 0 AND t.observable
+    AND (r.roster_pc - coalesce(t.per_capita_before - t.per_capita_after, 0.0) < r.line * (1.0 + r.margin)
+         OR (t.status = 'newly_at_risk' AND t.per_capita_after >= r.line))"
+    )
 }
 
 fn ratio(a: i64, b: i64) -> f64 {
@@ -328,6 +362,17 @@ pub async fn evaluate(
         {
             write_households(&ctx, path).await?;
         }
+        if mode == Mode::Assessment && has_incomes(&ctx).await? {
+            let reference = score(
+                &ctx,
+                REFERENCE,
+                &reference_tasks_sql(),
+                out.households,
+                months,
+            )
+            .await?;
+            out.modes.push(reference);
+        }
         if mode == Mode::Assessment {
             let n = |sql: &'static str| scalar_i64(&ctx, sql);
             out.roster_below_line = RosterBelow {
@@ -363,6 +408,17 @@ pub async fn evaluate(
         );
     }
     Ok(out)
+}
+
+/// Whether the truth carries incomes before and after the year, which the
+/// reference needs.
+async fn has_incomes(ctx: &SessionContext) -> Result<bool> {
+    let n = scalar_i64(
+        ctx,
+        "SELECT count(*) FROM truth WHERE per_capita_before IS NOT NULL AND per_capita_after IS NOT NULL",
+    )
+    .await?;
+    Ok(n > 0)
 }
 
 /// The columns of the per-household listing, in order.

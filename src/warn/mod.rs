@@ -202,7 +202,22 @@ pub async fn decide(
     let _ = ctx.deregister_table("household_thresholds");
     ctx.register_table("household_thresholds", per_household)?;
     if config.mode == Mode::Assessment {
-        thresholds::require(&ctx, &config.thresholds, &["monitoring_income_line"]).await?;
+        let needed_by = "the household assessment";
+        thresholds::require(
+            &ctx,
+            &config.thresholds,
+            &["monitoring_income_line"],
+            needed_by,
+        )
+        .await?;
+    }
+    // A query reading a parameter that has no row would find nothing
+    // without a word: refuse it, naming the file that reads it.
+    let queries = rules.iter().map(|r| (&r.file, &r.sql));
+    for (file, sql) in queries.chain(components.iter().map(|c| (&c.file, &c.sql))) {
+        let named = thresholds::parameters_named(sql);
+        let named: Vec<&str> = named.iter().map(String::as_str).collect();
+        thresholds::require(&ctx, &config.thresholds, &named, file).await?;
     }
     let sources: HashSet<SourceName> = rules
         .iter()

@@ -38,6 +38,7 @@ pub const PARAMETERS: &[(&str, f64, f64, bool)] = &[
     ("assessment_margin_share", 0.0, 1.0, false),
     ("village_monthly_capacity", 0.0, 10_000.0, true),
     ("local_monthly_wage", 0.0, 1.0e6, false),
+    ("contribution_base_wage_share", 0.1, 3.0, false),
     ("job_loss_months_max", 0.0, 12.0, true),
     ("disability_income_loss_share", 0.0, 1.0, false),
 ];
@@ -219,9 +220,33 @@ pub fn register(ctx: &SessionContext, thresholds: &Path, groups: &Path) -> Resul
     Ok(rows.len())
 }
 
-/// Refuse to go on when `parameters` have no row at all in the thresholds
-/// file: what the assessment cannot do without.
-pub async fn require(ctx: &SessionContext, file: &Path, parameters: &[&str]) -> Result<()> {
+/// The parameters a rule or component query reads, in order of first
+/// mention: every `parameter = '<name>'` in its text. A query joins to
+/// `household_thresholds` by them, so one with no row would drop every
+/// record without a word; [`require`] refuses that instead.
+pub fn parameters_named(sql: &str) -> Vec<String> {
+    static NAMED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"parameter\s*=\s*'([a-z0-9_]+)'").expect("a valid pattern")
+    });
+    let mut out: Vec<String> = Vec::new();
+    for c in NAMED.captures_iter(sql) {
+        let name = c[1].to_string();
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// Refuse to go on when any of `parameters` has no row at all in the
+/// thresholds file, naming the file, the parameter and `needed_by` (the
+/// rule or component file that reads it).
+pub async fn require(
+    ctx: &SessionContext,
+    file: &Path,
+    parameters: &[&str],
+    needed_by: &str,
+) -> Result<()> {
     for p in parameters {
         let n = crate::lake::query::scalar_i64_of(
             crate::lake::query::bound(
@@ -236,7 +261,7 @@ pub async fn require(ctx: &SessionContext, file: &Path, parameters: &[&str]) -> 
             return Err(crate::error::Error::settings(
                 file.display(),
                 *p,
-                "no row sets this parameter, and the household assessment needs it",
+                format!("no row sets this parameter, and {needed_by} reads it"),
             )
             .into());
         }
@@ -346,13 +371,56 @@ mod tests {
         .unwrap();
         let ctx = SessionContext::new();
         register(&ctx, &file, &groups).unwrap();
-        let err = require(&ctx, &file, &["monitoring_income_line"])
+        let err = require(&ctx, &file, &["monitoring_income_line"], "the assessment")
             .await
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("thresholds.csv") && err.contains("monitoring_income_line"),
             "{err}"
+        );
+    }
+
+    /// The parameters a query reads are found in its text, once each, in
+    /// order; every one the shipped rules and components read is known
+    /// and has a row in the shipped file.
+    #[test]
+    fn queries_name_the_parameters_they_read() {
+        let sql = "JOIN household_thresholds a ON a.parameter = 'working_age_min'
+                   JOIN household_thresholds b ON b.parameter='job_loss_months_max'
+                   JOIN household_thresholds c ON c.parameter =  'working_age_min'";
+        assert_eq!(
+            parameters_named(sql),
+            vec!["working_age_min", "job_loss_months_max"]
+        );
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let shipped = std::fs::read_to_string(repo.join("pipelines/thresholds.csv")).unwrap();
+        let mut queries: Vec<(String, String)> =
+            crate::warn::rules::load_dir(&repo.join("pipelines/rules"))
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.file, r.sql))
+                .collect();
+        queries.extend(
+            crate::warn::assessment::load_dir(&repo.join("pipelines/assessment"))
+                .unwrap()
+                .into_iter()
+                .map(|c| (c.file, c.sql)),
+        );
+        let mut seen = 0;
+        for (file, sql) in &queries {
+            for p in parameters_named(sql) {
+                seen += 1;
+                assert!(PARAMETERS.iter().any(|k| k.0 == p), "{file}: {p} unknown");
+                assert!(
+                    shipped.contains(&format!(",{p},")),
+                    "{file}: {p} has no row"
+                );
+            }
+        }
+        assert!(
+            seen >= 10,
+            "only {seen} parameters found in the shipped queries"
         );
     }
 

@@ -69,9 +69,16 @@ fn fixture() -> &'static Fixture {
 /// A service of its own over a copy of the lake, with an admin and a
 /// verifier of the fixture's township: (service, base URL, lake).
 fn serve(tmp: &Path) -> (Server, String, String) {
+    serve_with(tmp, |_| {})
+}
+
+/// As [`serve`], with `prepare` run on the copied lake before the service
+/// starts.
+fn serve_with(tmp: &Path, prepare: impl FnOnce(&str)) -> (Server, String, String) {
     let f = fixture();
     let lake = tmp.join("lake");
     copy_dir(Path::new(&f.source_lake), &lake);
+    prepare(&lake.display().to_string());
     let users = tmp.join("users.toml");
     add_user(&users, "admin", "admin", None);
     add_user(&users, "town", "verifier", Some(&f.township));
@@ -403,7 +410,24 @@ fn the_console_fits_a_phone_and_every_field_has_a_label() {
 #[test]
 fn a_clerk_decides_review_items_with_the_keyboard() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_server, base, lake) = serve(tmp.path());
+    // Records without an ID number decided by the thresholds, not by
+    // calibration: the small fixture then has a review band wide enough to
+    // page through (calibration keeps review within 2 % of records).
+    let settings = tmp.path().join("linkage.toml");
+    let shipped = std::fs::read_to_string(repo().join("pipelines/linkage.toml")).unwrap();
+    assert!(shipped.contains("\ntarget_precision = "));
+    let thresholds_only: Vec<&str> = shipped
+        .lines()
+        .filter(|l| !l.starts_with("target_precision"))
+        .collect();
+    std::fs::write(&settings, thresholds_only.join("\n")).unwrap();
+    let (_server, base, lake) = serve_with(tmp.path(), |lake| {
+        for source in ["health", "civil_affairs", "education", "social_insurance"] {
+            ok(bin()
+                .args(["link", "--lake", lake, "--source", source, "--settings"])
+                .arg(&settings));
+        }
+    });
     // The source with the most records in the review band.
     let (source, band) = ["health", "civil_affairs", "education", "social_insurance"]
         .iter()

@@ -493,3 +493,107 @@ headers = ["given_name"]
     );
     assert!(stderr.contains("rename the field"), "{stderr}");
 }
+
+/// Records with a valid ID number, linked again with it hidden, show how
+/// often each evidence pattern is the person. With few namesakes "same
+/// name, same county" is usually right; with many it is not, and the link
+/// run decides records without an ID number by that, within its precision
+/// target and review budget, and says so in `link_history`,
+/// `link_calibration` and `eval`.
+#[test]
+fn records_without_an_id_are_decided_by_what_records_with_one_show() {
+    let mut name_and_county = Vec::new();
+    for world in [
+        "namesake_share=0.02,no_id_share=0.3",
+        "namesake_share=0.3,no_id_share=0.3",
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        generate(&data, 500, &["--only", "health", "--world", world]);
+        let lake = lake_dir(&tmp);
+        ingest_ok(&lake, "roster", &[&data.join("roster.csv")]);
+        ingest_ok(&lake, "health", &[&data.join("health.csv")]);
+        let out = ok(bin().args(["link", "--lake", &lake]));
+        assert!(out.contains("precision without ID"), "{out}");
+        // The generator leaves IDs out for anyone alike: the assumption
+        // holds, and the summary raises no doubt about it.
+        assert!(!out.contains("校准假设可能不成立"), "{out}");
+        let gap = sql(
+            &lake,
+            "SELECT calibration_assumption_gap FROM link_history WHERE source = 'health'",
+        );
+        assert!(
+            gap[0][0].parse::<f64>().unwrap().abs() <= 0.15,
+            "{world}: {gap:?}"
+        );
+
+        // Per pattern: how often right, the model beside it, the decision.
+        let rows = sql(
+            &lake,
+            "SELECT pattern, records, right_person, share_right, model_probability, coalesce(decision, '') \
+             FROM link_calibration WHERE source = 'health'",
+        );
+        assert!(rows.len() > 3, "{world}: {rows:?}");
+        let num = |v: &str| v.parse::<f64>().unwrap();
+        let (mut records, mut right) = (0.0, 0.0);
+        for r in &rows {
+            if r[0].starts_with("name=exact birth_date=missing")
+                && r[0].contains("region=same_county ")
+            {
+                records += num(&r[1]);
+                right += num(&r[2]);
+            }
+        }
+        assert!(
+            records >= 50.0,
+            "{world}: {records} name-and-county records"
+        );
+        name_and_county.push(right / records);
+
+        // The decision follows the data: every pattern linked is at least
+        // as often right (smoothed) as every pattern left unlinked.
+        let smoothed = |r: &Vec<String>| (num(&r[2]) + num(&r[4])) / (num(&r[1]) + 1.0);
+        let decided = |d: &'static str| rows.iter().filter(move |r| r[5] == d);
+        let worst_linked = decided("linked").map(smoothed).fold(1.0, f64::min);
+        let best_unlinked = decided("unlinked").map(smoothed).fold(0.0, f64::max);
+        assert!(decided("linked").count() > 0, "{world}: {rows:?}");
+        assert!(worst_linked >= best_unlinked, "{world}: {rows:?}");
+        // Patterns too rare to say are left to the model.
+        for r in &rows {
+            assert_eq!(num(&r[1]) < 20.0, r[5].is_empty(), "{world}: {r:?}");
+        }
+
+        // The target and the budget hold, measured against the truth.
+        let e = eval_json(&lake, "health", &data.join("truth_health.csv"));
+        assert!(e["precision"].as_f64().unwrap() >= 0.99, "{world}: {e}");
+        let no_id_review = count(
+            &lake,
+            "SELECT count(*) FROM link_health k JOIN staged_health s USING (settlement_id) \
+             WHERE k.status = 'review' AND s.id_number IS NULL",
+        );
+        let all = count(&lake, "SELECT count(*) FROM link_health");
+        assert!(
+            no_id_review as f64 <= 0.02 * all as f64 + 1.0,
+            "{world}: {no_id_review} of {all} in review"
+        );
+        // The estimate is recorded, and shown beside the measured figure.
+        let history = sql(
+            &lake,
+            "SELECT calibration_labelled, calibrated_precision_without_id FROM link_history WHERE source = 'health'",
+        );
+        assert!(num(&history[0][0]) > 100.0, "{history:?}");
+        let estimated = num(&history[0][1]);
+        assert!((0.0..=1.0).contains(&estimated), "{history:?}");
+        assert_eq!(
+            e["without_id"]["calibrated_precision"].as_f64(),
+            Some(estimated),
+            "{e}"
+        );
+    }
+    // Few namesakes: a name and a county usually are the person; many:
+    // much less often.
+    assert!(
+        name_and_county[0] > name_and_county[1] + 0.1,
+        "{name_and_county:?}"
+    );
+}

@@ -20,4 +20,5 @@ mod pull;
 mod sql_access;
 mod sql_endpoint;
 mod warn;
+mod warn_eval;
 mod warn_specs;

@@ -372,6 +372,34 @@ fn postgres_pulls_are_incremental_idempotent_crash_safe_and_explained() {
         0
     );
 
+    // A text watermark whose values hold a quote, a backslash and SQL:
+    // bound as values, they select their windows and nothing else.
+    server.psql(
+        "CREATE TABLE exchange.quoted AS SELECT * FROM exchange.settlements ORDER BY seq LIMIT 20;
+         ALTER TABLE exchange.quoted ADD COLUMN mark text;
+         UPDATE exchange.quoted SET mark = 'Q' || lpad(seq::text, 4, '0') || chr(39) || chr(92) || ' OR 1=1 --'",
+    );
+    let apart = tmp.path().join("quoted-lake").display().to_string();
+    let quoted = [
+        "--table",
+        "exchange.quoted",
+        "--watermark",
+        "mark",
+        "--batch-rows",
+        "7",
+    ];
+    pull_ok(&apart, &url, &quoted);
+    assert_eq!(count(&apart, "SELECT count(*) FROM batches"), 3);
+    assert_eq!(
+        count(
+            &apart,
+            "SELECT sum(rows_read) FROM batches b JOIN pulls p ON p.batch_id = b.batch_id WHERE p.origin = 'exchange.quoted'"
+        ),
+        20
+    );
+    let out = pull_ok(&apart, &url, &quoted);
+    assert!(out.contains("no new rows above watermark"), "{out}");
+
     // The same source in a pipeline file: the roster from files, health
     // pulled, then linked and warned on in one run.
     let repo = repo();
@@ -911,7 +939,11 @@ fn mariadb_pulls_are_incremental_idempotent_crash_safe_and_explained() {
         ])
         .args(["--url-env", "HEALTH_DB_URL"])
         .args(incremental));
-    assert!(!crashed.status.success(), "the failpoint is reached");
+    assert!(
+        !crashed.status.success(),
+        "the failpoint is reached: {}",
+        text_of(&crashed)
+    );
     let out = maria_pull(&lake, &url, &incremental);
     assert!(out.status.success(), "{}", text_of(&out));
     assert_eq!(

@@ -235,3 +235,44 @@ fn columns_named_by_a_recorded_schema_are_masked() {
         assert!(m[1].contains('*') && m[1] != r[1], "{m:?}");
     }
 }
+
+/// The interactive shell's `\d TABLE` binds the table name as a value;
+/// the audit log shows the value beside the statement, as the SQL
+/// endpoint does for prepared statements.
+#[test]
+fn shell_catalog_commands_are_audited_with_their_values() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = lake_with_a_run(&tmp);
+    let mut child = bin()
+        .args(["sql", "--lake", &lake, "--format", "csv", "--role", "admin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"\\d warnings\n\\q\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("household_id"),
+        "{stdout}"
+    );
+    let rows = rows_as(
+        &lake,
+        "admin",
+        None,
+        "SELECT request FROM audit_log WHERE request LIKE '%information_schema.columns%'",
+    );
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(
+        rows[0][0].ends_with("-- parameters: [warnings]"),
+        "{}",
+        rows[0][0]
+    );
+}

@@ -97,8 +97,12 @@ impl Database for Mysql {
         format!("CAST({expr} AS CHAR)")
     }
 
-    fn literal(&self, value: &str, _column: &Column) -> Result<String> {
-        // MySQL reads backslashes in string literals as escapes.
+    async fn value(&mut self, _slot: usize, value: &str, _column: &Column) -> Result<String> {
+        // Rows are read over the text protocol (a prepared statement would
+        // return them in binary form, written differently), so the value
+        // is a quoted literal; user variables would be bound but can clash
+        // with the column's collation. MySQL reads backslashes in string
+        // literals as escapes: such a value is refused.
         if value.contains('\\') {
             bail!("a watermark value with a backslash cannot be compared: {value:?}");
         }

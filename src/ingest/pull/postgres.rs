@@ -13,7 +13,6 @@ use tokio::io::AsyncWriteExt;
 use super::windows::{Column, Database, TypeClass, pull_windows};
 use super::{Job, env_url};
 use crate::ingest::FileOutcome;
-use crate::lake::query::sql_text;
 
 struct Postgres {
     client: tokio_postgres::Client,
@@ -67,7 +66,7 @@ impl Database for Postgres {
         format!("CAST({expr} AS TEXT)")
     }
 
-    fn literal(&self, value: &str, column: &Column) -> Result<String> {
+    async fn value(&mut self, slot: usize, value: &str, column: &Column) -> Result<String> {
         // The type goes into a CAST: a plain type name only.
         if !column
             .type_name
@@ -80,7 +79,16 @@ impl Database for Postgres {
                 column.type_name
             );
         }
-        Ok(format!("CAST({} AS {})", sql_text(value), column.type_name))
+        // COPY takes no parameters: the value is bound into a setting of
+        // this session, which the statement reads.
+        let setting = format!("safetynet.watermark_{slot}");
+        self.client
+            .execute("SELECT set_config($1, $2, false)", &[&setting, &value])
+            .await?;
+        Ok(format!(
+            "CAST(current_setting('{setting}') AS {})",
+            column.type_name
+        ))
     }
 
     fn total_order(&self, _columns: &[Column]) -> String {

@@ -43,8 +43,11 @@ pub(super) trait Database: Send {
     fn quote(&self, name: &str) -> String;
     /// An expression cast to text.
     fn as_text(&self, expr: &str) -> String;
-    /// A literal of `value` that compares as a `column`'s type.
-    fn literal(&self, value: &str, column: &Column) -> Result<String>;
+    /// An expression that stands for `value` and compares as `column`'s
+    /// type, in the statements that follow (until `slot` is used again).
+    /// Where the client can, the value is bound, never written into the
+    /// statement's text.
+    async fn value(&mut self, slot: usize, value: &str, column: &Column) -> Result<String>;
     /// An ORDER BY list that orders the rows of `SELECT * … AS src` totally.
     fn total_order(&self, columns: &[Column]) -> String;
     /// The columns of a query, without reading its rows.
@@ -105,7 +108,7 @@ pub(super) async fn pull_windows(db: &mut dyn Database, job: &Job<'_>) -> Result
             Some(column) => {
                 let quoted = db.quote(&column.name);
                 let above = match &last {
-                    Some(v) => format!("{quoted} > {}", db.literal(v, column)?),
+                    Some(v) => format!("{quoted} > {}", db.value(1, v, column).await?),
                     None => format!("{quoted} IS NOT NULL"),
                 };
                 let Some(upper) = window_upper(db, &base, &quoted, &above, pull.batch_rows)
@@ -119,10 +122,8 @@ pub(super) async fn pull_windows(db: &mut dyn Database, job: &Job<'_>) -> Result
                     }
                     break;
                 };
-                (
-                    format!("{above} AND {quoted} <= {}", db.literal(&upper, column)?),
-                    Some(upper),
-                )
+                let at_most = db.value(2, &upper, column).await?;
+                (format!("{above} AND {quoted} <= {at_most}"), Some(upper))
             }
             None => ("1 = 1".to_string(), None),
         };

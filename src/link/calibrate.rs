@@ -1,0 +1,621 @@
+//! How well the linker does on records without an ID number, learnt from
+//! the labels the data gives for free.
+//!
+//! A record whose ID number is valid settles who it is about: the person
+//! with that number on the registry, or nobody there when the number is not
+//! on it (a namesake, a stranger). Hide that number and link the record the
+//! way a record without one is linked — the same blocking rules, the same
+//! model, the same decision — and its ID tells whether the linker was
+//! right. Over a sample of such records this gives, without any truth
+//! file:
+//!
+//! - the **precision** and **recall** of links made without an ID number;
+//! - for each **evidence pattern** of the best candidate (the levels of the
+//!   comparisons other than the ID's: name, birth date, gender, region),
+//!   how often that candidate is the right person, beside the model's own
+//!   probability for it. A pattern such as "same name, same county, nothing
+//!   else" is the true person nine times in ten in one county's data and
+//!   one time in three in another's; this is where that shows.
+//!
+//! **What it assumes:** a record lacks its ID number about as often
+//! whether or not it is about someone on the registry, and a record with
+//! its number hidden looks like one that never had it (the same name,
+//! birth-date and region quality). Where departments leave the ID out
+//! mostly for people outside the registry, the estimate is too low, and
+//! the other way round.
+//!
+//! The figures go to `link_history` (summary) and `link_calibration` (per
+//! pattern). With `target_precision` set, the run decides records without
+//! an ID number by them ([`Calibration::decide`]): their best candidates
+//! are linked pattern by pattern, from the most often right, while the
+//! links so made keep the target precision; the next patterns go to
+//! review within `review_budget`.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use datafusion::arrow::array::TimestampMicrosecondArray;
+use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use super::model::Model;
+use super::{Sides, plan, prepare, scratch};
+use crate::config::SourceName;
+use crate::lake::Lake;
+use crate::lake::query::{rows_of, scalar_i64};
+use crate::lake::tables::{LINK_CALIBRATION, timestamp_type};
+
+/// At most this many labelled records are linked again: enough for
+/// patterns of a few hundred records, cheap beside the run itself.
+pub const SAMPLE_RECORDS: i64 = 20_000;
+
+/// A pattern seen on fewer labelled records than this says too little:
+/// records showing it are decided by the model's thresholds and
+/// `link_requires`, as without calibration.
+pub const MIN_PATTERN_RECORDS: i64 = 20;
+
+/// One evidence pattern of a best candidate.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Pattern {
+    /// The non-ID comparisons' levels, e.g. `name=exact birth_date=missing …`.
+    pub pattern: String,
+    /// Labelled records whose best candidate shows it.
+    pub records: i64,
+    /// Of them, whose best candidate is the person their ID names.
+    pub right: i64,
+    /// The model's mean match probability for those candidates.
+    pub model_probability: f64,
+    /// Of them, linked by the run's decision.
+    pub linked: i64,
+    /// Of those, linked to the right person.
+    pub linked_right: i64,
+    /// With `target_precision`: what the run does with records without an
+    /// ID number showing it (`linked`, `review`, or `unlinked`); None when
+    /// the pattern is too rare to say, and the model decides.
+    pub decision: Option<String>,
+}
+
+impl Pattern {
+    /// How often the best candidate showing this pattern is the person.
+    pub fn share_right(&self) -> f64 {
+        ratio(self.right, self.records)
+    }
+
+    /// The share, pulled towards the model's own probability by one record
+    /// more: a pattern seen twice, right twice, is not certain, and one
+    /// seen two hundred times, right every time, nearly is.
+    pub fn smoothed_share(&self) -> f64 {
+        (self.right as f64 + self.model_probability) / (self.records as f64 + 1.0)
+    }
+}
+
+/// What the labelled records say.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Calibration {
+    /// Records with a valid ID number that were linked again without it
+    /// (all of them, or a sample of [`SAMPLE_RECORDS`]).
+    pub labelled: i64,
+    /// Of them, whose ID number is on the registry: the ones a link could
+    /// get right.
+    pub on_registry: i64,
+    /// Linked without their ID number.
+    pub linked: i64,
+    /// Of those, to the person their ID names.
+    pub linked_right: i64,
+    /// Sent to review without their ID number.
+    pub review: i64,
+    /// Of the labelled records, those with any candidate once their ID was
+    /// hidden.
+    pub with_candidate: i64,
+    /// The source's records that really have no ID number.
+    pub without_id: i64,
+    /// Of them, those with any candidate.
+    pub without_id_with_candidate: i64,
+    /// The patterns, the most frequent first.
+    pub patterns: Vec<Pattern>,
+}
+
+/// How far apart the candidate shares may be before the assumption is
+/// reported as looking wrong.
+pub const ASSUMPTION_GAP: f64 = 0.15;
+
+impl Calibration {
+    /// The share of records that really have no ID number and have a
+    /// candidate, less the same share among the labelled records: near 0
+    /// when the assumption holds. Clearly below 0, records without an ID
+    /// are more often about people off the registry than records with one
+    /// (the estimates are then too high); clearly above, less often (too
+    /// low). None when fewer than 20 records have no ID.
+    pub fn assumption_gap(&self) -> Option<f64> {
+        (self.without_id >= 20 && self.labelled > 0).then(|| {
+            ratio(self.without_id_with_candidate, self.without_id)
+                - ratio(self.with_candidate, self.labelled)
+        })
+    }
+
+    /// A sentence for the run summary when [`Self::assumption_gap`] is
+    /// larger than [`ASSUMPTION_GAP`].
+    pub fn assumption_warning(&self) -> Option<String> {
+        let gap = self.assumption_gap()?;
+        (gap.abs() > ASSUMPTION_GAP).then(|| {
+            format!(
+                "{:.0}% of the records without an ID number have a candidate, against {:.0}% of the records whose ID was hidden: \
+                 records without one are {} often about people on the registry, so the calibrated estimates are likely too {} \
+                 (无证号记录与隐去证号记录的候选比例相差较大，校准假设可能不成立)",
+                100.0 * ratio(self.without_id_with_candidate, self.without_id),
+                100.0 * ratio(self.with_candidate, self.labelled),
+                if gap < 0.0 { "less" } else { "more" },
+                if gap < 0.0 { "high" } else { "low" },
+            )
+        })
+    }
+
+    /// The precision of links made without an ID number; None when there
+    /// were none.
+    pub fn precision(&self) -> Option<f64> {
+        (self.linked > 0).then(|| ratio(self.linked_right, self.linked))
+    }
+
+    /// The share of registry people found without an ID number; None when
+    /// no labelled record is on the registry.
+    pub fn recall(&self) -> Option<f64> {
+        (self.on_registry > 0).then(|| ratio(self.linked_right, self.on_registry))
+    }
+}
+
+fn ratio(a: i64, b: i64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// Link the source's labelled records again with their ID numbers hidden,
+/// with the run's model and settings, and score them by their IDs. None
+/// when the source has no ID number or no record with a valid one.
+pub(crate) async fn calibrate(
+    lake: &Lake,
+    sides: &Sides,
+    model: &Model,
+) -> Result<Option<Calibration>> {
+    let Some(labelled) = prepare::labelled_view_sql(&sides.ctx, &sides.schema).await? else {
+        return Ok(None);
+    };
+    let all = scalar_i64(&sides.ctx, &format!("SELECT count(*) FROM ({labelled})")).await?;
+    if all == 0 {
+        return Ok(None);
+    }
+    // A fixed sample by key hash: the same records every run.
+    let buckets = (all + SAMPLE_RECORDS - 1) / SAMPLE_RECORDS;
+    let sample = if buckets > 1 {
+        format!(
+            "SELECT * FROM ({labelled}) WHERE {} = 0",
+            plan::part_of("record_key", buckets)
+        )
+    } else {
+        labelled
+    };
+    // Its own session: the blocking rules read `l` and `r`.
+    let ctx = lake.session().await?;
+    ctx.register_table("r", sides.ctx.table_provider("r").await?)?;
+    let scratch = scratch::Scratch::new(SAMPLE_RECORDS + sides.registry_size)?;
+    scratch
+        .materialise(&ctx, "l", &[sample], None)
+        .await
+        .context("preparing the labelled records")?;
+    scratch
+        .materialise(&ctx, "pairs", &plan::pairs_sql(&sides.settings, 1), None)
+        .await
+        .context("building the labelled records' candidate pairs")?;
+
+    let best = plan::best_candidates_ctes(
+        &sides.settings,
+        model,
+        sides.registry_size,
+        false,
+        &plan::ALL,
+    );
+    let status = plan::status_sql(&sides.settings);
+    let pattern = plan::pattern_sql(&sides.settings, model);
+    let sql = format!(
+        "{best},
+judged AS (
+  SELECT b.record_key, b.person_key, b.match_probability, {status} AS status, {pattern} AS pattern
+  FROM decided b
+),
+on_registry AS (SELECT DISTINCT id_number FROM r WHERE id_number IS NOT NULL)
+SELECT l.record_key,
+  j.person_key IS NOT NULL AS has_candidate,
+  coalesce(j.status, 'unlinked') AS status,
+  j.match_probability,
+  j.pattern,
+  coalesce(p.id_number = l.labelled_id, false) AS right_person,
+  o.id_number IS NOT NULL AS on_registry
+FROM l
+LEFT JOIN judged j ON j.record_key = l.record_key
+LEFT JOIN r p ON p.record_key = j.person_key
+LEFT JOIN on_registry o ON o.id_number = l.labelled_id"
+    );
+    ctx.register_table(
+        "labelled_outcomes",
+        ctx.sql(&sql)
+            .await
+            .context("linking the labelled records")?
+            .cache()
+            .await?
+            .into_view(),
+    )?;
+    let summary = rows_of(
+        &ctx.sql(
+            "SELECT CAST(count(*) AS VARCHAR) AS labelled,
+               CAST(count(*) FILTER (WHERE on_registry) AS VARCHAR) AS on_registry,
+               CAST(count(*) FILTER (WHERE status = 'linked') AS VARCHAR) AS linked,
+               CAST(count(*) FILTER (WHERE status = 'linked' AND right_person) AS VARCHAR) AS linked_right,
+               CAST(count(*) FILTER (WHERE status = 'review') AS VARCHAR) AS review,
+               CAST(count(*) FILTER (WHERE has_candidate) AS VARCHAR) AS with_candidate
+             FROM labelled_outcomes",
+        )
+        .await?
+        .collect()
+        .await?,
+    )?;
+    let row = summary.into_iter().next().unwrap_or_default();
+    let int = |k: &str| row.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut out = Calibration {
+        labelled: int("labelled"),
+        on_registry: int("on_registry"),
+        linked: int("linked"),
+        linked_right: int("linked_right"),
+        review: int("review"),
+        with_candidate: int("with_candidate"),
+        without_id: scalar_i64(&sides.ctx, "SELECT count(*) FROM l WHERE id_number IS NULL")
+            .await?,
+        without_id_with_candidate: scalar_i64(
+            &sides.ctx,
+            "SELECT count(DISTINCT p.record_key) FROM pairs p JOIN l ON l.record_key = p.record_key \
+             WHERE l.id_number IS NULL",
+        )
+        .await?,
+        patterns: Vec::new(),
+    };
+    let rows = rows_of(
+        &ctx.sql(
+            "SELECT pattern, CAST(count(*) AS VARCHAR) AS records,
+               CAST(count(*) FILTER (WHERE right_person) AS VARCHAR) AS right_person,
+               CAST(avg(match_probability) AS VARCHAR) AS model_probability,
+               CAST(count(*) FILTER (WHERE status = 'linked') AS VARCHAR) AS linked,
+               CAST(count(*) FILTER (WHERE status = 'linked' AND right_person) AS VARCHAR) AS linked_right
+             FROM labelled_outcomes WHERE has_candidate
+             GROUP BY pattern ORDER BY count(*) DESC, pattern",
+        )
+        .await?
+        .collect()
+        .await?,
+    )?;
+    for r in rows {
+        let int = |k: &str| r.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+        out.patterns.push(Pattern {
+            pattern: r.get("pattern").cloned().unwrap_or_default(),
+            records: int("records"),
+            right: int("right_person"),
+            model_probability: r
+                .get("model_probability")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0),
+            linked: int("linked"),
+            linked_right: int("linked_right"),
+            decision: None,
+        });
+    }
+    Ok(Some(out))
+}
+
+impl Calibration {
+    /// Decide the patterns for records without an ID number, and note the
+    /// decision on each (see [`Pattern::decision`]).
+    ///
+    /// Patterns are taken from the most often right (smoothed share): they
+    /// link while the whole link set — the `id_links` made on an agreeing
+    /// ID number, taken as right, and the links by pattern so far — keeps
+    /// an expected precision of at least `target_precision`; the next go to
+    /// review while the records they send there stay within
+    /// `review_budget` of the source's `records`; the rest stay unlinked.
+    /// A pattern's records in the sample stand for their share of the
+    /// source's `without_id` records. Patterns seen on fewer than
+    /// [`MIN_PATTERN_RECORDS`] are left to the model. Returns (pattern,
+    /// decision) for the others.
+    pub fn decide(
+        &mut self,
+        target_precision: f64,
+        review_budget: f64,
+        records: f64,
+        without_id: f64,
+        id_links: f64,
+    ) -> Vec<(String, String)> {
+        let scale = without_id / (self.labelled.max(1) as f64);
+        let mut order: Vec<usize> = (0..self.patterns.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&self.patterns[a], &self.patterns[b]);
+            b.smoothed_share()
+                .total_cmp(&a.smoothed_share())
+                .then(b.records.cmp(&a.records))
+                .then(a.pattern.cmp(&b.pattern))
+        });
+        let (mut right, mut links) = (id_links, id_links);
+        let mut reviewed = 0.0;
+        let (mut linking, mut reviewing) = (true, true);
+        let mut out = Vec::new();
+        for i in order {
+            let p = &mut self.patterns[i];
+            if p.records < MIN_PATTERN_RECORDS {
+                continue;
+            }
+            let n = p.records as f64 * scale;
+            let decision =
+                if linking && (right + n * p.smoothed_share()) / (links + n) >= target_precision {
+                    right += n * p.smoothed_share();
+                    links += n;
+                    "linked"
+                } else {
+                    linking = false;
+                    // One band below the links: once a pattern does not fit
+                    // the budget, the less likely ones after it do not go.
+                    if reviewing && (reviewed + n) <= review_budget * records {
+                        reviewed += n;
+                        "review"
+                    } else {
+                        reviewing = false;
+                        "unlinked"
+                    }
+                };
+            p.decision = Some(decision.to_string());
+            out.push((p.pattern.clone(), decision.to_string()));
+        }
+        // The summary now tells what this decision does with the sample
+        // (on the records that chose it, so slightly flattering).
+        let sum = |f: fn(&Pattern) -> i64, d: &str| -> i64 {
+            self.patterns
+                .iter()
+                .filter(|p| p.decision.as_deref() == Some(d))
+                .map(f)
+                .sum()
+        };
+        self.linked = sum(|p| p.records, "linked");
+        self.linked_right = sum(|p| p.right, "linked");
+        self.review = sum(|p| p.records, "review");
+        out
+    }
+}
+
+/// The schema of `link_calibration`: one row per source, run and pattern.
+pub fn schema() -> SchemaRef {
+    let count = |name: &str| Field::new(name, DataType::Int64, false);
+    Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("linked_at", timestamp_type(), false),
+        Field::new("model_version", DataType::Int64, false),
+        Field::new("pattern", DataType::Utf8, false),
+        count("records"),
+        count("right_person"),
+        Field::new("share_right", DataType::Float64, false),
+        Field::new("model_probability", DataType::Float64, false),
+        count("linked"),
+        count("linked_right"),
+        Field::new("decision", DataType::Utf8, true),
+    ]))
+}
+
+/// Append a run's patterns to `link_calibration`.
+pub async fn record(
+    lake: &Lake,
+    source: &SourceName,
+    model_version: i64,
+    calibration: &Calibration,
+) -> Result<()> {
+    let patterns = &calibration.patterns;
+    if patterns.is_empty() {
+        return Ok(());
+    }
+    let n = patterns.len();
+    let ints = |f: fn(&Pattern) -> i64| -> ArrayRef {
+        Arc::new(Int64Array::from(patterns.iter().map(f).collect::<Vec<_>>()))
+    };
+    let floats = |f: fn(&Pattern) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from(
+            patterns.iter().map(f).collect::<Vec<_>>(),
+        ))
+    };
+    let at = Utc::now().timestamp_micros();
+    let batch = RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(StringArray::from(vec![source.as_str(); n])),
+            Arc::new(TimestampMicrosecondArray::from(vec![at; n]).with_timezone("UTC")),
+            Arc::new(Int64Array::from(vec![model_version; n])),
+            Arc::new(StringArray::from(
+                patterns
+                    .iter()
+                    .map(|p| p.pattern.as_str())
+                    .collect::<Vec<_>>(),
+            )),
+            ints(|p| p.records),
+            ints(|p| p.right),
+            floats(Pattern::share_right),
+            floats(|p| p.model_probability),
+            ints(|p| p.linked),
+            ints(|p| p.linked_right),
+            Arc::new(StringArray::from(
+                patterns
+                    .iter()
+                    .map(|p| p.decision.as_deref())
+                    .collect::<Vec<_>>(),
+            )),
+        ],
+    )?;
+    lake.append(LINK_CALIBRATION, &schema(), vec![batch]).await
+}
+
+#[cfg(test)]
+mod tests {
+    //! The decision by pattern, as a data office would state it.
+
+    use super::*;
+
+    fn pattern(name: &str, records: i64, right: i64, model: f64) -> Pattern {
+        Pattern {
+            pattern: name.into(),
+            records,
+            right,
+            model_probability: model,
+            ..Default::default()
+        }
+    }
+
+    fn calibration(patterns: Vec<Pattern>) -> Calibration {
+        Calibration {
+            labelled: patterns.iter().map(|p| p.records).sum(),
+            patterns,
+            ..Default::default()
+        }
+    }
+
+    fn decision(c: &Calibration, name: &str) -> Option<String> {
+        c.patterns
+            .iter()
+            .find(|p| p.pattern == name)
+            .and_then(|p| p.decision.clone())
+    }
+
+    /// Name and county alone are the person nine times in ten in one
+    /// county and one time in two in another: with room in the precision
+    /// target the first links and the second does not, whatever the model
+    /// thinks of either.
+    #[test]
+    fn the_data_decides_name_and_county_alone() {
+        for (right, linked) in [(270, true), (150, false)] {
+            let mut c = calibration(vec![
+                pattern("name+birth", 500, 500, 1.0),
+                pattern("name+county", 300, right, 0.8),
+            ]);
+            // 10,000 ID links leave room for about 50 wrong at 0.995.
+            c.decide(0.995, 0.02, 20_000.0, 800.0, 10_000.0);
+            assert_eq!(decision(&c, "name+birth").as_deref(), Some("linked"));
+            assert_eq!(
+                decision(&c, "name+county").as_deref() == Some("linked"),
+                linked,
+                "{right} of 300 right"
+            );
+        }
+    }
+
+    /// The links made by pattern keep the whole set at the target: the
+    /// patterns linked are the most often right, and adding the next one
+    /// would break it.
+    #[test]
+    fn links_stop_where_the_target_would_break() {
+        let mut c = calibration(vec![
+            pattern("a", 400, 400, 1.0),
+            pattern("b", 200, 196, 0.9),
+            pattern("c", 200, 170, 0.9),
+            pattern("d", 200, 60, 0.5),
+        ]);
+        let decided = c.decide(0.99, 0.0, 10_000.0, 1_000.0, 1_000.0);
+        let linked: Vec<&str> = decided
+            .iter()
+            .filter(|(_, d)| d == "linked")
+            .map(|(p, _)| p.as_str())
+            .collect();
+        assert_eq!(linked, vec!["a", "b"]);
+        let (mut right, mut links) = (1_000.0, 1_000.0);
+        for p in c
+            .patterns
+            .iter()
+            .filter(|p| p.decision.as_deref() == Some("linked"))
+        {
+            right += p.records as f64 * p.smoothed_share();
+            links += p.records as f64;
+        }
+        assert!(right / links >= 0.99, "{}", right / links);
+        let c_share = c.patterns[2].smoothed_share();
+        assert!((right + 200.0 * c_share) / (links + 200.0) < 0.99);
+        // The summary tells what the decision does with the sample.
+        assert_eq!((c.linked, c.linked_right, c.review), (600, 596, 0));
+    }
+
+    /// Review takes the band right below the links, within its budget of
+    /// the source's records; a pattern that does not fit ends the band.
+    #[test]
+    fn review_is_one_band_within_its_budget() {
+        let mut c = calibration(vec![
+            pattern("sure", 500, 500, 1.0),
+            pattern("likely", 100, 80, 0.8),
+            pattern("maybe", 300, 150, 0.5),
+            pattern("never", 100, 0, 0.01),
+        ]);
+        // The sample stands for 1,000 records without an ID number, of
+        // 10,000; 2 % is 200 records.
+        c.decide(0.999, 0.02, 10_000.0, 1_000.0, 0.0);
+        assert_eq!(decision(&c, "sure").as_deref(), Some("linked"));
+        assert_eq!(decision(&c, "likely").as_deref(), Some("review"));
+        assert_eq!(decision(&c, "maybe").as_deref(), Some("unlinked"));
+        assert_eq!(decision(&c, "never").as_deref(), Some("unlinked"));
+        let reviewed: f64 = c
+            .patterns
+            .iter()
+            .filter(|p| p.decision.as_deref() == Some("review"))
+            .map(|p| p.records as f64 * 1_000.0 / c.labelled as f64)
+            .sum();
+        assert!(reviewed <= 200.0, "{reviewed}");
+    }
+
+    /// When records without an ID number find a candidate far less often
+    /// than records whose ID was hidden, they are more often about people
+    /// off the registry, and the summary says the estimates run high.
+    #[test]
+    fn the_summary_says_when_the_assumption_looks_wrong() {
+        let c = |with_candidate, without_id_with_candidate| Calibration {
+            labelled: 1_000,
+            with_candidate,
+            without_id: 200,
+            without_id_with_candidate,
+            ..Default::default()
+        };
+        assert!(c(700, 130).assumption_warning().is_none());
+        let warning = c(700, 60).assumption_warning().unwrap();
+        assert!(
+            warning.contains("30%") && warning.contains("70%"),
+            "{warning}"
+        );
+        assert!(warning.contains("likely too high"), "{warning}");
+        assert!(
+            c(400, 180)
+                .assumption_warning()
+                .unwrap()
+                .contains("too low")
+        );
+        // Too few records without an ID to say.
+        let few = Calibration {
+            without_id: 10,
+            ..c(700, 0)
+        };
+        assert_eq!(few.assumption_gap(), None);
+    }
+
+    /// A pattern seen on too few records is left to the model: no row.
+    #[test]
+    fn rare_patterns_are_left_to_the_model() {
+        let mut c = calibration(vec![
+            pattern("common", 500, 500, 1.0),
+            pattern(
+                "rare",
+                MIN_PATTERN_RECORDS - 1,
+                MIN_PATTERN_RECORDS - 1,
+                1.0,
+            ),
+        ]);
+        let decided = c.decide(0.995, 0.02, 10_000.0, 1_000.0, 5_000.0);
+        assert!(decided.iter().all(|(p, _)| p != "rare"));
+        assert_eq!(decision(&c, "rare"), None);
+        // Seen twice, right twice, is not certain; seen 200 times nearly is.
+        assert!(pattern("x", 2, 2, 0.5).smoothed_share() < 0.9);
+        assert!(pattern("y", 200, 200, 1.0).smoothed_share() > 0.999);
+    }
+}
