@@ -50,17 +50,8 @@ pub fn register_keys<'a>(
     column: &str,
     values: impl IntoIterator<Item = &'a str>,
 ) -> Result<()> {
-    let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, false)]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![Arc::new(StringArray::from_iter_values(values))],
-    )?;
-    let _ = ctx.deregister_table(name);
-    ctx.register_table(
-        name,
-        Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
-    )?;
-    Ok(())
+    let values: ArrayRef = Arc::new(StringArray::from_iter_values(values));
+    register_text_table(ctx, name, &[column], vec![values])
 }
 
 /// Register a two-column text table `name` of `rows`: a small lookup
@@ -72,18 +63,32 @@ pub fn register_pairs(
     columns: (&str, &str),
     rows: Vec<(String, String)>,
 ) -> Result<()> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new(columns.0, DataType::Utf8, false),
-        Field::new(columns.1, DataType::Utf8, false),
-    ]));
     let (a, b): (Vec<String>, Vec<String>) = rows.into_iter().unzip();
-    let batch = RecordBatch::try_new(
-        schema.clone(),
+    register_text_table(
+        ctx,
+        name,
+        &[columns.0, columns.1],
         vec![
             Arc::new(StringArray::from(a)),
             Arc::new(StringArray::from(b)),
         ],
-    )?;
+    )
+}
+
+/// Replace any table `name` with an in-memory one of non-null text
+/// `columns` holding `values`, one array per column.
+fn register_text_table(
+    ctx: &SessionContext,
+    name: &str,
+    columns: &[&str],
+    values: Vec<ArrayRef>,
+) -> Result<()> {
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|column| Field::new(*column, DataType::Utf8, false))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), values)?;
     let _ = ctx.deregister_table(name);
     ctx.register_table(
         name,
