@@ -70,6 +70,8 @@ pub struct Pattern {
     pub linked: i64,
     /// Of those, linked to the right person.
     pub linked_right: i64,
+    /// Of them, sent to review by the run's decision.
+    pub review: i64,
     /// With `target_precision`: what the run does with records without an
     /// ID number showing it (`linked`, `review`, or `unlinked`); None when
     /// the pattern is too rare to say, and the model decides.
@@ -161,6 +163,90 @@ impl Calibration {
     /// no labelled record is on the registry.
     pub fn recall(&self) -> Option<f64> {
         (self.on_registry > 0).then(|| ratio(self.linked_right, self.on_registry))
+    }
+
+    /// Decide the patterns for records without an ID number, and note the
+    /// decision on each (see [`Pattern::decision`]).
+    ///
+    /// Patterns are taken from the most often right (smoothed share): they
+    /// link while the whole link set — the `id_links` made on an agreeing
+    /// ID number, taken as right, and the links by pattern so far — keeps
+    /// an expected precision of at least `target_precision`; the next go to
+    /// review while the review queue stays within `review_budget` of the
+    /// source's `records`; the rest stay unlinked. A pattern's records in
+    /// the sample stand for their share of the source's `without_id`
+    /// records. Patterns seen on fewer than [`MIN_PATTERN_RECORDS`] are
+    /// left to the model's thresholds: their links count in the link set's
+    /// precision and their reviews in the budget from the start, like
+    /// `id_review` (records whose ID number is in doubt). Returns (pattern,
+    /// decision) for the decided patterns.
+    ///
+    /// Afterwards each pattern's `linked`, `linked_right` and `review`, and
+    /// the summary's, tell what the run's decision does with the sample,
+    /// exactly as they do without a target (on the records that chose the
+    /// decision, so slightly flattering).
+    pub fn decide(
+        &mut self,
+        target_precision: f64,
+        review_budget: f64,
+        records: f64,
+        without_id: f64,
+        id_links: f64,
+        id_review: f64,
+    ) -> Vec<(String, String)> {
+        let scale = without_id / (self.labelled.max(1) as f64);
+        let mut order: Vec<usize> = (0..self.patterns.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&self.patterns[a], &self.patterns[b]);
+            b.smoothed_share()
+                .total_cmp(&a.smoothed_share())
+                .then(b.records.cmp(&a.records))
+                .then(a.pattern.cmp(&b.pattern))
+        });
+        let rare = || {
+            self.patterns
+                .iter()
+                .filter(|p| p.records < MIN_PATTERN_RECORDS)
+        };
+        let mut right = id_links + scale * rare().map(|p| p.linked_right as f64).sum::<f64>();
+        let mut links = id_links + scale * rare().map(|p| p.linked as f64).sum::<f64>();
+        let mut reviewed = id_review + scale * rare().map(|p| p.review as f64).sum::<f64>();
+        let (mut linking, mut reviewing) = (true, true);
+        let mut out = Vec::new();
+        for i in order {
+            let p = &mut self.patterns[i];
+            if p.records < MIN_PATTERN_RECORDS {
+                continue;
+            }
+            let n = p.records as f64 * scale;
+            let decision =
+                if linking && (right + n * p.smoothed_share()) / (links + n) >= target_precision {
+                    right += n * p.smoothed_share();
+                    links += n;
+                    "linked"
+                } else {
+                    linking = false;
+                    // One band below the links: once a pattern does not fit
+                    // the budget, the less likely ones after it do not go.
+                    if reviewing && (reviewed + n) <= review_budget * records {
+                        reviewed += n;
+                        "review"
+                    } else {
+                        reviewing = false;
+                        "unlinked"
+                    }
+                };
+            let (linked, review) = (decision == "linked", decision == "review");
+            p.linked = if linked { p.records } else { 0 };
+            p.linked_right = if linked { p.right } else { 0 };
+            p.review = if review { p.records } else { 0 };
+            p.decision = Some(decision.to_string());
+            out.push((p.pattern.clone(), decision.to_string()));
+        }
+        self.linked = self.patterns.iter().map(|p| p.linked).sum();
+        self.linked_right = self.patterns.iter().map(|p| p.linked_right).sum();
+        self.review = self.patterns.iter().map(|p| p.review).sum();
+        out
     }
 }
 
@@ -282,7 +368,8 @@ LEFT JOIN on_registry o ON o.id_number = l.labelled_id"
                CAST(count(*) FILTER (WHERE right_person) AS VARCHAR) AS right_person,
                CAST(avg(match_probability) AS VARCHAR) AS model_probability,
                CAST(count(*) FILTER (WHERE status = 'linked') AS VARCHAR) AS linked,
-               CAST(count(*) FILTER (WHERE status = 'linked' AND right_person) AS VARCHAR) AS linked_right
+               CAST(count(*) FILTER (WHERE status = 'linked' AND right_person) AS VARCHAR) AS linked_right,
+               CAST(count(*) FILTER (WHERE status = 'review') AS VARCHAR) AS review
              FROM labelled_outcomes WHERE has_candidate
              GROUP BY pattern ORDER BY count(*) DESC, pattern",
         )
@@ -302,87 +389,11 @@ LEFT JOIN on_registry o ON o.id_number = l.labelled_id"
                 .unwrap_or(0.0),
             linked: int("linked"),
             linked_right: int("linked_right"),
+            review: int("review"),
             decision: None,
         });
     }
     Ok(Some(out))
-}
-
-impl Calibration {
-    /// Decide the patterns for records without an ID number, and note the
-    /// decision on each (see [`Pattern::decision`]).
-    ///
-    /// Patterns are taken from the most often right (smoothed share): they
-    /// link while the whole link set — the `id_links` made on an agreeing
-    /// ID number, taken as right, and the links by pattern so far — keeps
-    /// an expected precision of at least `target_precision`; the next go to
-    /// review while the records they send there stay within
-    /// `review_budget` of the source's `records`; the rest stay unlinked.
-    /// A pattern's records in the sample stand for their share of the
-    /// source's `without_id` records. Patterns seen on fewer than
-    /// [`MIN_PATTERN_RECORDS`] are left to the model. Returns (pattern,
-    /// decision) for the others.
-    pub fn decide(
-        &mut self,
-        target_precision: f64,
-        review_budget: f64,
-        records: f64,
-        without_id: f64,
-        id_links: f64,
-    ) -> Vec<(String, String)> {
-        let scale = without_id / (self.labelled.max(1) as f64);
-        let mut order: Vec<usize> = (0..self.patterns.len()).collect();
-        order.sort_by(|&a, &b| {
-            let (a, b) = (&self.patterns[a], &self.patterns[b]);
-            b.smoothed_share()
-                .total_cmp(&a.smoothed_share())
-                .then(b.records.cmp(&a.records))
-                .then(a.pattern.cmp(&b.pattern))
-        });
-        let (mut right, mut links) = (id_links, id_links);
-        let mut reviewed = 0.0;
-        let (mut linking, mut reviewing) = (true, true);
-        let mut out = Vec::new();
-        for i in order {
-            let p = &mut self.patterns[i];
-            if p.records < MIN_PATTERN_RECORDS {
-                continue;
-            }
-            let n = p.records as f64 * scale;
-            let decision =
-                if linking && (right + n * p.smoothed_share()) / (links + n) >= target_precision {
-                    right += n * p.smoothed_share();
-                    links += n;
-                    "linked"
-                } else {
-                    linking = false;
-                    // One band below the links: once a pattern does not fit
-                    // the budget, the less likely ones after it do not go.
-                    if reviewing && (reviewed + n) <= review_budget * records {
-                        reviewed += n;
-                        "review"
-                    } else {
-                        reviewing = false;
-                        "unlinked"
-                    }
-                };
-            p.decision = Some(decision.to_string());
-            out.push((p.pattern.clone(), decision.to_string()));
-        }
-        // The summary now tells what this decision does with the sample
-        // (on the records that chose it, so slightly flattering).
-        let sum = |f: fn(&Pattern) -> i64, d: &str| -> i64 {
-            self.patterns
-                .iter()
-                .filter(|p| p.decision.as_deref() == Some(d))
-                .map(f)
-                .sum()
-        };
-        self.linked = sum(|p| p.records, "linked");
-        self.linked_right = sum(|p| p.right, "linked");
-        self.review = sum(|p| p.records, "review");
-        out
-    }
 }
 
 /// The schema of `link_calibration`: one row per source, run and pattern.
@@ -496,7 +507,7 @@ mod tests {
                 pattern("name+county", 300, right, 0.8),
             ]);
             // 10,000 ID links leave room for about 50 wrong at 0.995.
-            c.decide(0.995, 0.02, 20_000.0, 800.0, 10_000.0);
+            c.decide(0.995, 0.02, 20_000.0, 800.0, 10_000.0, 0.0);
             assert_eq!(decision(&c, "name+birth").as_deref(), Some("linked"));
             assert_eq!(
                 decision(&c, "name+county").as_deref() == Some("linked"),
@@ -517,7 +528,7 @@ mod tests {
             pattern("c", 200, 170, 0.9),
             pattern("d", 200, 60, 0.5),
         ]);
-        let decided = c.decide(0.99, 0.0, 10_000.0, 1_000.0, 1_000.0);
+        let decided = c.decide(0.99, 0.0, 10_000.0, 1_000.0, 1_000.0, 0.0);
         let linked: Vec<&str> = decided
             .iter()
             .filter(|(_, d)| d == "linked")
@@ -552,7 +563,7 @@ mod tests {
         ]);
         // The sample stands for 1,000 records without an ID number, of
         // 10,000; 2 % is 200 records.
-        c.decide(0.999, 0.02, 10_000.0, 1_000.0, 0.0);
+        c.decide(0.999, 0.02, 10_000.0, 1_000.0, 0.0, 0.0);
         assert_eq!(decision(&c, "sure").as_deref(), Some("linked"));
         assert_eq!(decision(&c, "likely").as_deref(), Some("review"));
         assert_eq!(decision(&c, "maybe").as_deref(), Some("unlinked"));
@@ -611,11 +622,49 @@ mod tests {
                 1.0,
             ),
         ]);
-        let decided = c.decide(0.995, 0.02, 10_000.0, 1_000.0, 5_000.0);
+        let decided = c.decide(0.995, 0.02, 10_000.0, 1_000.0, 5_000.0, 0.0);
         assert!(decided.iter().all(|(p, _)| p != "rare"));
         assert_eq!(decision(&c, "rare"), None);
         // Seen twice, right twice, is not certain; seen 200 times nearly is.
         assert!(pattern("x", 2, 2, 0.5).smoothed_share() < 0.9);
         assert!(pattern("y", 200, 200, 1.0).smoothed_share() > 0.999);
+    }
+
+    /// Links and reviews the thresholds make on rare patterns, and the
+    /// reviews of records whose ID number is in doubt, are part of the run:
+    /// they count in the set's precision and in the review budget before
+    /// any pattern is decided, and in the summary after.
+    #[test]
+    fn rare_patterns_count_in_the_target_and_the_budget() {
+        let rare = |name: &str, linked, linked_right, review| Pattern {
+            linked,
+            linked_right,
+            review,
+            ..pattern(name, 10, linked_right, 0.9)
+        };
+        let setup = || {
+            calibration(vec![
+                pattern("common", 500, 500, 1.0),
+                pattern("fair", 200, 196, 0.9),
+                rare("rare-wrong", 10, 0, 0),
+                rare("rare-review", 0, 0, 10),
+            ])
+        };
+        // Without the rare patterns' wrong links, "fair" (98 % right)
+        // would fit a 0.998 target on 5,000 ID links; with them it does not.
+        let mut c = setup();
+        c.decide(0.998, 1.0, 10_000.0, 720.0, 5_000.0, 0.0);
+        assert_eq!(decision(&c, "fair").as_deref(), Some("review"));
+        let mut without_rare = calibration(c.patterns[..2].to_vec());
+        without_rare.decide(0.998, 1.0, 10_000.0, 700.0, 5_000.0, 0.0);
+        assert_eq!(decision(&without_rare, "fair").as_deref(), Some("linked"));
+        // The budget of 2 % is 200 records: 190 already in review leave no
+        // room for "fair".
+        let mut c = setup();
+        c.decide(0.998, 0.02, 10_000.0, 720.0, 5_000.0, 180.0);
+        assert_eq!(decision(&c, "common").as_deref(), Some("linked"));
+        assert_eq!(decision(&c, "fair").as_deref(), Some("unlinked"));
+        // The summary counts the rare patterns' outcomes too.
+        assert_eq!((c.linked, c.linked_right, c.review), (510, 500, 10));
     }
 }

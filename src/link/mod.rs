@@ -245,6 +245,10 @@ pub async fn link_source(
                 *records as f64,
                 without_id,
                 id_links,
+                // Records whose ID number is in doubt go to review by the
+                // thresholds; how many is known only after the decision,
+                // so they are not charged here (the summary counts them).
+                0.0,
             );
             crate::lake::query::register_pairs(
                 ctx,
