@@ -373,7 +373,10 @@ fn postgres_pulls_are_incremental_idempotent_crash_safe_and_explained() {
     );
 
     // A text watermark whose values hold a quote, a backslash and SQL:
-    // bound as values, they select their windows and nothing else.
+    // bound as values, they select their windows and nothing else. A
+    // regression guard: the earlier quoting escaped these correctly too,
+    // and this keeps any later change to how watermarks reach the server
+    // from breaking them.
     server.psql(
         "CREATE TABLE exchange.quoted AS SELECT * FROM exchange.settlements ORDER BY seq LIMIT 20;
          ALTER TABLE exchange.quoted ADD COLUMN mark text;
