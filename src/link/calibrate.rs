@@ -40,11 +40,11 @@ use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::model::Model;
-use super::{Sides, plan, prepare, scratch};
+use super::{Sides, history, plan, prepare, scratch};
 use crate::config::SourceName;
 use crate::lake::Lake;
 use crate::lake::query::{rows_of, scalar_i64};
-use crate::lake::tables::{LINK_CALIBRATION, timestamp_type};
+use crate::lake::tables::LINK_CALIBRATION;
 
 /// At most this many labelled records are linked again: enough for
 /// patterns of a few hundred records, cheap beside the run itself.
@@ -399,19 +399,21 @@ LEFT JOIN on_registry o ON o.id_number = l.labelled_id"
 /// The schema of `link_calibration`: one row per source, run and pattern.
 pub fn schema() -> SchemaRef {
     let count = |name: &str| Field::new(name, DataType::Int64, false);
-    Arc::new(Schema::new(vec![
-        Field::new("source", DataType::Utf8, false),
-        Field::new("linked_at", timestamp_type(), false),
-        Field::new("model_version", DataType::Int64, false),
-        Field::new("pattern", DataType::Utf8, false),
-        count("records"),
-        count("right_person"),
-        Field::new("share_right", DataType::Float64, false),
-        Field::new("model_probability", DataType::Float64, false),
-        count("linked"),
-        count("linked_right"),
-        Field::new("decision", DataType::Utf8, true),
-    ]))
+    Arc::new(Schema::new(
+        history::run_fields()
+            .into_iter()
+            .chain([
+                Field::new("pattern", DataType::Utf8, false),
+                count("records"),
+                count("right_person"),
+                Field::new("share_right", DataType::Float64, false),
+                Field::new("model_probability", DataType::Float64, false),
+                count("linked"),
+                count("linked_right"),
+                Field::new("decision", DataType::Utf8, true),
+            ])
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// Append a run's patterns to `link_calibration`.

@@ -105,36 +105,48 @@ pub async fn measure(ctx: &SessionContext, source: &crate::config::SourceName) -
     })
 }
 
-/// The schema of `link_history`.
-pub fn schema() -> SchemaRef {
-    let count = |name: &str| Field::new(name, DataType::Int64, false);
-    Arc::new(Schema::new(vec![
+/// The columns that name a link run, first in `link_history` and
+/// `link_calibration`: the source, when it linked, and the model version.
+pub(crate) fn run_fields() -> [Field; 3] {
+    [
         Field::new("source", DataType::Utf8, false),
         Field::new("linked_at", timestamp_type(), false),
         Field::new("model_version", DataType::Int64, false),
-        Field::new("trained", DataType::Boolean, false),
-        count("records"),
-        count("candidate_pairs"),
-        count("linked"),
-        count("review"),
-        count("unlinked"),
-        Field::new("expected_precision", DataType::Float64, true),
-        Field::new("expected_wrong_links", DataType::Float64, false),
-        Field::new("expected_not_linked", DataType::Float64, false),
-        Field::new("seconds", DataType::Float64, false),
-        // Added after the table was first written: older rows read null.
-        Field::new("expected_recall", DataType::Float64, true),
-        // From the records with their ID number hidden (`calibrate`).
-        Field::new("calibration_labelled", DataType::Int64, true),
-        Field::new("calibration_on_registry", DataType::Int64, true),
-        Field::new("calibration_linked", DataType::Int64, true),
-        Field::new("calibration_linked_right", DataType::Int64, true),
-        Field::new("calibrated_precision_without_id", DataType::Float64, true),
-        Field::new("calibrated_recall_without_id", DataType::Float64, true),
-        // The calibration's assumption: candidate shares with and without
-        // an ID (see `Calibration::assumption_gap`).
-        Field::new("calibration_assumption_gap", DataType::Float64, true),
-    ]))
+    ]
+}
+
+/// The schema of `link_history`.
+pub fn schema() -> SchemaRef {
+    let count = |name: &str| Field::new(name, DataType::Int64, false);
+    Arc::new(Schema::new(
+        run_fields()
+            .into_iter()
+            .chain([
+                Field::new("trained", DataType::Boolean, false),
+                count("records"),
+                count("candidate_pairs"),
+                count("linked"),
+                count("review"),
+                count("unlinked"),
+                Field::new("expected_precision", DataType::Float64, true),
+                Field::new("expected_wrong_links", DataType::Float64, false),
+                Field::new("expected_not_linked", DataType::Float64, false),
+                Field::new("seconds", DataType::Float64, false),
+                // Added after the table was first written: older rows read null.
+                Field::new("expected_recall", DataType::Float64, true),
+                // From the records with their ID number hidden (`calibrate`).
+                Field::new("calibration_labelled", DataType::Int64, true),
+                Field::new("calibration_on_registry", DataType::Int64, true),
+                Field::new("calibration_linked", DataType::Int64, true),
+                Field::new("calibration_linked_right", DataType::Int64, true),
+                Field::new("calibrated_precision_without_id", DataType::Float64, true),
+                Field::new("calibrated_recall_without_id", DataType::Float64, true),
+                // The calibration's assumption: candidate shares with and without
+                // an ID (see `Calibration::assumption_gap`).
+                Field::new("calibration_assumption_gap", DataType::Float64, true),
+            ])
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// Append one link run's row.
