@@ -174,8 +174,8 @@ impl Calibration {
     /// an expected precision of at least `target_precision`; the next go to
     /// review while the review queue stays within `review_budget` of the
     /// source's `records`; the rest stay unlinked. A pattern's records in
-    /// the sample stand for their share of the source's `without_id`
-    /// records. Patterns seen on fewer than [`MIN_PATTERN_RECORDS`] are
+    /// the sample stand for their share of the source's
+    /// [`Self::without_id`] records. Patterns seen on fewer than [`MIN_PATTERN_RECORDS`] are
     /// left to the model's thresholds: their links count in the link set's
     /// precision and their reviews in the budget from the start, like
     /// `id_review` (records whose ID number is in doubt). Returns (pattern,
@@ -190,11 +190,10 @@ impl Calibration {
         target_precision: f64,
         review_budget: f64,
         records: f64,
-        without_id: f64,
         id_links: f64,
         id_review: f64,
     ) -> Vec<(String, String)> {
-        let scale = without_id / (self.labelled.max(1) as f64);
+        let scale = self.without_id as f64 / (self.labelled.max(1) as f64);
         let mut order: Vec<usize> = (0..self.patterns.len()).collect();
         order.sort_by(|&a, &b| {
             let (a, b) = (&self.patterns[a], &self.patterns[b]);
@@ -243,10 +242,19 @@ impl Calibration {
             p.decision = Some(decision.to_string());
             out.push((p.pattern.clone(), decision.to_string()));
         }
-        self.linked = self.patterns.iter().map(|p| p.linked).sum();
-        self.linked_right = self.patterns.iter().map(|p| p.linked_right).sum();
-        self.review = self.patterns.iter().map(|p| p.review).sum();
+        self.add_up_patterns();
         out
+    }
+
+    /// The summary's counts over the labelled records that have a
+    /// candidate — the only ones a decision can link or send to review —
+    /// as the sums of their patterns'.
+    fn add_up_patterns(&mut self) {
+        let sum = |f: fn(&Pattern) -> i64| self.patterns.iter().map(f).sum();
+        self.with_candidate = sum(|p| p.records);
+        self.linked = sum(|p| p.linked);
+        self.linked_right = sum(|p| p.linked_right);
+        self.review = sum(|p| p.review);
     }
 }
 
@@ -332,11 +340,7 @@ LEFT JOIN on_registry o ON o.id_number = l.labelled_id"
     let summary = rows_of(
         &ctx.sql(
             "SELECT CAST(count(*) AS VARCHAR) AS labelled,
-               CAST(count(*) FILTER (WHERE on_registry) AS VARCHAR) AS on_registry,
-               CAST(count(*) FILTER (WHERE status = 'linked') AS VARCHAR) AS linked,
-               CAST(count(*) FILTER (WHERE status = 'linked' AND right_person) AS VARCHAR) AS linked_right,
-               CAST(count(*) FILTER (WHERE status = 'review') AS VARCHAR) AS review,
-               CAST(count(*) FILTER (WHERE has_candidate) AS VARCHAR) AS with_candidate
+               CAST(count(*) FILTER (WHERE on_registry) AS VARCHAR) AS on_registry
              FROM labelled_outcomes",
         )
         .await?
@@ -348,10 +352,6 @@ LEFT JOIN on_registry o ON o.id_number = l.labelled_id"
     let mut out = Calibration {
         labelled: int("labelled"),
         on_registry: int("on_registry"),
-        linked: int("linked"),
-        linked_right: int("linked_right"),
-        review: int("review"),
-        with_candidate: int("with_candidate"),
         without_id: scalar_i64(&sides.ctx, "SELECT count(*) FROM l WHERE id_number IS NULL")
             .await?,
         without_id_with_candidate: scalar_i64(
@@ -360,7 +360,7 @@ LEFT JOIN on_registry o ON o.id_number = l.labelled_id"
              WHERE l.id_number IS NULL",
         )
         .await?,
-        patterns: Vec::new(),
+        ..Default::default()
     };
     let rows = rows_of(
         &ctx.sql(
@@ -393,6 +393,7 @@ LEFT JOIN on_registry o ON o.id_number = l.labelled_id"
             decision: None,
         });
     }
+    out.add_up_patterns();
     Ok(Some(out))
 }
 
@@ -490,6 +491,27 @@ mod tests {
         }
     }
 
+    /// Decide `c` as the run does, its sample standing for `without_id`
+    /// records without an ID number.
+    fn decide(
+        c: &mut Calibration,
+        target_precision: f64,
+        review_budget: f64,
+        records: f64,
+        without_id: i64,
+        id_links: f64,
+        id_review: f64,
+    ) -> Vec<(String, String)> {
+        c.without_id = without_id;
+        c.decide(
+            target_precision,
+            review_budget,
+            records,
+            id_links,
+            id_review,
+        )
+    }
+
     fn decision(c: &Calibration, name: &str) -> Option<String> {
         c.patterns
             .iter()
@@ -509,7 +531,7 @@ mod tests {
                 pattern("name+county", 300, right, 0.8),
             ]);
             // 10,000 ID links leave room for about 50 wrong at 0.995.
-            c.decide(0.995, 0.02, 20_000.0, 800.0, 10_000.0, 0.0);
+            decide(&mut c, 0.995, 0.02, 20_000.0, 800, 10_000.0, 0.0);
             assert_eq!(decision(&c, "name+birth").as_deref(), Some("linked"));
             assert_eq!(
                 decision(&c, "name+county").as_deref() == Some("linked"),
@@ -530,7 +552,7 @@ mod tests {
             pattern("c", 200, 170, 0.9),
             pattern("d", 200, 60, 0.5),
         ]);
-        let decided = c.decide(0.99, 0.0, 10_000.0, 1_000.0, 1_000.0, 0.0);
+        let decided = decide(&mut c, 0.99, 0.0, 10_000.0, 1_000, 1_000.0, 0.0);
         let linked: Vec<&str> = decided
             .iter()
             .filter(|(_, d)| d == "linked")
@@ -565,7 +587,7 @@ mod tests {
         ]);
         // The sample stands for 1,000 records without an ID number, of
         // 10,000; 2 % is 200 records.
-        c.decide(0.999, 0.02, 10_000.0, 1_000.0, 0.0, 0.0);
+        decide(&mut c, 0.999, 0.02, 10_000.0, 1_000, 0.0, 0.0);
         assert_eq!(decision(&c, "sure").as_deref(), Some("linked"));
         assert_eq!(decision(&c, "likely").as_deref(), Some("review"));
         assert_eq!(decision(&c, "maybe").as_deref(), Some("unlinked"));
@@ -624,7 +646,7 @@ mod tests {
                 1.0,
             ),
         ]);
-        let decided = c.decide(0.995, 0.02, 10_000.0, 1_000.0, 5_000.0, 0.0);
+        let decided = decide(&mut c, 0.995, 0.02, 10_000.0, 1_000, 5_000.0, 0.0);
         assert!(decided.iter().all(|(p, _)| p != "rare"));
         assert_eq!(decision(&c, "rare"), None);
         // Seen twice, right twice, is not certain; seen 200 times nearly is.
@@ -655,15 +677,15 @@ mod tests {
         // Without the rare patterns' wrong links, "fair" (98 % right)
         // would fit a 0.998 target on 5,000 ID links; with them it does not.
         let mut c = setup();
-        c.decide(0.998, 1.0, 10_000.0, 720.0, 5_000.0, 0.0);
+        decide(&mut c, 0.998, 1.0, 10_000.0, 720, 5_000.0, 0.0);
         assert_eq!(decision(&c, "fair").as_deref(), Some("review"));
         let mut without_rare = calibration(c.patterns[..2].to_vec());
-        without_rare.decide(0.998, 1.0, 10_000.0, 700.0, 5_000.0, 0.0);
+        decide(&mut without_rare, 0.998, 1.0, 10_000.0, 700, 5_000.0, 0.0);
         assert_eq!(decision(&without_rare, "fair").as_deref(), Some("linked"));
         // The budget of 2 % is 200 records: 190 already in review leave no
         // room for "fair".
         let mut c = setup();
-        c.decide(0.998, 0.02, 10_000.0, 720.0, 5_000.0, 180.0);
+        decide(&mut c, 0.998, 0.02, 10_000.0, 720, 5_000.0, 180.0);
         assert_eq!(decision(&c, "common").as_deref(), Some("linked"));
         assert_eq!(decision(&c, "fair").as_deref(), Some("unlinked"));
         // The summary counts the rare patterns' outcomes too.

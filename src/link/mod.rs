@@ -235,7 +235,6 @@ pub async fn link_source(
         .context("calibrating from the records with ID numbers")?;
     let by_pattern = match (settings.target_precision, calibration.as_mut()) {
         (Some(target), Some(c)) => {
-            let without_id = c.without_id as f64;
             let valid = scalar_i64(ctx, "SELECT count(*) FROM l WHERE id_number_valid").await?;
             // Records with a valid ID on the registry link on it.
             let id_links = valid as f64 * c.on_registry as f64 / c.labelled.max(1) as f64;
@@ -243,7 +242,6 @@ pub async fn link_source(
                 target,
                 settings.review_budget,
                 *records as f64,
-                without_id,
                 id_links,
                 // Records whose ID number is in doubt go to review by the
                 // thresholds; how many is known only after the decision,

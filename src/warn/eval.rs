@@ -357,23 +357,21 @@ pub async fn evaluate(
             )
             .await?,
         );
-        if mode == Mode::Assessment
-            && let Some(path) = households_out
-        {
-            write_households(&ctx, path).await?;
-        }
-        if mode == Mode::Assessment && has_incomes(&ctx).await? {
-            let reference = score(
-                &ctx,
-                REFERENCE,
-                &reference_tasks_sql(),
-                out.households,
-                months,
-            )
-            .await?;
-            out.modes.push(reference);
-        }
         if mode == Mode::Assessment {
+            if let Some(path) = households_out {
+                write_households(&ctx, path).await?;
+            }
+            if has_incomes(&ctx).await? {
+                let reference = score(
+                    &ctx,
+                    REFERENCE,
+                    &reference_tasks_sql(),
+                    out.households,
+                    months,
+                )
+                .await?;
+                out.modes.push(reference);
+            }
             let n = |sql: &'static str| scalar_i64(&ctx, sql);
             out.roster_below_line = RosterBelow {
                 warnings: n("SELECT count(*) FROM fresh_warnings WHERE kind = 'roster_below_line'").await?,

@@ -201,24 +201,22 @@ pub async fn decide(
         .into_view();
     let _ = ctx.deregister_table("household_thresholds");
     ctx.register_table("household_thresholds", per_household)?;
-    if config.mode == Mode::Assessment {
-        let needed_by = "the household assessment";
-        thresholds::require(
-            &ctx,
-            &config.thresholds,
-            &["monitoring_income_line"],
-            needed_by,
-        )
-        .await?;
-    }
     // A query reading a parameter that has no row would find nothing
     // without a word: refuse it, naming the file that reads it.
+    let mut needed: Vec<(String, &str)> = Vec::new();
+    if config.mode == Mode::Assessment {
+        needed.push(("monitoring_income_line".into(), "the household assessment"));
+    }
     let queries = rules.iter().map(|r| (&r.file, &r.sql));
     for (file, sql) in queries.chain(components.iter().map(|c| (&c.file, &c.sql))) {
-        let named = thresholds::parameters_named(sql);
-        let named: Vec<&str> = named.iter().map(String::as_str).collect();
-        thresholds::require(&ctx, &config.thresholds, &named, file).await?;
+        needed.extend(
+            thresholds::parameters_named(sql)
+                .into_iter()
+                .map(|p| (p, file.as_str())),
+        );
     }
+    let needed: Vec<(&str, &str)> = needed.iter().map(|(p, f)| (p.as_str(), *f)).collect();
+    thresholds::require(&ctx, &config.thresholds, &needed).await?;
     let sources: HashSet<SourceName> = rules
         .iter()
         .map(|r| r.source.clone())

@@ -6,6 +6,7 @@
 //! then the household's own group over `all`, then the latest effective
 //! date on or before the run's date.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -238,33 +239,24 @@ pub fn parameters_named(sql: &str) -> Vec<String> {
     out
 }
 
-/// Refuse to go on when any of `parameters` has no row at all in the
-/// thresholds file, naming the file, the parameter and `needed_by` (the
-/// rule or component file that reads it).
-pub async fn require(
-    ctx: &SessionContext,
-    file: &Path,
-    parameters: &[&str],
-    needed_by: &str,
-) -> Result<()> {
-    for p in parameters {
-        let n = crate::lake::query::scalar_i64_of(
-            crate::lake::query::bound(
-                ctx,
-                "SELECT count(*) FROM thresholds WHERE parameter = $1",
-                &[p],
-            )
-            .await?,
+/// Refuse to go on when any of `needed` — (parameter, the rule or
+/// component file that reads it) — has no row at all in the thresholds
+/// file, naming the file, the parameter and its reader. One read of the
+/// parameters set, however many are needed.
+pub async fn require(ctx: &SessionContext, file: &Path, needed: &[(&str, &str)]) -> Result<()> {
+    let set: HashSet<String> =
+        crate::lake::query::first_column(ctx, "SELECT DISTINCT parameter FROM thresholds")
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+    if let Some((parameter, needed_by)) = needed.iter().find(|(p, _)| !set.contains(*p)) {
+        return Err(crate::error::Error::settings(
+            file.display(),
+            *parameter,
+            format!("no row sets this parameter, and {needed_by} reads it"),
         )
-        .await?;
-        if n == 0 {
-            return Err(crate::error::Error::settings(
-                file.display(),
-                *p,
-                format!("no row sets this parameter, and {needed_by} reads it"),
-            )
-            .into());
-        }
+        .into());
     }
     Ok(())
 }
@@ -371,7 +363,7 @@ mod tests {
         .unwrap();
         let ctx = SessionContext::new();
         register(&ctx, &file, &groups).unwrap();
-        let err = require(&ctx, &file, &["monitoring_income_line"], "the assessment")
+        let err = require(&ctx, &file, &[("monitoring_income_line", "the assessment")])
             .await
             .unwrap_err()
             .to_string();
