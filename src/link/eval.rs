@@ -11,12 +11,12 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::prelude::CsvReadOptions;
+use datafusion::prelude::{CsvReadOptions, SessionContext};
 
 use super::link_table;
 use crate::config::Role;
 use crate::lake::Lake;
-use crate::lake::query::{scalar_i64, strings_of};
+use crate::lake::query::{rows_of, scalar_i64, strings_of};
 use crate::lake::tables::ROSTER_PERSON;
 
 /// How one way of linking scored against the truth.
@@ -177,12 +177,9 @@ pub async fn evaluate(
         async move { scalar_i64(&ctx, &sql).await }
     };
     let records = n("SELECT count(*) FROM judged").await?;
-    let true_matches = n("SELECT count(*) FROM judged WHERE true_id IS NOT NULL").await?;
-    let linked = n("SELECT count(*) FROM judged WHERE status = 'linked'").await?;
-    let correct =
-        n("SELECT count(*) FROM judged WHERE status = 'linked' AND linked_id = true_id").await?;
+    let linker = judged_scores(&ctx, "true").await?;
+    let true_matches = linker.true_matches;
     let review = n("SELECT count(*) FROM judged WHERE status = 'review'").await?;
-    let linker = Scores::new(linked, correct, true_matches);
 
     // Baseline: join on the (normalised) ID number; a record matching
     // several roster rows counts as one link, correct if any is right.
@@ -217,16 +214,8 @@ pub async fn evaluate(
         }
     }
     let model_estimate = super::history::measure(&ctx, source).await?;
-    let missing = "staged_id IS NULL";
     let without_id = WithoutId {
-        scores: Scores::new(
-            n(&format!("SELECT count(*) FROM judged WHERE status = 'linked' AND {missing}")).await?,
-            n(&format!(
-                "SELECT count(*) FROM judged WHERE status = 'linked' AND linked_id = true_id AND {missing}"
-            ))
-            .await?,
-            n(&format!("SELECT count(*) FROM judged WHERE true_id IS NOT NULL AND {missing}")).await?,
-        ),
+        scores: judged_scores(&ctx, "staged_id IS NULL").await?,
         ..super::history::calibrated(&ctx, source).await?
     };
     Ok(Evaluation {
@@ -247,4 +236,27 @@ pub async fn evaluate(
         recall_by_dirt,
         without_id,
     })
+}
+
+/// The linker's scores over the rows of `judged` meeting `filter` (a fixed
+/// SQL condition), counted in one pass.
+async fn judged_scores(ctx: &SessionContext, filter: &str) -> Result<Scores> {
+    let rows = rows_of(
+        &ctx.sql(&format!(
+            "SELECT CAST(count(*) FILTER (WHERE status = 'linked') AS VARCHAR) AS links,
+               CAST(count(*) FILTER (WHERE status = 'linked' AND linked_id = true_id) AS VARCHAR) AS correct,
+               CAST(count(*) FILTER (WHERE true_id IS NOT NULL) AS VARCHAR) AS true_matches
+             FROM judged WHERE {filter}"
+        ))
+        .await?
+        .collect()
+        .await?,
+    )?;
+    let row = rows.into_iter().next().unwrap_or_default();
+    let int = |k: &str| row.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok(Scores::new(
+        int("links"),
+        int("correct"),
+        int("true_matches"),
+    ))
 }
