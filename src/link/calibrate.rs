@@ -165,6 +165,25 @@ impl Calibration {
         (self.on_registry > 0).then(|| ratio(self.linked_right, self.on_registry))
     }
 
+    /// The precision and recall without an ID number of several sources
+    /// taken together: each source's sample stands for its records without
+    /// an ID, so its counts are weighted by how many those are.
+    pub fn combined<'a>(
+        all: impl IntoIterator<Item = &'a Calibration>,
+    ) -> (Option<f64>, Option<f64>) {
+        let (mut right, mut linked, mut findable) = (0.0, 0.0, 0.0);
+        for c in all {
+            let scale = ratio(c.without_id, c.labelled);
+            right += scale * c.linked_right as f64;
+            linked += scale * c.linked as f64;
+            findable += scale * c.on_registry as f64;
+        }
+        (
+            (linked > 0.0).then(|| right / linked),
+            (findable > 0.0).then(|| right / findable),
+        )
+    }
+
     /// Decide the patterns for records without an ID number, and note the
     /// decision on each (see [`Pattern::decision`]).
     ///
@@ -523,6 +542,25 @@ mod tests {
     /// county and one time in two in another: with room in the precision
     /// target the first links and the second does not, whatever the model
     /// thinks of either.
+    #[test]
+    fn sources_combine_by_their_records_without_an_id() {
+        // One source's sample stands for 100 records without an ID, the
+        // other's for 900: the second weighs nine times the first.
+        let mut few = calibration(vec![]);
+        (few.labelled, few.without_id, few.on_registry) = (100, 100, 100);
+        (few.linked, few.linked_right) = (100, 100);
+        let mut many = calibration(vec![]);
+        (many.labelled, many.without_id, many.on_registry) = (100, 900, 100);
+        (many.linked, many.linked_right) = (50, 40);
+        let (precision, recall) = Calibration::combined([&few, &many]);
+        assert!((precision.unwrap() - (100.0 + 360.0) / (100.0 + 450.0)).abs() < 1e-12);
+        assert!((recall.unwrap() - (100.0 + 360.0) / (100.0 + 900.0)).abs() < 1e-12);
+        // Sources with no records without an ID say nothing.
+        let mut none = calibration(vec![]);
+        (none.labelled, none.on_registry, none.linked) = (100, 100, 10);
+        assert_eq!(Calibration::combined([&none]), (None, None));
+    }
+
     #[test]
     fn the_data_decides_name_and_county_alone() {
         for (right, linked) in [(270, true), (150, false)] {

@@ -216,8 +216,8 @@ pub async fn link_source(
     let model = match stored {
         Some(m) => m,
         None => {
+            // Stored once calibrated, with the calibration's estimates.
             let m = train::train_model(ctx, source, settings, *records, *registry_size).await?;
-            model::store(lake, &m).await?;
             tracing::info!(
                 source = source.as_str(),
                 seconds = started.elapsed().as_secs_f64(),
@@ -240,7 +240,7 @@ pub async fn link_source(
             let id_links = valid as f64 * c.on_registry as f64 / c.labelled.max(1) as f64;
             let decided = c.decide(
                 target,
-                settings.review_budget,
+                settings.review_budget(),
                 *records as f64,
                 id_links,
                 // Records whose ID number is in doubt go to review by the
@@ -265,6 +265,9 @@ pub async fn link_source(
         seconds = calibrated.elapsed().as_secs_f64(),
         "calibrated"
     );
+    if trained {
+        model::store(lake, &model, calibration.as_ref()).await?;
+    }
 
     let decisions = plan::register_source_decisions(ctx, source).await?;
     let decide = |inputs: &plan::Inputs| {

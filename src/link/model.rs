@@ -213,11 +213,23 @@ pub fn model_schema() -> SchemaRef {
         Field::new("u_probability", DataType::Float64, false),
         Field::new("prior", DataType::Float64, false),
         Field::new("em_iterations", DataType::Int64, false),
+        // What the run that trained the model estimated, from the records
+        // whose ID number it hid, of links made without one (see
+        // `link::calibrate`); null when it could not say. Added after the
+        // table was first written: older versions read null.
+        Field::new("calibration_labelled", DataType::Int64, true),
+        Field::new("calibrated_precision_without_id", DataType::Float64, true),
+        Field::new("calibrated_recall_without_id", DataType::Float64, true),
     ]))
 }
 
-/// Append a model as a new version.
-pub async fn store(lake: &Lake, model: &Model) -> Result<()> {
+/// Append a model as a new version, with what the run that trained it
+/// estimated of its links without an ID number.
+pub async fn store(
+    lake: &Lake,
+    model: &Model,
+    calibration: Option<&super::calibrate::Calibration>,
+) -> Result<()> {
     let mut rows: Vec<(String, i32, String, f64, f64)> = Vec::new();
     for c in &model.comparisons {
         for (i, label) in c.labels.iter().enumerate() {
@@ -241,6 +253,16 @@ pub async fn store(lake: &Lake, model: &Model) -> Result<()> {
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.4))),
         Arc::new(Float64Array::from(vec![model.prior; n])),
         Arc::new(Int64Array::from(vec![model.em_iterations as i64; n])),
+        Arc::new(Int64Array::from(vec![calibration.map(|c| c.labelled); n])),
+        Arc::new(Float64Array::from(vec![
+            calibration
+                .and_then(|c| c.precision());
+            n
+        ])),
+        Arc::new(Float64Array::from(vec![
+            calibration.and_then(|c| c.recall());
+            n
+        ])),
     ];
     let batch = RecordBatch::try_new(model_schema(), columns)?;
     lake.append(LINK_MODEL, &model_schema(), vec![batch]).await

@@ -63,9 +63,10 @@ pub struct Settings {
     #[serde(default)]
     pub target_precision: Option<f64>,
     /// With `target_precision`: the share of the source's records the
-    /// next patterns may send to review.
-    #[serde(default = "default_review_budget")]
-    pub review_budget: f64,
+    /// next patterns may send to review (unset: [`DEFAULT_REVIEW_BUDGET`]).
+    /// Set without a target it would do nothing, so that is an error.
+    #[serde(default)]
+    pub review_budget: Option<f64>,
     /// EM sessions: the pairs meeting `when` (SQL over the
     /// `<comparison>_level` columns) estimate m for the comparisons in
     /// `estimates`. Without sessions one EM runs over all candidate pairs.
@@ -149,9 +150,8 @@ fn default_registry() -> crate::config::SourceName {
 fn default_requires() -> String {
     "true".into()
 }
-fn default_review_budget() -> f64 {
-    0.02
-}
+/// The review budget when the settings name none: 2 % of the records.
+pub const DEFAULT_REVIEW_BUDGET: f64 = 0.02;
 fn default_iterations() -> usize {
     40
 }
@@ -202,6 +202,12 @@ impl SettingsFile {
 }
 
 impl Settings {
+    /// The share of the source's records calibrated decisions may send to
+    /// review.
+    pub fn review_budget(&self) -> f64 {
+        self.review_budget.unwrap_or(DEFAULT_REVIEW_BUDGET)
+    }
+
     /// Values in range, and every SQL snippet parses and names only the
     /// columns its place allows (`check`); the columns themselves are
     /// checked against the two sides before a run (`check::against_sides`).
@@ -223,11 +229,19 @@ impl Settings {
                 format!("{target} is not a precision between 0.5 and 1"),
             ))?;
         }
-        if !(0.0..=1.0).contains(&self.review_budget) {
-            Err(origin.error(
-                "review_budget",
-                format!("{} is not a share between 0 and 1", self.review_budget),
-            ))?;
+        if let Some(budget) = self.review_budget {
+            if !(0.0..=1.0).contains(&budget) {
+                Err(origin.error(
+                    "review_budget",
+                    format!("{budget} is not a share between 0 and 1"),
+                ))?;
+            }
+            if self.target_precision.is_none() {
+                Err(origin.error(
+                    "review_budget",
+                    "applies only with target_precision, which is not set: set target_precision, or remove review_budget (仅在设置 target_precision 时生效)",
+                ))?;
+            }
         }
         if self.review_threshold > self.link_threshold {
             Err(origin.error("review_threshold", "must not exceed link_threshold"))?;
@@ -413,6 +427,25 @@ mod tests {
         assert_eq!(
             shipped.requires_sql(),
             "b.id_number_level BETWEEN 1 AND 3 OR ((b.id_number_level IN (4, 5) OR b.birth_date_level BETWEEN 1 AND 2) AND b.name_level BETWEEN 1 AND 6) OR (b.name_level BETWEEN 1 AND 2 AND b.region_level = 1)"
+        );
+    }
+
+    #[test]
+    fn a_review_budget_without_a_target_is_refused() {
+        let message = refusal("target_precision = 0.995\n", "");
+        assert!(message.contains("review_budget"), "{message}");
+        assert!(message.contains("target_precision"), "{message}");
+        // Without either, the thresholds decide every record.
+        let file = load_edited("target_precision = 0.995\nreview_budget = 0.02\n", "").unwrap();
+        let health = file.for_source("health").unwrap();
+        assert_eq!(
+            (health.target_precision, health.review_budget()),
+            (None, DEFAULT_REVIEW_BUDGET)
+        );
+        let message = refusal("review_budget = 0.02", "review_budget = 2.0");
+        assert!(
+            message.contains("is not a share between 0 and 1"),
+            "{message}"
         );
     }
 }

@@ -286,6 +286,9 @@ async fn link_stage(
     }
     .await;
     let quality = crate::link::history::Quality::combined(report.links.iter().map(|r| &r.quality));
+    let (calibrated_precision, calibrated_recall) = crate::link::calibrate::Calibration::combined(
+        report.links.iter().filter_map(|r| r.calibration.as_ref()),
+    );
     let counts = StageCounts {
         rows_in: report.links.iter().map(|r| r.records).sum(),
         linked: quality.linked,
@@ -293,6 +296,8 @@ async fn link_stage(
         unlinked: quality.unlinked,
         expected_precision: quality.expected_precision,
         expected_recall: quality.expected_recall(),
+        calibrated_precision_without_id: calibrated_precision,
+        calibrated_recall_without_id: calibrated_recall,
         ..StageCounts::default()
     };
     StageOutcome {

@@ -41,6 +41,11 @@ pub struct StageCounts {
     pub expected_precision: Option<f64>,
     /// The recall the link model expects of the stage's links.
     pub expected_recall: Option<f64>,
+    /// The precision of the stage's links made without an ID number, as
+    /// the records whose ID it hid showed it (`link::calibrate`).
+    pub calibrated_precision_without_id: Option<f64>,
+    /// The recall of those links, likewise.
+    pub calibrated_recall_without_id: Option<f64>,
 }
 
 /// The schema of [`RUNS`].
@@ -69,6 +74,11 @@ pub fn runs_schema() -> SchemaRef {
         // Added after the table was first written: older rows read null.
         Field::new("expected_precision", DataType::Float64, true),
         Field::new("expected_recall", DataType::Float64, true),
+        // The link stage's calibrated estimates for records without an ID
+        // number, over every source it linked (`link::calibrate`). Added
+        // later still: older rows read null.
+        Field::new("calibrated_precision_without_id", DataType::Float64, true),
+        Field::new("calibrated_recall_without_id", DataType::Float64, true),
     ]))
 }
 
@@ -133,6 +143,12 @@ impl RunLog {
                 Arc::new(StringArray::from(vec![error])),
                 Arc::new(Float64Array::from(vec![counts.expected_precision])),
                 Arc::new(Float64Array::from(vec![counts.expected_recall])),
+                Arc::new(Float64Array::from(vec![
+                    counts.calibrated_precision_without_id,
+                ])),
+                Arc::new(Float64Array::from(vec![
+                    counts.calibrated_recall_without_id,
+                ])),
             ],
         )?;
         self.lake.append(RUNS, &runs_schema(), vec![batch]).await

@@ -418,7 +418,7 @@ fn a_clerk_decides_review_items_with_the_keyboard() {
     assert!(shipped.contains("\ntarget_precision = "));
     let thresholds_only: Vec<&str> = shipped
         .lines()
-        .filter(|l| !l.starts_with("target_precision"))
+        .filter(|l| !l.starts_with("target_precision") && !l.starts_with("review_budget"))
         .collect();
     std::fs::write(&settings, thresholds_only.join("\n")).unwrap();
     let (_server, base, lake) = serve_with(tmp.path(), |lake| {

@@ -589,6 +589,13 @@ fn records_without_an_id_are_decided_by_what_records_with_one_show() {
             Some(estimated),
             "{e}"
         );
+        // This run trained the model: link_model keeps the same estimates
+        // beside the parameters they were made with.
+        let model = sql(
+            &lake,
+            "SELECT DISTINCT calibration_labelled, calibrated_precision_without_id FROM link_model WHERE source = 'health'",
+        );
+        assert_eq!(model, history, "{world}");
     }
     // Few namesakes: a name and a county usually are the person; many:
     // much less often.

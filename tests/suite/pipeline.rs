@@ -158,6 +158,19 @@ fn run_reference(file: &Path, backend: &Backend, tmp: &Path) -> TestLake {
         let value: f64 = figure.parse().unwrap_or(-1.0);
         assert!((0.5..=1.0).contains(&value), "{expected:?}");
     }
+    // And what the records whose ID number was hidden showed of the links
+    // made without one, over the sources that have such records.
+    let calibrated = reference.sql(
+        "SELECT calibrated_precision_without_id, calibrated_recall_without_id FROM runs WHERE stage = 'link'",
+    );
+    let per_source = reference.count(
+        "SELECT count(*) FROM link_history WHERE calibrated_precision_without_id IS NOT NULL",
+    );
+    assert!(per_source > 0);
+    for figure in &calibrated[0] {
+        let value: f64 = figure.parse().unwrap_or(-1.0);
+        assert!((0.0..=1.0).contains(&value), "{calibrated:?}");
+    }
     reference
 }
 
