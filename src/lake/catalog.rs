@@ -22,6 +22,7 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 
 use super::Lake;
+use super::files::{self, Scan};
 use super::tables::BATCHES;
 
 /// Tables opened at once: each open lists the table's log, and on a local
@@ -126,8 +127,21 @@ struct Opened {
 }
 
 impl Opened {
+    /// The table's scan as `SAFETYNET_SCAN` asks (see [`super::files`]).
     async fn new(table: DeltaTable) -> Result<Opened> {
-        let provider = table.table_provider().await?;
+        let provider = match Scan::from_env()? {
+            Scan::ParquetFiles => match files::needs_delta_reader(&table)? {
+                None => files::parquet_files_provider(&table)?,
+                Some(reason) => {
+                    tracing::warn!(
+                        table = %table.table_url(),
+                        "read with the Delta scan, not as Parquet files: {reason}"
+                    );
+                    table.table_provider().await?
+                }
+            },
+            Scan::Delta => table.table_provider().await?,
+        };
         Ok(Opened { table, provider })
     }
 

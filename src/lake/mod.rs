@@ -6,6 +6,7 @@
 //! by name.
 
 pub mod catalog;
+pub mod files;
 pub mod query;
 pub mod schemas;
 mod store;

@@ -15,6 +15,7 @@ mod hostile;
 mod ingest;
 mod link;
 mod object_storage;
+mod parquet_scan;
 mod pipeline;
 mod pull;
 mod sql_access;
