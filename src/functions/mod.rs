@@ -23,6 +23,8 @@ pub mod json;
 pub mod levels;
 pub mod mask;
 pub mod names;
+#[cfg(test)]
+mod round_trip;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
