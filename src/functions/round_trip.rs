@@ -169,8 +169,7 @@ async fn every_function_gives_the_same_answer_after_a_codec_round_trip() {
         .unwrap();
     let bytes = physical_plan_to_bytes(plan).unwrap();
     let e = physical_plan_from_bytes(&bytes, &bare.task_ctx())
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
     assert!(e.contains("sn_name_key"), "{e}");
 }
