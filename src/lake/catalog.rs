@@ -127,9 +127,10 @@ struct Opened {
 }
 
 impl Opened {
-    /// The table's scan as `SAFETYNET_SCAN` asks (see [`super::files`]).
-    async fn new(table: DeltaTable) -> Result<Opened> {
-        let provider = match Scan::from_env()? {
+    /// The table with the `scan` `SAFETYNET_SCAN` asks for (see
+    /// [`super::files`]; read once per opening of the lake).
+    async fn new(table: DeltaTable, scan: Scan) -> Result<Opened> {
+        let provider = match scan {
             Scan::ParquetFiles => match files::needs_delta_reader(&table)? {
                 None => files::parquet_files_provider(&table)?,
                 Some(reason) => {
@@ -155,12 +156,13 @@ type Opening<'a> = BoxFuture<'a, Result<(String, Option<Opened>)>>;
 
 /// Open the named tables' logs, a few at a time.
 async fn open_tables(lake: &Lake, names: Vec<String>) -> Result<BTreeMap<String, Opened>> {
+    let scan = Scan::from_env()?;
     let opens: Vec<Opening<'_>> = names
         .into_iter()
         .map(|name| {
             async move {
                 let table = match lake.table(&name).await? {
-                    Some(t) => Some(Opened::new(t).await?),
+                    Some(t) => Some(Opened::new(t, scan).await?),
                     None => None,
                 };
                 Ok((name, table))
@@ -350,6 +352,7 @@ impl SharedTables {
         let started = Instant::now();
         let names = table_names(&self.lake).await?;
         let lake = &self.lake;
+        let scan = Scan::from_env()?;
         let refreshes: Vec<Opening<'_>> = names
             .into_iter()
             .map(|name| {
@@ -369,11 +372,11 @@ impl SharedTables {
                                     .update_incremental(None)
                                     .await
                                     .with_context(|| format!("cannot refresh lake table {name}"))?;
-                                Some(Opened::new(table).await?)
+                                Some(Opened::new(table, scan).await?)
                             }
                         }
                         None => match lake.table(&name).await? {
-                            Some(t) => Some(Opened::new(t).await?),
+                            Some(t) => Some(Opened::new(t, scan).await?),
                             None => None,
                         },
                     };
