@@ -13,7 +13,7 @@
 //! | jobs | [`pipeline`] | [`pipeline::run`] (the whole job, returning a report), the run lock, the `runs` table, verifications |
 //! | stages | [`ingest`], [`link`], [`warn`], [`deliver`] | one stage each; they return report structs and never print |
 //! | policy | [`access`] | roles, region scopes, masking, the read-only gate, login throttling, capacity limits, tokens, the audit log: the one way any frontend gets a session |
-//! | engine | [`lake`], [`functions`] | Delta tables; the one place a DataFusion session is built; every SQL function with one `register_all` |
+//! | engine | [`lake`], [`functions`], [`distributed`] | Delta tables; the one place a DataFusion session is built; every SQL function with one `register_all`; the engine that runs plans (local, or on `safetynet worker` processes) |
 //! | foundations | [`identity`], [`config`], [`error`] | pure rules for ID numbers, names, dates, amounts and masks; the files a data office edits; the errors callers branch on |
 //!
 //! [`generate`] stands beside the stack: synthetic extracts with ground
@@ -33,6 +33,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod deliver;
+pub mod distributed;
 pub mod error;
 pub mod failpoint;
 pub mod functions;
@@ -56,7 +57,7 @@ mod layers {
     /// only the command line uses it.
     const LAYERS: &[&[&str]] = &[
         &["identity", "config", "error", "failpoint"],
-        &["lake", "functions"],
+        &["lake", "functions", "distributed"],
         &["access"],
         &["ingest", "link", "warn", "deliver"],
         &["pipeline"],

@@ -18,6 +18,11 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Run query stages on these `safetynet worker` processes
+    /// (http://host:port, comma-separated), overriding the pipeline file's
+    /// [engine] and SAFETYNET_WORKERS. Default: this process alone.
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub workers: Vec<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -278,6 +283,13 @@ pub enum Command {
         /// Address for the PostgreSQL endpoint, overriding the pipeline's [sql] listen.
         #[arg(long)]
         sql_listen: Option<String>,
+    },
+    /// Serve as a worker of the distributed engine: run the query stages a
+    /// coordinator (any command given --workers) sends here (分布式计算节点).
+    Worker {
+        /// Address to listen on (port 0: any free port, printed at start).
+        #[arg(long, default_value = "127.0.0.1:7700")]
+        listen: std::net::SocketAddr,
     },
     /// Accounts of the PostgreSQL endpoint (SQL 用户).
     User {

@@ -25,6 +25,7 @@ use clap::Parser;
 
 use crate::access::{Role, tokens};
 use crate::config::{DeliveryConfig, Pipeline, SourceName, SourceSchema};
+use crate::distributed::{self, Engine};
 use crate::error::Error;
 use crate::ingest::{FileOutcome, IngestOptions};
 use crate::lake::Lake;
@@ -60,6 +61,16 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let chosen = match cli.workers.is_empty() {
+        true => Ok(()),
+        false => Engine::with_workers(&cli.workers)
+            .context("in --workers")
+            .and_then(distributed::choose),
+    };
+    if let Err(e) = chosen {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) => {
@@ -336,6 +347,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             wait,
         } => {
             let pipeline = Pipeline::load(&pipeline)?;
+            choose_engine_of(&pipeline)?;
             let location = lake.unwrap_or_else(|| pipeline.lake_location());
             let lake = Lake::open(&location).await?;
             let spinners = Spinners::default();
@@ -374,6 +386,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             sql_listen,
         } => {
             let pipeline = Pipeline::load(&pipeline)?;
+            choose_engine_of(&pipeline)?;
             let service = crate::serve::Service::build(
                 pipeline,
                 crate::serve::ServiceOptions {
@@ -396,6 +409,10 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             status,
         } => deliver(pipeline, lake, url, retry_within, requeue, status).await,
         Command::Token { action } => token(action).await,
+        Command::Worker { listen } => {
+            crate::distributed::worker::serve(listen).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Runs { lake, limit } => {
             let lake = Lake::open(&lake).await?;
             match crate::pipeline::runs::recent(&lake, limit).await? {
@@ -405,6 +422,20 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The pipeline file's `[engine]`, unless `--workers` chose already.
+fn choose_engine_of(pipeline: &Pipeline) -> Result<()> {
+    if distributed::chosen().is_some() || pipeline.engine.workers.is_empty() {
+        return Ok(());
+    }
+    let engine = Engine::with_workers(&pipeline.engine.workers).with_context(|| {
+        format!(
+            "in [engine] workers of the pipeline file in {}",
+            pipeline.base_dir.display()
+        )
+    })?;
+    distributed::choose(engine)
 }
 
 /// SIGTERM or Ctrl-C.

@@ -61,9 +61,23 @@ pub struct Pipeline {
     /// The PostgreSQL endpoint of `safetynet serve`; none without it.
     #[serde(default)]
     pub sql: Option<super::SqlConfig>,
+    /// Where the job's queries run (`[engine] workers`); local without it.
+    #[serde(default)]
+    pub engine: EngineSection,
     /// Directory of the pipeline file; filled in by [`Pipeline::load`].
     #[serde(skip)]
     pub base_dir: PathBuf,
+}
+
+/// `[engine]`: the `safetynet worker` processes that run the job's query
+/// stages (docs/distributed.md). `--workers` on the command line overrides
+/// it; without either, `SAFETYNET_WORKERS`, else the local engine.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    /// Worker addresses, `http://host:port`.
+    #[serde(default)]
+    pub workers: Vec<String>,
 }
 
 /// One `[[source]]`: a department extract or the roster, from files or pulled.

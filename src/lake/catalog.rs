@@ -24,6 +24,7 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use super::Lake;
 use super::files::{self, Scan};
 use super::tables::BATCHES;
+use crate::distributed;
 
 /// Tables opened at once: each open lists the table's log, and on a local
 /// disk every listing holds a thread of the runtime's blocking pool. Many
@@ -92,7 +93,7 @@ pub async fn table_names(lake: &Lake) -> Result<Vec<String>> {
 /// A new, empty session with `memory_limit` bytes before spilling, every
 /// safetynet function registered, and delta-rs's planner (so a query's plan
 /// can be the input of a Delta write). Every session of the program is
-/// made here.
+/// made here, planning for this process's engine ([`distributed`]).
 pub fn new_context(memory_limit: usize) -> Result<SessionContext> {
     // Greedy, as DataFusion's default: a fair pool (spilling operators
     // share what the others leave) made a 100,000-household link twice as
@@ -108,12 +109,12 @@ pub fn new_context(memory_limit: usize) -> Result<SessionContext> {
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let state = SessionStateBuilder::new()
+    let builder = SessionStateBuilder::new()
         .with_default_features()
         .with_config(config)
         .with_runtime_env(runtime)
-        .with_query_planner(DeltaPlanner::new())
-        .build();
+        .with_query_planner(DeltaPlanner::new());
+    let state = distributed::plan_for(builder, &distributed::current()?)?.build();
     let ctx = SessionContext::new_with_state(state);
     crate::functions::register_all(&ctx);
     Ok(ctx)
@@ -156,7 +157,7 @@ type Opening<'a> = BoxFuture<'a, Result<(String, Option<Opened>)>>;
 
 /// Open the named tables' logs, a few at a time.
 async fn open_tables(lake: &Lake, names: Vec<String>) -> Result<BTreeMap<String, Opened>> {
-    let scan = Scan::from_env()?;
+    let scan = Scan::for_engine(&distributed::current()?)?;
     let opens: Vec<Opening<'_>> = names
         .into_iter()
         .map(|name| {
@@ -352,7 +353,7 @@ impl SharedTables {
         let started = Instant::now();
         let names = table_names(&self.lake).await?;
         let lake = &self.lake;
-        let scan = Scan::from_env()?;
+        let scan = Scan::for_engine(&distributed::current()?)?;
         let refreshes: Vec<Opening<'_>> = names
             .into_iter()
             .map(|name| {

@@ -6,7 +6,8 @@
 //! log once, at one version, and hands DataFusion the list of live files
 //! and the table's schema. Workers then need only the files, never the
 //! log. `SAFETYNET_SCAN=parquet` turns this on for every session; the
-//! default stays `delta`.
+//! default stays `delta`, except with workers (`crate::distributed`),
+//! where this scan is the only one.
 //!
 //! A plain Parquet scan reads exactly what is in the files, so a table
 //! whose rows depend on more than that — partition values kept in the
@@ -40,9 +41,21 @@ pub enum Scan {
 pub const SCAN_VARIABLE: &str = "SAFETYNET_SCAN";
 
 impl Scan {
-    /// From `SAFETYNET_SCAN`: `delta` (or unset) or `parquet`.
-    pub fn from_env() -> Result<Scan> {
-        Scan::named(std::env::var(SCAN_VARIABLE).ok().as_deref())
+    /// The scan for `engine`: `SAFETYNET_SCAN`'s locally; Parquet files
+    /// with workers, which cannot run the Delta scan (asking for it there
+    /// is refused, not ignored).
+    pub fn for_engine(engine: &crate::distributed::Engine) -> Result<Scan> {
+        let asked = std::env::var(SCAN_VARIABLE).ok();
+        if !engine.is_distributed() {
+            return Scan::named(asked.as_deref());
+        }
+        match asked.as_deref().map(str::trim) {
+            Some("delta") => bail!(
+                "{SCAN_VARIABLE}=delta cannot be used with workers: their plans read the \
+                 tables as Parquet files (unset {SCAN_VARIABLE}, or set it to 'parquet')"
+            ),
+            other => Scan::named(other).map(|_| Scan::ParquetFiles),
+        }
     }
 
     /// The scan a value of `SAFETYNET_SCAN` names.

@@ -169,10 +169,11 @@ impl Lake {
                 .with_storage_options(store::storage_options())
                 .build()?,
         };
+        let (plan, state) = crate::distributed::writes::write_input(ctx, plan)?;
         table
             .write(Vec::<RecordBatch>::new())
             .with_input_plan(plan)
-            .with_session_state(Arc::new(ctx.state()))
+            .with_session_state(Arc::new(state))
             .with_save_mode(SaveMode::Overwrite)
             .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
             .with_writer_properties(writer_properties())
@@ -198,10 +199,11 @@ impl Lake {
                 .with_storage_options(store::storage_options())
                 .build()?,
         };
+        let (plan, state) = crate::distributed::writes::write_input(ctx, plan)?;
         table
             .write(Vec::<RecordBatch>::new())
             .with_input_plan(plan)
-            .with_session_state(Arc::new(ctx.state()))
+            .with_session_state(Arc::new(state))
             .with_save_mode(SaveMode::Append)
             .with_schema_mode(deltalake::operations::write::SchemaMode::Merge)
             .with_writer_properties(writer_properties())

@@ -181,3 +181,35 @@ inputs = ["{social}"]
     std::fs::write(&file, text).unwrap();
     file
 }
+
+/// What a user compares: every link table row for row (weights to 1e-9),
+/// and every warning with its evidence.
+pub fn link_and_warning_outcome(lake: &str) -> Vec<Vec<Vec<String>>> {
+    let mut out = Vec::new();
+    for (source, key) in [
+        ("civil_affairs", "record_id"),
+        ("health", "settlement_id"),
+        ("education", "student_id"),
+        ("social_insurance", "record_id"),
+    ] {
+        out.push(sql(
+            lake,
+            &format!(
+                "SELECT {key}, person_id, household_id, status, round(match_weight, 9), \
+                 round(match_probability, 9), candidates, name_level, id_number_level \
+                 FROM link_{source} ORDER BY {key}"
+            ),
+        ));
+    }
+    out.push(sql(
+        lake,
+        "SELECT warning_id, household_id, kind, risk_type, severity, status, rules, records, \
+         evidence_hash, round(estimate_per_capita, 6) FROM warnings ORDER BY warning_id",
+    ));
+    out.push(sql(
+        lake,
+        "SELECT warning_id, evidence_hash, rule, source, record_key, person_id \
+         FROM warning_evidence ORDER BY warning_id, evidence_hash, rule, source, record_key",
+    ));
+    out
+}

@@ -11,6 +11,7 @@ mod api;
 mod browser;
 mod console;
 mod deliver;
+mod distributed;
 mod hostile;
 mod ingest;
 mod link;

@@ -4,38 +4,6 @@
 
 use crate::common::*;
 
-/// What a user compares: every link table row for row (weights to 1e-9),
-/// and every warning with its evidence.
-fn outcome(lake: &str) -> Vec<Vec<Vec<String>>> {
-    let mut out = Vec::new();
-    for (source, key) in [
-        ("civil_affairs", "record_id"),
-        ("health", "settlement_id"),
-        ("education", "student_id"),
-        ("social_insurance", "record_id"),
-    ] {
-        out.push(sql(
-            lake,
-            &format!(
-                "SELECT {key}, person_id, household_id, status, round(match_weight, 9), \
-                 round(match_probability, 9), candidates, name_level, id_number_level \
-                 FROM link_{source} ORDER BY {key}"
-            ),
-        ));
-    }
-    out.push(sql(
-        lake,
-        "SELECT warning_id, household_id, kind, risk_type, severity, status, rules, records, \
-         evidence_hash, round(estimate_per_capita, 6) FROM warnings ORDER BY warning_id",
-    ));
-    out.push(sql(
-        lake,
-        "SELECT warning_id, evidence_hash, rule, source, record_key, person_id \
-         FROM warning_evidence ORDER BY warning_id, evidence_hash, rule, source, record_key",
-    ));
-    out
-}
-
 #[test]
 fn the_lake_read_as_parquet_files_links_and_warns_the_same() {
     let tmp = tempfile::tempdir().unwrap();
@@ -50,7 +18,7 @@ fn the_lake_read_as_parquet_files_links_and_warns_the_same() {
             .arg(&file)
             .args(["--lake", &lake, "--as-of", "2026-11-20"]));
         assert!(out.contains("linked 关联"), "{scan}: {out}");
-        outcomes.push(outcome(&lake));
+        outcomes.push(link_and_warning_outcome(&lake));
     }
     let (delta, parquet) = (&outcomes[0], &outcomes[1]);
     assert!(delta[1].len() > 100, "health links: {}", delta[1].len());
