@@ -128,22 +128,9 @@ struct Opened {
 }
 
 impl Opened {
-    /// The table with the `scan` `SAFETYNET_SCAN` asks for (see
-    /// [`super::files`]; read once per opening of the lake).
-    async fn new(table: DeltaTable, scan: Scan) -> Result<Opened> {
-        let provider = match scan {
-            Scan::ParquetFiles => match files::needs_delta_reader(&table)? {
-                None => files::parquet_files_provider(&table)?,
-                Some(reason) => {
-                    tracing::warn!(
-                        table = %table.table_url(),
-                        "read with the Delta scan, not as Parquet files: {reason}"
-                    );
-                    table.table_provider().await?
-                }
-            },
-            Scan::Delta => table.table_provider().await?,
-        };
+    /// The table with the `scan` asked for ([`files::provider_for`]).
+    async fn new(table: DeltaTable, scan: Scan, distributed: bool) -> Result<Opened> {
+        let provider = files::provider_for(&table, scan, distributed).await?;
         Ok(Opened { table, provider })
     }
 
@@ -157,13 +144,15 @@ type Opening<'a> = BoxFuture<'a, Result<(String, Option<Opened>)>>;
 
 /// Open the named tables' logs, a few at a time.
 async fn open_tables(lake: &Lake, names: Vec<String>) -> Result<BTreeMap<String, Opened>> {
-    let scan = Scan::for_engine(&distributed::current()?)?;
+    let engine = distributed::current()?;
+    let scan = Scan::for_engine(&engine)?;
+    let distributed = engine.is_distributed();
     let opens: Vec<Opening<'_>> = names
         .into_iter()
         .map(|name| {
             async move {
                 let table = match lake.table(&name).await? {
-                    Some(t) => Some(Opened::new(t, scan).await?),
+                    Some(t) => Some(Opened::new(t, scan, distributed).await?),
                     None => None,
                 };
                 Ok((name, table))
@@ -353,7 +342,9 @@ impl SharedTables {
         let started = Instant::now();
         let names = table_names(&self.lake).await?;
         let lake = &self.lake;
-        let scan = Scan::for_engine(&distributed::current()?)?;
+        let engine = distributed::current()?;
+        let scan = Scan::for_engine(&engine)?;
+        let distributed = engine.is_distributed();
         let refreshes: Vec<Opening<'_>> = names
             .into_iter()
             .map(|name| {
@@ -373,11 +364,11 @@ impl SharedTables {
                                     .update_incremental(None)
                                     .await
                                     .with_context(|| format!("cannot refresh lake table {name}"))?;
-                                Some(Opened::new(table, scan).await?)
+                                Some(Opened::new(table, scan, distributed).await?)
                             }
                         }
                         None => match lake.table(&name).await? {
-                            Some(t) => Some(Opened::new(t, scan).await?),
+                            Some(t) => Some(Opened::new(t, scan, distributed).await?),
                             None => None,
                         },
                     };

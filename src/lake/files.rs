@@ -92,6 +92,36 @@ pub fn needs_delta_reader(table: &DeltaTable) -> Result<Option<String>> {
     Ok(None)
 }
 
+/// The provider that scans `table` as `scan` asks. A table that needs the
+/// Delta reader keeps the Delta scan, with a warning, when this process
+/// runs queries itself; with workers (`distributed`), which cannot run
+/// that scan, it is refused by name.
+pub async fn provider_for(
+    table: &DeltaTable,
+    scan: Scan,
+    distributed: bool,
+) -> Result<Arc<dyn TableProvider>> {
+    if scan == Scan::Delta {
+        return Ok(table.table_provider().await?);
+    }
+    match needs_delta_reader(table)? {
+        None => parquet_files_provider(table),
+        Some(reason) if distributed => bail!(
+            "table {} cannot be read by workers: {reason}; run this command without \
+             --workers (and without [engine] workers or {})",
+            table.table_url(),
+            crate::distributed::WORKERS_VARIABLE
+        ),
+        Some(reason) => {
+            tracing::warn!(
+                table = %table.table_url(),
+                "read with the Delta scan, not as Parquet files: {reason}"
+            );
+            Ok(table.table_provider().await?)
+        }
+    }
+}
+
 /// A scan of `table`'s live files at its loaded version, addressed by
 /// their full URLs: a local lake's resolve in any session, an S3 lake's
 /// through the store delta-rs registers for the table's root
@@ -179,6 +209,22 @@ mod tests {
         let table = table_of(dir.path(), true).await;
         let reason = needs_delta_reader(&table).unwrap().expect("a reason");
         assert!(reason.contains("partitioned by p"), "{reason}");
+        // Locally it is still read, with its partition values.
+        let local = provider_for(&table, Scan::ParquetFiles, false)
+            .await
+            .unwrap();
+        assert_eq!(rows(local).await, vec!["a=1", "b=2"]);
+        // Workers cannot read it: refused, naming the table and the way out.
+        let Err(err) = provider_for(&table, Scan::ParquetFiles, true).await else {
+            panic!("refused with workers")
+        };
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("cannot be read by workers")
+                && err.contains("partitioned by p")
+                && err.contains("without --workers"),
+            "{err}"
+        );
     }
 
     #[test]
