@@ -7,7 +7,7 @@
 -- basis: 监测范围：家庭年人均纯收入（扣除合规自付支出后）低于当年监测标准（参数 monitoring_income_line）
 -- groups: monitored, other
 WITH costs AS (
-  SELECT household_id, sum(CAST(self_paid AS DOUBLE)) AS self_paid, max(settlement_date) AS last_date,
+  SELECT household_id, CAST(sum(self_paid) AS DOUBLE) AS self_paid, max(settlement_date) AS last_date,
          max(settlement_id) AS last_key
   FROM linked_health
   WHERE settlement_date >= {year_start} AND settlement_date <= {as_of} AND self_paid IS NOT NULL

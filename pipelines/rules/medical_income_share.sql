@@ -8,11 +8,11 @@
 -- groups: monitored, other
 WITH records AS (
   SELECT household_id, person_id, settlement_id AS record_key, settlement_date AS event_date,
-         CAST(self_paid AS DOUBLE) AS amount
+         CAST(self_paid AS DOUBLE) AS amount, self_paid
   FROM linked_health
   WHERE settlement_date >= {year_start} AND settlement_date <= {as_of} AND self_paid IS NOT NULL
 ),
-totals AS (SELECT person_id, sum(amount) AS total FROM records GROUP BY person_id),
+totals AS (SELECT person_id, CAST(sum(self_paid) AS DOUBLE) AS total FROM records GROUP BY person_id),
 limits AS (
   SELECT s.household_id, s.value * i.value AS limit_yuan
   FROM household_thresholds s

@@ -8,12 +8,12 @@
 -- groups: monitored, other
 WITH records AS (
   SELECT household_id, person_id, settlement_id AS record_key, settlement_date AS event_date,
-         CAST(self_paid AS DOUBLE) AS amount
+         CAST(self_paid AS DOUBLE) AS amount, self_paid
   FROM linked_health
   WHERE settlement_date >= {year_start} AND settlement_date <= {as_of} AND self_paid IS NOT NULL
 ),
 totals AS (
-  SELECT person_id, sum(amount) AS total FROM records GROUP BY person_id
+  SELECT person_id, CAST(sum(self_paid) AS DOUBLE) AS total FROM records GROUP BY person_id
 )
 SELECT r.household_id, r.person_id, r.record_key, r.event_date, r.amount,
        '年度累计自付 ' || CAST(round(t.total, 2) AS VARCHAR) || ' 元 ≥ ' || CAST(th.value AS VARCHAR) || ' 元' AS detail

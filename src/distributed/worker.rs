@@ -45,7 +45,9 @@ pub async fn serve(listen: SocketAddr) -> Result<()> {
 
 /// The session one task runs in: DataFusion's defaults, as the worker
 /// prepared them, plus every safetynet function.
-async fn session_for_task(ctx: WorkerQueryContext) -> Result<SessionState, DataFusionError> {
+pub(crate) async fn session_for_task(
+    ctx: WorkerQueryContext,
+) -> Result<SessionState, DataFusionError> {
     let mut state = ctx.builder.build();
     for f in crate::functions::scalar_functions() {
         state.register_udf(Arc::new(f))?;

@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::streaming::StreamingTable;
-use datafusion::common::exec_err;
+use datafusion::common::{DataFusionError, exec_err};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::provider_as_source;
 use datafusion::execution::{SessionState, SessionStateBuilder, TaskContext};
@@ -70,6 +71,7 @@ impl PartitionStream for RunOnce {
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let query = self.query.lock().ok().and_then(|mut q| q.take());
+        let schema = self.schema.clone();
         let batches = futures::stream::once(async move {
             match query {
                 Some(query) => query.execute_stream().await,
@@ -77,6 +79,15 @@ impl PartitionStream for RunOnce {
             }
         })
         .try_flatten()
+        // The distributed plan may mark a column nullable that the query's
+        // own schema (and so the table's) declares NOT NULL; the write
+        // compares the two. Relabel each batch with the query's schema,
+        // which arrow refuses if a NOT NULL column really holds a null.
+        .and_then(move |batch| {
+            let relabelled = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+                .map_err(DataFusionError::from);
+            futures::future::ready(relabelled)
+        })
         .boxed();
         Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches))
     }

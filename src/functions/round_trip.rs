@@ -1,15 +1,23 @@
 //! Every safetynet function survives the trip a distributed engine makes a
-//! plan take: the coordinator serialises the physical plan with
-//! DataFusion's codec, a worker — a separate session that only registered
-//! the functions — decodes it by function name and runs it. The answers
-//! must be the same as the coordinator's own.
+//! plan take: the coordinator serialises the physical plan with the
+//! engine's codec (datafusion-distributed's, over DataFusion's), and a
+//! worker — a session built as `safetynet worker` builds one for each task
+//! — decodes it by function name and runs it. The answers must be the same
+//! as the coordinator's own.
 
 use std::collections::BTreeSet;
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::execution::{SessionState, SessionStateBuilder, TaskContext};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::collect;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use datafusion_proto::bytes::{physical_plan_from_bytes, physical_plan_to_bytes};
+use datafusion_distributed::{DistributedCodec, WorkerQueryContext};
+use datafusion_proto::bytes::{
+    physical_plan_from_bytes_with_proto_converter, physical_plan_to_bytes_with_proto_converter,
+};
+use datafusion_proto::physical_plan::DeduplicatingProtoConverter;
+use std::sync::Arc;
 
 /// One call of each function, over the table `t` below. A function added
 /// to the registry without a line here fails
@@ -78,11 +86,43 @@ async fn session_over(file: &str) -> SessionContext {
     ctx
 }
 
+/// A task's session on a worker, built as `safetynet worker` builds it.
+async fn worker_session() -> SessionState {
+    crate::distributed::worker::session_for_task(WorkerQueryContext {
+        builder: SessionStateBuilder::new().with_default_features(),
+        headers: Default::default(),
+    })
+    .await
+    .unwrap()
+}
+
+/// `plan` as bytes, with the codec the engine sends stages with.
+fn encode(plan: Arc<dyn ExecutionPlan>, ctx: &TaskContext) -> datafusion::common::Result<Vec<u8>> {
+    let codec = DistributedCodec::new_combined_with_user(ctx.session_config());
+    physical_plan_to_bytes_with_proto_converter(
+        plan,
+        &codec,
+        &DeduplicatingProtoConverter::default(),
+    )
+    .map(|b| b.to_vec())
+}
+
+/// Bytes from [`encode`] as a plan, decoded as a worker decodes a stage.
+fn decode(bytes: &[u8], ctx: &TaskContext) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+    let codec = DistributedCodec::new_combined_with_user(ctx.session_config());
+    physical_plan_from_bytes_with_proto_converter(
+        bytes,
+        ctx,
+        &codec,
+        &DeduplicatingProtoConverter::default(),
+    )
+}
+
 /// The query's answer on the coordinator, and on a worker that decoded
 /// the serialised plan.
 async fn both_ways(
     coordinator: &SessionContext,
-    worker: &SessionContext,
+    worker: &SessionState,
     sql: &str,
 ) -> (String, String) {
     let plan = coordinator
@@ -92,9 +132,9 @@ async fn both_ways(
         .create_physical_plan()
         .await
         .unwrap();
-    let bytes = physical_plan_to_bytes(plan.clone()).unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let decoded = physical_plan_from_bytes(&bytes, &worker.task_ctx())
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let bytes =
+        encode(plan.clone(), &coordinator.task_ctx()).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let decoded = decode(&bytes, &worker.task_ctx()).unwrap_or_else(|e| panic!("{sql}: {e}"));
     let here = collect(plan, coordinator.task_ctx()).await.unwrap();
     let there = collect(decoded, worker.task_ctx()).await.unwrap();
     (
@@ -135,7 +175,7 @@ async fn every_function_gives_the_same_answer_after_a_codec_round_trip() {
         .await
         .unwrap();
     let coordinator = session_over(&file).await;
-    let worker = session_over(&file).await;
+    let worker = worker_session().await;
 
     for (name, call) in CALLS {
         let sql = format!("SELECT key, {call} AS v FROM t ORDER BY key");
@@ -167,8 +207,8 @@ async fn every_function_gives_the_same_answer_after_a_codec_round_trip() {
         .create_physical_plan()
         .await
         .unwrap();
-    let bytes = physical_plan_to_bytes(plan).unwrap();
-    let e = physical_plan_from_bytes(&bytes, &bare.task_ctx())
+    let bytes = encode(plan, &coordinator.task_ctx()).unwrap();
+    let e = decode(&bytes, &bare.task_ctx())
         .expect_err("refused")
         .to_string();
     assert!(e.contains("sn_name_key"), "{e}");

@@ -196,6 +196,11 @@ fn json_number(expr: &str) -> String {
 /// `assessment_items` (see [`items_sql`]) and the roster: household_id,
 /// kind, risk_type (the main cause), rank, severity, estimate_per_capita,
 /// assessment (the steps, as JSON).
+///
+/// Money is summed as decimals: a sum of floating-point numbers depends on
+/// the order the rows arrive in, which differs between partitions and
+/// between workers, and a last-cent difference shows in the text a clerk
+/// reads.
 pub fn decisions_sql() -> String {
     format!(
         "WITH
@@ -213,14 +218,15 @@ roster AS (
   WHERE h.household_size > 0
 ),
 by_component AS (
-  SELECT household_id, component, effect, risk_type, title,
-    sum(coalesce(amount, 0.0)) AS total, count(*) AS n
-  FROM assessment_items GROUP BY household_id, component, effect, risk_type, title
+  SELECT *, CAST(exact AS DOUBLE) AS total FROM (
+    SELECT household_id, component, effect, risk_type, title,
+      sum(CAST(coalesce(amount, 0.0) AS DECIMAL(38, 6))) AS exact, count(*) AS n
+    FROM assessment_items GROUP BY household_id, component, effect, risk_type, title)
 ),
 totals AS (
   SELECT household_id,
-    sum(CASE WHEN effect = 'subtract' THEN total ELSE 0.0 END) AS lost,
-    sum(CASE WHEN effect = 'add' THEN total ELSE 0.0 END) AS received,
+    coalesce(CAST(sum(CASE WHEN effect = 'subtract' THEN exact END) AS DOUBLE), 0.0) AS lost,
+    coalesce(CAST(sum(CASE WHEN effect = 'add' THEN exact END) AS DOUBLE), 0.0) AS received,
     max(CASE WHEN effect = 'failure' THEN 1 ELSE 0 END) AS failed
   FROM by_component GROUP BY household_id
 ),

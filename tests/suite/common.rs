@@ -183,33 +183,37 @@ inputs = ["{social}"]
 }
 
 /// What a user compares: every link table row for row (weights to 1e-9),
-/// and every warning with its evidence.
-pub fn link_and_warning_outcome(lake: &str) -> Vec<Vec<Vec<String>>> {
-    let mut out = Vec::new();
-    for (source, key) in [
+/// and every warning with its evidence; one query per table.
+pub fn outcome_queries() -> Vec<String> {
+    let mut queries: Vec<String> = [
         ("civil_affairs", "record_id"),
         ("health", "settlement_id"),
         ("education", "student_id"),
         ("social_insurance", "record_id"),
-    ] {
-        out.push(sql(
-            lake,
-            &format!(
-                "SELECT {key}, person_id, household_id, status, round(match_weight, 9), \
-                 round(match_probability, 9), candidates, name_level, id_number_level \
-                 FROM link_{source} ORDER BY {key}"
-            ),
-        ));
-    }
-    out.push(sql(
-        lake,
+    ]
+    .iter()
+    .map(|(source, key)| {
+        format!(
+            "SELECT {key}, person_id, household_id, status, round(match_weight, 9), \
+             round(match_probability, 9), candidates, name_level, id_number_level \
+             FROM link_{source} ORDER BY {key}"
+        )
+    })
+    .collect();
+    queries.push(
         "SELECT warning_id, household_id, kind, risk_type, severity, status, rules, records, \
-         evidence_hash, round(estimate_per_capita, 6) FROM warnings ORDER BY warning_id",
-    ));
-    out.push(sql(
-        lake,
+         evidence_hash, round(estimate_per_capita, 6) FROM warnings ORDER BY warning_id"
+            .to_string(),
+    );
+    queries.push(
         "SELECT warning_id, evidence_hash, rule, source, record_key, person_id \
-         FROM warning_evidence ORDER BY warning_id, evidence_hash, rule, source, record_key",
-    ));
-    out
+         FROM warning_evidence ORDER BY warning_id, evidence_hash, rule, source, record_key"
+            .to_string(),
+    );
+    queries
+}
+
+/// The answers to [`outcome_queries`] in `lake`.
+pub fn link_and_warning_outcome(lake: &str) -> Vec<Vec<Vec<String>>> {
+    outcome_queries().iter().map(|q| sql(lake, q)).collect()
 }

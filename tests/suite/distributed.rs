@@ -1,18 +1,24 @@
-//! The pipeline on two `safetynet worker` processes on localhost gives the
-//! same links and warnings as the local engine, its queries reach the
-//! workers, and a dead worker stops a run with an error naming it, never
-//! with wrong rows.
+//! The pipeline on two `safetynet worker` processes on localhost, over a
+//! lake of more than 50,000 roster people, gives the same links and
+//! warnings as the local engine; its plans show stages run as tasks on the
+//! workers; and a worker stopped mid-run stops the run with an error naming
+//! it, never with wrong rows.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 
 use crate::common::*;
 
-/// The coordinator: tasks of 1 byte, so that this small lake is spread
-/// over the workers rather than planned as one local task.
+/// Households generated: enough for more than 50,000 roster people, the
+/// size the issue asks the engines to agree on.
+const HOUSEHOLDS: usize = 14_500;
+
+/// The coordinator: tasks of 256 KiB of Parquet, so that this lake's
+/// tables are cut into several tasks and spread over the workers rather
+/// than planned as one local task (the default is 16 MiB).
 fn coordinator(workers: &str) -> std::process::Command {
     let mut cmd = bin();
-    cmd.env("SAFETYNET_BYTES_PER_TASK", "1")
+    cmd.env("SAFETYNET_BYTES_PER_TASK", "262144")
         .args(["--workers", workers]);
     cmd
 }
@@ -55,10 +61,42 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// Run `cmd` with its log on, and stop `worker` as soon as the log says
+/// `moment`; return the exit status and the log.
+fn stop_worker_when(
+    cmd: &mut std::process::Command,
+    moment: &[&str],
+    worker: &mut WorkerProcess,
+) -> (std::process::ExitStatus, String) {
+    let mut child = cmd
+        .env("SAFETYNET_LOG", "safetynet=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the coordinator starts");
+    let mut log = String::new();
+    let mut stopped = false;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if !stopped && moment.iter().all(|m| line.contains(m)) {
+            worker.stop();
+            stopped = true;
+        }
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert!(stopped, "the log never said {moment:?}:\n{log}");
+    (status, log)
+}
+
+const JOIN: &str =
+    "SELECT count(*) FROM link_health h JOIN roster_person p ON h.person_id = p.person_id";
+
 #[test]
 fn two_workers_link_and_warn_as_the_local_engine_does() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = pipeline_file(tmp.path(), 200, "");
+    let file = pipeline_file(tmp.path(), HOUSEHOLDS, "");
     let mut workers = [WorkerProcess::start(), WorkerProcess::start()];
     let listed = format!("{},{}", workers[0].url, workers[1].url);
 
@@ -76,63 +114,75 @@ fn two_workers_link_and_warn_as_the_local_engine_does() {
             lake,
             "--as-of",
             "2026-11-20",
+            "--wait",
+            "0",
         ]
         .map(String::from)
         .to_vec()
     };
     ok(bin().args(args(&local)));
+    let a = link_and_warning_outcome(&local);
+    let people = count(&local, "SELECT count(*) FROM roster_person");
+    assert!(people >= 50_000, "roster people: {people}");
+    assert!(a[1].len() > 10_000, "health links: {}", a[1].len());
+    assert!(!a[4].is_empty(), "some warnings");
+
+    // A worker stopped mid-run: the run fails naming it, and every table
+    // it committed before the failure holds the local engine's rows.
+    let (status, log) = stop_worker_when(
+        coordinator(&listed).args(args(&spread)),
+        &["linking", "education"],
+        &mut workers[1],
+    );
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains("Distributed DataFusion worker") && log.contains(&workers[1].url),
+        "{log}"
+    );
+    let mut committed = 0;
+    for (query, expected) in outcome_queries().iter().zip(&a) {
+        let out = run(bin().args(["sql", "--lake", &spread, "--format", "csv", "-c", query]));
+        if out.status.success() {
+            committed += 1;
+            assert_eq!(&sql(&spread, query), expected, "{query}");
+        }
+    }
+    assert!(committed < a.len(), "the run stopped before its end");
+
+    // With a worker in its place, the rerun completes the lake, equal to
+    // the local engine's row for row.
+    workers[1] = WorkerProcess::start();
+    let listed = format!("{},{}", workers[0].url, workers[1].url);
     let out = ok(coordinator(&listed).args(args(&spread)));
     assert!(out.contains("linked 关联"), "{out}");
-
-    let (a, b) = (
-        link_and_warning_outcome(&local),
-        link_and_warning_outcome(&spread),
-    );
-    assert!(a[1].len() > 100, "health links: {}", a[1].len());
-    assert!(!a[4].is_empty(), "some warnings");
+    let b = link_and_warning_outcome(&spread);
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
         assert_eq!(x, y, "table {i} differs between the engines");
     }
 
-    // A dead worker: the run fails naming it; the lake keeps the last
-    // good run's rows.
-    workers[1].stop();
-    let out = run(coordinator(&listed)
-        .args(args(&spread))
-        .args(["--wait", "0"]));
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("Distributed DataFusion worker") && err.contains(&workers[1].url),
-        "{err}"
-    );
-    assert_eq!(link_and_warning_outcome(&spread), b);
-
-    // An analyst's query goes to the workers too: with one of them gone it
-    // fails naming it (DataFusion's EXPLAIN shows the plan before the
-    // distributed planner cuts it, so the failure is the evidence).
-    let out = run(coordinator(&listed).args([
+    // The plan text shows the work on the workers: stages cut into tasks,
+    // with what each task did.
+    let explained = ok(coordinator(&listed).args([
         "sql",
         "--lake",
         &spread,
         "-c",
-        "SELECT count(*) FROM link_health h JOIN roster_person p ON h.person_id = p.person_id",
+        &format!("EXPLAIN ANALYZE {JOIN}"),
     ]));
+    for shown in ["DistributedExec", "Stage 1", "tasks=", "t1: DataSourceExec"] {
+        assert!(explained.contains(shown), "{shown} not in:\n{explained}");
+    }
+
+    // An analyst's query with a worker gone fails naming it; with the
+    // survivor alone it gives the local answer.
+    workers[1].stop();
+    let out = run(coordinator(&listed).args(["sql", "--lake", &spread, "-c", JOIN]));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&workers[1].url), "{err}");
-    // ...and with the survivor alone it answers.
-    let alone = sql_with(
-        &mut coordinator(&workers[0].url),
-        &spread,
-        "SELECT count(*) FROM link_health h JOIN roster_person p ON h.person_id = p.person_id",
-    );
     assert_eq!(
-        alone,
-        sql(
-            &local,
-            "SELECT count(*) FROM link_health h JOIN roster_person p ON h.person_id = p.person_id"
-        )
+        sql_with(&mut coordinator(&workers[0].url), &spread, JOIN),
+        sql(&local, JOIN)
     );
 
     // Asking for the Delta scan with workers is refused, not ignored.
