@@ -7,6 +7,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 
+use crate::backends::{object_exists, start_s3, upload, with_s3_env};
 use crate::common::*;
 
 /// Households generated: enough for more than 50,000 roster people, the
@@ -32,7 +33,12 @@ struct WorkerProcess {
 impl WorkerProcess {
     /// Start a worker on a free port and wait for its "listening" line.
     fn start() -> WorkerProcess {
-        let mut child = bin()
+        WorkerProcess::start_with(&mut bin())
+    }
+
+    /// [`WorkerProcess::start`] with `cmd`'s environment.
+    fn start_with(cmd: &mut std::process::Command) -> WorkerProcess {
+        let mut child = cmd
             .args(["worker", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .spawn()
@@ -196,6 +202,54 @@ fn two_workers_link_and_warn_as_the_local_engine_does() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The workers read the lake's tables from the bucket with the S3
+/// settings of their own environment (started without them, the same run
+/// fails fetching the first table); the coordinator commits to it.
+#[test]
+fn workers_read_and_the_coordinator_writes_a_lake_on_s3() {
+    let Some(server) = start_s3() else { return };
+    upload(&server.endpoint, "county", &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let file = pipeline_file(tmp.path(), 80, "");
+    let s3 = || {
+        let mut cmd = bin();
+        with_s3_env(&mut cmd, &server.endpoint);
+        cmd
+    };
+    let workers = [
+        WorkerProcess::start_with(&mut s3()),
+        WorkerProcess::start_with(&mut s3()),
+    ];
+    let listed = format!("{},{}", workers[0].url, workers[1].url);
+    let local = tmp.path().join("lake_local").to_string_lossy().into_owned();
+    let lake = "s3://county/lake";
+    let run_into = |cmd: &mut std::process::Command, lake: &str| {
+        ok(cmd
+            .args(["run", &file.to_string_lossy(), "--lake", lake])
+            .args(["--as-of", "2026-11-20"]))
+    };
+    run_into(&mut bin(), &local);
+    // Tasks of one byte: every table is read by the workers.
+    let mut coordinator = s3();
+    coordinator
+        .env("SAFETYNET_BYTES_PER_TASK", "1")
+        .args(["--workers", &listed]);
+    run_into(&mut coordinator, lake);
+    assert!(object_exists(
+        &server.endpoint,
+        "county",
+        "lake/warnings/_delta_log/"
+    ));
+    for (query, expected) in outcome_queries()
+        .iter()
+        .zip(link_and_warning_outcome(&local))
+    {
+        let mut cmd = s3();
+        cmd.args(["--workers", &listed]);
+        assert_eq!(sql_with(&mut cmd, lake, query), expected, "{query}");
+    }
 }
 
 #[test]
