@@ -36,6 +36,9 @@ pub enum Engine {
     Distributed {
         /// The workers' addresses.
         workers: Vec<Url>,
+        /// Parquet bytes one worker task scans, from
+        /// `SAFETYNET_BYTES_PER_TASK`; `None` keeps the engine's 16 MiB.
+        bytes_per_task: Option<usize>,
     },
 }
 
@@ -54,7 +57,10 @@ impl Engine {
         Ok(if workers.is_empty() {
             Engine::Local
         } else {
-            Engine::Distributed { workers }
+            Engine::Distributed {
+                workers,
+                bytes_per_task: bytes_per_task_from_env()?,
+            }
         })
     }
 
@@ -120,28 +126,40 @@ pub fn current() -> Result<Engine> {
 /// workers.
 pub const BYTES_PER_TASK_VARIABLE: &str = "SAFETYNET_BYTES_PER_TASK";
 
+/// `SAFETYNET_BYTES_PER_TASK`, checked: a positive number of bytes.
+fn bytes_per_task_from_env() -> Result<Option<usize>> {
+    let Ok(value) = std::env::var(BYTES_PER_TASK_VARIABLE) else {
+        return Ok(None);
+    };
+    let bytes = value
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|b| *b > 0)
+        .with_context(|| {
+            format!("{BYTES_PER_TASK_VARIABLE} must be a number of bytes, not '{value}'")
+        })?;
+    Ok(Some(bytes))
+}
+
 /// `builder` planning for `engine`: unchanged for the local engine; for
 /// workers, the distributed planner (which wraps the query planner set
 /// before it, so Delta writes still plan) and the worker list.
 pub fn plan_for(builder: SessionStateBuilder, engine: &Engine) -> Result<SessionStateBuilder> {
-    let Engine::Distributed { workers } = engine else {
+    let Engine::Distributed {
+        workers,
+        bytes_per_task,
+    } = engine
+    else {
         return Ok(builder);
     };
-    let mut builder = builder
+    let builder = builder
         .with_distributed_worker_resolver(Workers(workers.clone()))
         .with_distributed_planner();
-    if let Ok(value) = std::env::var(BYTES_PER_TASK_VARIABLE) {
-        let bytes = value
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|b| *b > 0)
-            .with_context(|| {
-                format!("{BYTES_PER_TASK_VARIABLE} must be a number of bytes, not '{value}'")
-            })?;
-        builder = builder.with_distributed_file_scan_config_bytes_per_partition(bytes)?;
-    }
-    Ok(builder)
+    Ok(match bytes_per_task {
+        Some(bytes) => builder.with_distributed_file_scan_config_bytes_per_partition(*bytes)?,
+        None => builder,
+    })
 }
 
 /// The fixed list of workers the coordinator sends stages to.
@@ -168,7 +186,7 @@ mod tests {
     fn workers_are_listed_by_commas_or_repeats() {
         let engine =
             Engine::with_workers(&["127.0.0.1:7001, http://10.0.0.2:7002", "h3:7003"]).unwrap();
-        let Engine::Distributed { workers } = engine else {
+        let Engine::Distributed { workers, .. } = engine else {
             panic!("distributed")
         };
         let urls: Vec<String> = workers.iter().map(Url::to_string).collect();

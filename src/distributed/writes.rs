@@ -23,7 +23,6 @@ use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionContext;
-use deltalake::delta_datafusion::planner::DeltaPlanner;
 use futures::{StreamExt, TryStreamExt};
 
 /// The input plan and session a Delta write of `plan` should use: as they
@@ -46,9 +45,9 @@ pub fn write_input(ctx: &SessionContext, plan: LogicalPlan) -> Result<(LogicalPl
         None,
     )?
     .build()?;
-    let local = SessionStateBuilder::new_from_existing(ctx.state())
-        .with_query_planner(DeltaPlanner::new())
-        .build();
+    let local =
+        crate::lake::catalog::planning_locally(SessionStateBuilder::new_from_existing(ctx.state()))
+            .build();
     Ok((input, local))
 }
 

@@ -112,12 +112,18 @@ pub fn new_context(memory_limit: usize) -> Result<SessionContext> {
     let builder = SessionStateBuilder::new()
         .with_default_features()
         .with_config(config)
-        .with_runtime_env(runtime)
-        .with_query_planner(DeltaPlanner::new());
-    let state = distributed::plan_for(builder, &distributed::current()?)?.build();
+        .with_runtime_env(runtime);
+    let state = distributed::plan_for(planning_locally(builder), &distributed::current()?)?.build();
     let ctx = SessionContext::new_with_state(state);
     crate::functions::register_all(&ctx);
     Ok(ctx)
+}
+
+/// `builder` planning on this process, with delta-rs's planner so that a
+/// query's plan can be the input of a Delta write. The distributed
+/// planner, when there are workers, wraps this one.
+pub fn planning_locally(builder: SessionStateBuilder) -> SessionStateBuilder {
+    builder.with_query_planner(DeltaPlanner::new())
 }
 
 /// One opened table: its log at one version and its scan.

@@ -261,4 +261,17 @@ fn a_bad_worker_address_is_refused_before_anything_runs() {
         err.contains("--workers") && err.contains("bad worker address"),
         "{err}"
     );
+    let out = run(bin().env("SAFETYNET_BYTES_PER_TASK", "16M").args([
+        "--workers",
+        "127.0.0.1:1",
+        "runs",
+        "--lake",
+        "/nonexistent",
+    ]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("SAFETYNET_BYTES_PER_TASK must be a number of bytes, not '16M'"),
+        "{err}"
+    );
 }
