@@ -23,14 +23,18 @@ use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionContext;
+use datafusion_distributed::get_distributed_worker_resolver;
 use futures::{StreamExt, TryStreamExt};
 
 /// The input plan and session a Delta write of `plan` should use: as they
 /// are locally; with workers, a scan of `plan`'s distributed result and a
 /// session that plans locally (see the module).
 pub fn write_input(ctx: &SessionContext, plan: LogicalPlan) -> Result<(LogicalPlan, SessionState)> {
-    if !super::current()?.is_distributed() {
-        return Ok((plan, ctx.state()));
+    // The session's own planning decides, not the process's engine: a
+    // session over a table only this process can read plans locally.
+    let state = ctx.state();
+    if get_distributed_worker_resolver(state.config()).is_err() {
+        return Ok((plan, state));
     }
     let result = DataFrame::new(ctx.state(), plan);
     let schema: SchemaRef = Arc::new(result.schema().as_arrow().clone());

@@ -95,6 +95,11 @@ pub async fn table_names(lake: &Lake) -> Result<Vec<String>> {
 /// can be the input of a Delta write). Every session of the program is
 /// made here, planning for this process's engine ([`distributed`]).
 pub fn new_context(memory_limit: usize) -> Result<SessionContext> {
+    new_context_for(memory_limit, &distributed::current()?)
+}
+
+/// As [`new_context`], planning for `engine`.
+fn new_context_for(memory_limit: usize, engine: &distributed::Engine) -> Result<SessionContext> {
     // Greedy, as DataFusion's default: a fair pool (spilling operators
     // share what the others leave) made a 100,000-household link twice as
     // slow by spilling early. The top consumers are named when memory runs
@@ -113,7 +118,7 @@ pub fn new_context(memory_limit: usize) -> Result<SessionContext> {
         .with_default_features()
         .with_config(config)
         .with_runtime_env(runtime);
-    let state = distributed::plan_for(planning_locally(builder), &distributed::current()?)?.build();
+    let state = distributed::plan_for(planning_locally(builder), engine)?.build();
     let ctx = SessionContext::new_with_state(state);
     crate::functions::register_all(&ctx);
     Ok(ctx)
@@ -126,18 +131,48 @@ pub fn planning_locally(builder: SessionStateBuilder) -> SessionStateBuilder {
     builder.with_query_planner(DeltaPlanner::new())
 }
 
+/// A session over `tables` with `memory_limit` bytes, planning for this
+/// process's engine; but when one of the tables can only be read here
+/// (it needs the Delta reader, which workers cannot run), every query of
+/// the session runs on this process, and the log says which table and why.
+fn context_over(tables: &BTreeMap<String, Opened>, memory_limit: usize) -> Result<SessionContext> {
+    let engine = distributed::current()?;
+    let local_only = tables
+        .iter()
+        .find_map(|(name, t)| t.local_only.as_ref().map(|why| (name, why)));
+    let ctx = match local_only {
+        Some((name, why)) if engine.is_distributed() => {
+            tracing::warn!(
+                "table {name} cannot be read by workers ({why}): this session's queries run on \
+                 this process, not on the workers"
+            );
+            new_context_for(memory_limit, &distributed::Engine::Local)?
+        }
+        _ => new_context_for(memory_limit, &engine)?,
+    };
+    register(&ctx, tables)?;
+    Ok(ctx)
+}
+
 /// One opened table: its log at one version and its scan.
 #[derive(Clone)]
 struct Opened {
     table: DeltaTable,
     provider: Arc<dyn TableProvider>,
+    /// Why the table can only be read on this process, when it cannot be
+    /// read by workers ([`files::TableScan::local_only`]).
+    local_only: Option<String>,
 }
 
 impl Opened {
     /// The table with the `scan` asked for ([`files::provider_for`]).
     async fn new(table: DeltaTable, scan: Scan, distributed: bool) -> Result<Opened> {
-        let provider = files::provider_for(&table, scan, distributed).await?;
-        Ok(Opened { table, provider })
+        let scan = files::provider_for(&table, scan, distributed).await?;
+        Ok(Opened {
+            table,
+            provider: scan.provider,
+            local_only: scan.local_only,
+        })
     }
 
     fn version(&self) -> Option<u64> {
@@ -203,7 +238,6 @@ pub async fn session_with_memory(
     only: Option<&[&str]>,
     memory_limit: usize,
 ) -> Result<SessionContext> {
-    let ctx = new_context(memory_limit)?;
     let mut names = table_names(lake).await?;
     if let Some(only) = only {
         // `batches` gates the staged and quarantined rows it names.
@@ -211,7 +245,7 @@ pub async fn session_with_memory(
         names.retain(|n| only.contains(&n.as_str()) || (gated && n == BATCHES));
     }
     let tables = open_tables(lake, names).await?;
-    register(&ctx, &tables)?;
+    let ctx = context_over(&tables, memory_limit)?;
     if let Some(only) = only
         && !only.contains(&BATCHES)
     {
@@ -274,9 +308,7 @@ impl Snapshot {
     /// A session over this snapshot with `memory_limit` bytes; no storage
     /// is read until a query runs.
     pub fn session(&self, memory_limit: usize) -> Result<SessionContext> {
-        let ctx = new_context(memory_limit)?;
-        register(&ctx, &self.tables)?;
-        Ok(ctx)
+        context_over(&self.tables, memory_limit)
     }
 }
 

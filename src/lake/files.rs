@@ -92,34 +92,41 @@ pub fn needs_delta_reader(table: &DeltaTable) -> Result<Option<String>> {
     Ok(None)
 }
 
-/// The provider that scans `table` as `scan` asks. A table that needs the
-/// Delta reader keeps the Delta scan, with a warning, when this process
-/// runs queries itself; with workers (`distributed`), which cannot run
-/// that scan, it is refused by name.
-pub async fn provider_for(
-    table: &DeltaTable,
-    scan: Scan,
-    distributed: bool,
-) -> Result<Arc<dyn TableProvider>> {
-    if scan == Scan::Delta {
-        return Ok(table.table_provider().await?);
-    }
-    match needs_delta_reader(table)? {
-        None => parquet_files_provider(table),
-        Some(reason) if distributed => bail!(
-            "table {} cannot be read by workers: {reason}; run this command without \
-             --workers (and without [engine] workers or {})",
-            table.table_url(),
-            crate::distributed::WORKERS_VARIABLE
-        ),
-        Some(reason) => {
-            tracing::warn!(
-                table = %table.table_url(),
-                "read with the Delta scan, not as Parquet files: {reason}"
-            );
-            Ok(table.table_provider().await?)
+/// How one table is read: its provider, and why it must be read on this
+/// process when that is so.
+pub struct TableScan {
+    /// The scan.
+    pub provider: Arc<dyn TableProvider>,
+    /// Set when the table needs the Delta reader and there are workers,
+    /// which cannot run that scan: the reason, for the session to say why
+    /// it runs its queries on this process.
+    pub local_only: Option<String>,
+}
+
+/// The scan of `table` that `scan` asks for. A table that needs the Delta
+/// reader keeps the Delta scan: with a warning when this process runs
+/// queries itself; with workers (`distributed`), marked
+/// [`TableScan::local_only`].
+pub async fn provider_for(table: &DeltaTable, scan: Scan, distributed: bool) -> Result<TableScan> {
+    let (provider, local_only) = if scan == Scan::Delta {
+        (table.table_provider().await?, None)
+    } else {
+        match needs_delta_reader(table)? {
+            None => (parquet_files_provider(table)?, None),
+            Some(reason) if distributed => (table.table_provider().await?, Some(reason)),
+            Some(reason) => {
+                tracing::warn!(
+                    table = %table.table_url(),
+                    "read with the Delta scan, not as Parquet files: {reason}"
+                );
+                (table.table_provider().await?, None)
+            }
         }
-    }
+    };
+    Ok(TableScan {
+        provider,
+        local_only,
+    })
 }
 
 /// A scan of `table`'s live files at its loaded version, addressed by
@@ -213,18 +220,22 @@ mod tests {
         let local = provider_for(&table, Scan::ParquetFiles, false)
             .await
             .unwrap();
-        assert_eq!(rows(local).await, vec!["a=1", "b=2"]);
-        // Workers cannot read it: refused, naming the table and the way out.
-        let Err(err) = provider_for(&table, Scan::ParquetFiles, true).await else {
-            panic!("refused with workers")
-        };
-        let err = format!("{err:#}");
+        assert!(local.local_only.is_none());
+        assert_eq!(rows(local.provider).await, vec!["a=1", "b=2"]);
+        // With workers, which cannot run the Delta scan, it is marked to be
+        // read on this process, with the reason.
+        let spread = provider_for(&table, Scan::ParquetFiles, true)
+            .await
+            .unwrap();
         assert!(
-            err.contains("cannot be read by workers")
-                && err.contains("partitioned by p")
-                && err.contains("without --workers"),
-            "{err}"
+            spread
+                .local_only
+                .as_deref()
+                .is_some_and(|r| r.contains("partitioned by p")),
+            "{:?}",
+            spread.local_only
         );
+        assert_eq!(rows(spread.provider).await, vec!["a=1", "b=2"]);
     }
 
     #[test]

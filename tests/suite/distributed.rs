@@ -191,6 +191,29 @@ fn two_workers_link_and_warn_as_the_local_engine_does() {
         sql(&local, JOIN)
     );
 
+    // A table the workers cannot read (partitioned: its values live in the
+    // Delta log) is read on this process, with the reason said, and the
+    // answer is the local one.
+    let roster_households = sql(&local, "SELECT household_id FROM roster_household");
+    for lake in [&local, &spread] {
+        write_partitioned_table(&format!("{lake}/county_extra"), &roster_households[..100]);
+    }
+    let extra = "SELECT count(*) FROM county_extra e JOIN roster_household h \
+                 ON e.household_id = h.household_id";
+    let out = run(coordinator(&workers[0].url).args(["sql", "--lake", &spread, "-c", extra]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("table county_extra cannot be read by workers")
+            && err.contains("partitioned by household_id"),
+        "{err}"
+    );
+    assert_eq!(
+        sql_with(&mut coordinator(&workers[0].url), &spread, extra),
+        vec![vec!["100".to_string()]]
+    );
+    assert_eq!(sql(&local, extra), vec![vec!["100".to_string()]]);
+
     // Asking for the Delta scan with workers is refused, not ignored.
     let out = run(bin()
         .env("SAFETYNET_SCAN", "delta")
@@ -250,6 +273,34 @@ fn workers_read_and_the_coordinator_writes_a_lake_on_s3() {
         cmd.args(["--workers", &listed]);
         assert_eq!(sql_with(&mut cmd, lake, query), expected, "{query}");
     }
+}
+
+/// A Delta table at `dir`, partitioned by `household_id`, one row per
+/// household given, written as another tool would write it.
+fn write_partitioned_table(dir: &str, households: &[Vec<String>]) {
+    use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+    use std::sync::Arc;
+    std::fs::create_dir_all(dir).unwrap();
+    let ids: Vec<&str> = households.iter().map(|h| h[0].as_str()).collect();
+    let batch = RecordBatch::try_from_iter(vec![
+        ("household_id", Arc::new(StringArray::from(ids)) as ArrayRef),
+        (
+            "v",
+            Arc::new(Int64Array::from_iter_values(0..households.len() as i64)) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    let url = url::Url::from_directory_path(dir).unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        deltalake::DeltaTableBuilder::from_url(url)
+            .unwrap()
+            .build()
+            .unwrap()
+            .write(vec![batch])
+            .with_partition_columns(["household_id"])
+            .await
+            .unwrap();
+    });
 }
 
 #[test]
