@@ -74,7 +74,14 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            match distributed::unreachable_worker(&e) {
+                Some(line) => {
+                    tracing::debug!("{e:#}");
+                    eprintln!("error: {line}");
+                    eprintln!("{}", distributed::UNREACHABLE_WORKER_HINT);
+                }
+                None => eprintln!("error: {e:#}"),
+            }
             match Error::find(&e) {
                 Some(typed) => {
                     if matches!(typed, Error::LockHeld { .. }) {
@@ -93,7 +100,10 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("safetynet=info,warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal: a scheduled run's log file should
+        // read as plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.with_target(false).compact().init(),
         LogFormat::Json => builder.json().init(),

@@ -172,6 +172,39 @@ impl WorkerResolver for Workers {
     }
 }
 
+/// How datafusion-distributed names a worker it could not reach.
+const WORKER_UNREACHED: &str = "Distributed DataFusion worker on '";
+
+/// When `error` is a worker that could not be reached, one line for the
+/// user: what was being done, which worker, why; the engine's own error
+/// repeats the transport failure once per task that met it.
+pub fn unreachable_worker(error: &anyhow::Error) -> Option<String> {
+    let full = format!("{error:#}");
+    let after = &full[full.find(WORKER_UNREACHED)? + WORKER_UNREACHED.len()..];
+    let url = &after[..after.find('\'')?];
+    let reason = if full.contains("Connection refused") {
+        "connection refused: it is not running"
+    } else {
+        "the connection broke: it stopped or the network failed"
+    };
+    let doing: Vec<String> = error
+        .chain()
+        .map(ToString::to_string)
+        .take_while(|m| !m.contains("tonic::") && !m.contains(WORKER_UNREACHED))
+        .collect();
+    let mut line = doing.join(": ");
+    if !line.is_empty() {
+        line.push_str(": ");
+    }
+    line.push_str(&format!("the worker at {url} cannot be reached ({reason})"));
+    Some(line)
+}
+
+/// What to do about an unreachable worker.
+pub const UNREACHABLE_WORKER_HINT: &str = "hint: start that worker again, or leave it out of --workers \
+    or SAFETYNET_WORKERS, then rerun: tables committed so far are kept, and the rerun completes \
+    the rest (工作节点无法连接：请重启该节点或将其移出工作节点列表后重新运行)";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +231,25 @@ mod tests {
                 "http://h3:7003/"
             ]
         );
+    }
+
+    #[test]
+    fn an_unreachable_worker_is_told_in_one_line() {
+        let engine = DataFusionError::Execution(format!(
+            "{WORKER_UNREACHED}http://127.0.0.1:7722/': transport error: \
+             tonic::transport::Error(Transport, ConnectError(\"tcp connect error\", \
+             Os {{ code: 111, message: \"Connection refused\" }}))"
+        ));
+        let error = anyhow::Error::new(engine)
+            .context("computing r")
+            .context("stage link failed");
+        assert_eq!(
+            unreachable_worker(&error).unwrap(),
+            "stage link failed: computing r: the worker at http://127.0.0.1:7722/ cannot be \
+             reached (connection refused: it is not running)"
+        );
+        let other = anyhow::anyhow!("tonic::transport::Error").context("computing r");
+        assert_eq!(unreachable_worker(&other), None, "no worker named");
     }
 
     #[test]

@@ -14,7 +14,6 @@ use anyhow::{Context, Result};
 use datafusion::common::DataFusionError;
 use datafusion::execution::SessionState;
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
-use datafusion::execution::registry::FunctionRegistry;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion_distributed::{Worker, WorkerQueryContext};
 use object_store::ObjectStore;
@@ -49,12 +48,7 @@ pub(crate) async fn session_for_task(
     ctx: WorkerQueryContext,
 ) -> Result<SessionState, DataFusionError> {
     let mut state = ctx.builder.build();
-    for f in crate::functions::scalar_functions() {
-        state.register_udf(Arc::new(f))?;
-    }
-    for f in crate::functions::aggregate_functions() {
-        state.register_udaf(Arc::new(f))?;
-    }
+    crate::functions::register_in(&mut state)?;
     Ok(state)
 }
 

@@ -33,6 +33,8 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, StringArray
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
+use datafusion::execution::SessionState;
+use datafusion::execution::registry::FunctionRegistry;
 use datafusion::logical_expr::{
     AggregateUDF, ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility, create_udf,
@@ -62,13 +64,20 @@ pub fn aggregate_functions() -> Vec<AggregateUDF> {
 
 /// Register every safetynet function in `ctx`, beside DataFusion's own
 /// (no built-in is replaced: every name starts with `sn_`).
-pub fn register_all(ctx: &SessionContext) {
+pub fn register_all(ctx: &SessionContext) -> Result<()> {
+    register_in(&mut ctx.state_ref().write())
+}
+
+/// As [`register_all`], into a session state: the form a distributed
+/// engine's worker builds each task's session in.
+pub fn register_in(state: &mut SessionState) -> Result<()> {
     for f in scalar_functions() {
-        ctx.register_udf(f);
+        state.register_udf(Arc::new(f))?;
     }
     for f in aggregate_functions() {
-        ctx.register_udaf(f);
+        state.register_udaf(Arc::new(f))?;
     }
+    Ok(())
 }
 
 const SECTION: DocSection = DocSection {
@@ -213,7 +222,7 @@ mod tests {
     /// One row of SQL over the functions, as text.
     pub(crate) async fn row(sql: &str) -> Vec<String> {
         let ctx = SessionContext::new();
-        register_all(&ctx);
+        register_all(&ctx).unwrap();
         let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
         batches[0]
             .columns()
@@ -283,7 +292,7 @@ mod tests {
         let ctx = SessionContext::new_with_config(
             datafusion::prelude::SessionConfig::new().with_information_schema(true),
         );
-        register_all(&ctx);
+        register_all(&ctx).unwrap();
         let n = ctx
             .sql("SELECT count(*) FROM information_schema.routines WHERE routine_name LIKE 'sn_%' AND description IS NOT NULL")
             .await

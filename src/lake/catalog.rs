@@ -5,7 +5,7 @@
 //! snapshot without touching storage, refreshing the tables whose version
 //! changed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -120,7 +120,7 @@ fn new_context_for(memory_limit: usize, engine: &distributed::Engine) -> Result<
         .with_runtime_env(runtime);
     let state = distributed::plan_for(planning_locally(builder), engine)?.build();
     let ctx = SessionContext::new_with_state(state);
-    crate::functions::register_all(&ctx);
+    crate::functions::register_all(&ctx)?;
     Ok(ctx)
 }
 
@@ -139,19 +139,31 @@ fn context_over(tables: &BTreeMap<String, Opened>, memory_limit: usize) -> Resul
     let engine = distributed::current()?;
     let local_only = tables
         .iter()
-        .find_map(|(name, t)| t.local_only.as_ref().map(|why| (name, why)));
+        .find_map(|(name, t)| t.local_only.as_ref().map(|why| (name, t.version(), why)));
     let ctx = match local_only {
-        Some((name, why)) if engine.is_distributed() => {
-            tracing::warn!(
-                "table {name} cannot be read by workers ({why}): this session's queries run on \
-                 this process, not on the workers"
-            );
+        Some((name, version, why)) if engine.is_distributed() => {
+            if first_time_local_only(name, version) {
+                tracing::warn!(
+                    "table {name} cannot be read by workers ({why}): queries over it run on \
+                     this process, not on the workers"
+                );
+            }
             new_context_for(memory_limit, &distributed::Engine::Local)?
         }
         _ => new_context_for(memory_limit, &engine)?,
     };
     register(&ctx, tables)?;
     Ok(ctx)
+}
+
+/// True the first time this process meets `name` at `version` as a table
+/// only this process can read: a service opens a session per request, and
+/// its log should say so once per version of the table, not per request.
+fn first_time_local_only(name: &str, version: Option<u64>) -> bool {
+    static SEEN: std::sync::Mutex<BTreeSet<(String, Option<u64>)>> =
+        std::sync::Mutex::new(BTreeSet::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    seen.insert((name.to_string(), version))
 }
 
 /// One opened table: its log at one version and its scan.

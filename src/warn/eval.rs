@@ -443,7 +443,9 @@ async fn write_households(ctx: &SessionContext, path: &Path) -> Result<()> {
     let sql = format!(
         "WITH items AS (
         SELECT household_id,
-          sum(CASE WHEN effect = 'subtract' THEN coalesce(amount, 0.0) WHEN effect = 'add' THEN -coalesce(amount, 0.0) ELSE 0.0 END) AS net_loss,
+          -- Summed as decimals, as the assessment sums money: the same
+          -- figure whatever order the rows arrive in.
+          CAST(sum(CAST(CASE WHEN effect = 'subtract' THEN coalesce(amount, 0.0) WHEN effect = 'add' THEN -coalesce(amount, 0.0) ELSE 0.0 END AS DECIMAL(38, 6))) AS DOUBLE) AS net_loss,
           string_agg(component || ' ' || CAST(round(coalesce(amount, 0.0), 0) AS VARCHAR), '; ' ORDER BY component) AS components
         FROM assessment_items GROUP BY household_id),
       warned AS (
