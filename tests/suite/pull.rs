@@ -48,8 +48,91 @@ fn as_server_user(program: &Path) -> Command {
     }
 }
 
+/// A certificate authority and a server certificate it signed, made with
+/// openssl; the server's names only `exchange.example`.
+struct Certificates {
+    dir: tempfile::TempDir,
+}
+
+impl Certificates {
+    fn make() -> Certificates {
+        let dir = tempfile::tempdir().unwrap();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .current_dir(dir.path())
+                .args(args)
+                .output()
+                .expect("openssl is installed");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let self_signed = [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ];
+        for ca in ["ca", "other_ca"] {
+            let (key, pem) = (format!("{ca}.key"), format!("{ca}.pem"));
+            let subject = format!("/CN=test {ca}");
+            openssl(
+                &[
+                    &self_signed[..],
+                    &["-subj", &subject, "-keyout", &key, "-out", &pem],
+                ]
+                .concat(),
+            );
+        }
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=exchange.example",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(
+            dir.path().join("server.ext"),
+            "subjectAltName=DNS:exchange.example\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "server.pem",
+            "-extfile",
+            "server.ext",
+        ]);
+        Certificates { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
 impl PgServer {
     fn start() -> PgServer {
+        PgServer::start_with(None)
+    }
+
+    /// With `tls`, the server speaks TLS with `tls`'s server certificate
+    /// and accepts only encrypted connections over TCP.
+    fn start_with(tls: Option<&Certificates>) -> PgServer {
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(
             dir.path(),
@@ -80,6 +163,32 @@ impl PgServer {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let mut options = String::new();
+        if let Some(tls) = tls {
+            for file in ["server.pem", "server.key"] {
+                let copy = dir.path().join(file);
+                std::fs::copy(tls.path(file), &copy).unwrap();
+                std::fs::set_permissions(
+                    &copy,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .unwrap();
+                if is_root() {
+                    let owned = Command::new("chown").arg("postgres").arg(&copy).status();
+                    assert!(owned.unwrap().success());
+                }
+            }
+            options = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                dir.path().join("server.pem").display(),
+                dir.path().join("server.key").display()
+            );
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+            )
+            .unwrap();
+        }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -92,7 +201,7 @@ impl PgServer {
             .arg(dir.path().join("log"))
             .arg("-o")
             .arg(format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1",
+                "-p {port} -k {} -c listen_addresses=127.0.0.1{options}",
                 dir.path().display()
             ))
             .args(["-w", "start"])
@@ -117,6 +226,33 @@ impl PgServer {
             "postgresql://postgres:{}@127.0.0.1:{}/postgres",
             self.password, self.port
         )
+    }
+
+    /// `exchange.settlements`: a `seq` column, then the columns of the
+    /// extract `csv`, all text, holding its rows. Returns how many.
+    fn load_settlements(&self, csv: &Path) -> usize {
+        let header = std::fs::read_to_string(csv)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start_matches('\u{feff}')
+            .to_string();
+        let columns: Vec<String> = header.split(',').map(|h| format!("\"{h}\"")).collect();
+        self.psql(&format!(
+            "CREATE SCHEMA exchange; CREATE TABLE exchange.settlements (seq bigserial, {})",
+            columns
+                .iter()
+                .map(|c| format!("{c} text"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        self.psql(&format!(
+            "\\copy exchange.settlements({}) FROM '{}' WITH (FORMAT csv, HEADER true)",
+            columns.join(","),
+            csv.display()
+        ));
+        csv_rows(csv)
     }
 
     /// Run SQL (psql meta-commands too) as the superuser.
@@ -194,29 +330,7 @@ fn postgres_pulls_are_incremental_idempotent_crash_safe_and_explained() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     generate(&data, 120, &["--only", "health"]);
-    let csv = data.join("health.csv");
-    let rows = csv_rows(&csv);
-    let header = std::fs::read_to_string(&csv)
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .trim_start_matches('\u{feff}')
-        .to_string();
-    let columns: Vec<String> = header.split(',').map(|h| format!("\"{h}\"")).collect();
-    server.psql(&format!(
-        "CREATE SCHEMA exchange; CREATE TABLE exchange.settlements (seq bigserial, {})",
-        columns
-            .iter()
-            .map(|c| format!("{c} text"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-    server.psql(&format!(
-        "\\copy exchange.settlements({}) FROM '{}' WITH (FORMAT csv, HEADER true)",
-        columns.join(","),
-        csv.display()
-    ));
+    let rows = server.load_settlements(&data.join("health.csv"));
     let lake = lake_dir(&tmp);
     let url = server.url();
     let window = (rows / 3 + 1).to_string();
@@ -457,6 +571,111 @@ batch_rows = 1000
         count(&piped, "SELECT count(*) FROM staged_health")
     );
     assert_eq!(count(&piped, "SELECT count(*) FROM pulls"), 1);
+}
+
+/// A department's server that accepts only encrypted connections, with a
+/// certificate issued by its own authority for `exchange.example`: the
+/// URL's `sslmode` and `sslrootcert` say how much to check, as for psql.
+#[test]
+fn postgres_pulls_are_encrypted_and_check_the_server_as_sslmode_says() {
+    let certificates = Certificates::make();
+    let server = PgServer::start_with(Some(&certificates));
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    generate(&data, 20, &["--only", "health"]);
+    let rows = server.load_settlements(&data.join("health.csv"));
+    let lake = lake_dir(&tmp);
+    let table = ["--table", "exchange.settlements"];
+    let at = |host: &str, params: &str| {
+        format!(
+            "postgresql://postgres:{}@{host}:{}/postgres?{params}",
+            server.password, server.port
+        )
+    };
+    let ca = certificates.path("ca.pem");
+    let other_ca = certificates.path("other_ca.pem");
+
+    // The server refuses plaintext; a certificate from another authority,
+    // or for another name, is refused by the pull.
+    refused(
+        &lake,
+        &at("127.0.0.1", "sslmode=disable"),
+        &table,
+        &["cannot connect to PostgreSQL", "no encryption"],
+    );
+    refused(
+        &lake,
+        &at(
+            "127.0.0.1",
+            &format!("sslmode=verify-ca&sslrootcert={other_ca}"),
+        ),
+        &table,
+        &["cannot connect to PostgreSQL", "invalid peer certificate"],
+    );
+    refused(
+        &lake,
+        &at(
+            "127.0.0.1",
+            &format!("sslmode=verify-full&sslrootcert={ca}"),
+        ),
+        &table,
+        &["cannot connect to PostgreSQL", "not valid for name"],
+    );
+    refused(
+        &lake,
+        &at(
+            "127.0.0.1",
+            "sslmode=verify-full&sslrootcert=/no/such/ca.pem",
+        ),
+        &table,
+        &["sslrootcert /no/such/ca.pem"],
+    );
+    assert!(!Path::new(&lake).join("batches").exists());
+
+    // The right authority: verify-ca accepts the server whatever its name,
+    // verify-full when the URL names the host the certificate names.
+    let out = pull(
+        &lake,
+        &at("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={ca}")),
+        &table,
+    );
+    let text = text_of(&out);
+    assert!(out.status.success(), "{text}");
+    // Only an encrypted connection gets in: no warning is due.
+    assert!(
+        !text.contains("not checked") && !text.contains("not encrypted"),
+        "{text}"
+    );
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM staged_health") as usize,
+        rows
+    );
+    let out = pull(
+        &lake,
+        &at(
+            "exchange.example",
+            &format!("hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={ca}"),
+        ),
+        &table,
+    );
+    let text = text_of(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("already ingested"), "{text}");
+
+    // Encrypted but unchecked (libpq's require, and prefer when the server
+    // offers TLS): it works, and the log says the server was not checked.
+    for mode in ["require", "prefer"] {
+        let out = pull(&lake, &at("127.0.0.1", &format!("sslmode={mode}")), &table);
+        let text = text_of(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("certificate is not checked"), "{text}");
+        assert!(text.contains("encrypted=true"), "{text}");
+    }
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM staged_health") as usize,
+        rows,
+        "re-pulls of an unchanged table add nothing"
+    );
 }
 
 fn free_port() -> u16 {

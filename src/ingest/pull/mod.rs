@@ -19,6 +19,7 @@
 mod http;
 mod mysql;
 mod postgres;
+mod tls;
 mod windows;
 
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use futures::{StreamExt, pin_mut};
 use tokio::io::AsyncWriteExt;
 
 use super::windows::{Column, Database, TypeClass, pull_windows};
-use super::{Job, env_url};
+use super::{Job, env_url, tls};
 use crate::ingest::FileOutcome;
 
 struct Postgres {
@@ -21,25 +21,62 @@ struct Postgres {
 /// Pull the job's source from PostgreSQL, window by window.
 pub(super) async fn pull(job: &Job<'_>) -> Result<Vec<FileOutcome>> {
     let url = env_url(job, "PostgreSQL")?;
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+    let cannot_connect = || {
+        format!(
+            "source {}: cannot connect to PostgreSQL (the URL in {})",
+            job.source(),
+            job.pull.url_env.as_deref().unwrap_or_default()
+        )
+    };
+    let tls = tls::postgres(&url).with_context(cannot_connect)?;
+    let (client, connection) = tokio_postgres::connect(&tls.url, tls.connector)
         .await
-        .with_context(|| {
-            format!(
-                "source {}: cannot connect to PostgreSQL (the URL in {})",
-                job.source(),
-                job.pull.url_env.as_deref().unwrap_or_default()
-            )
-        })?;
+        .with_context(cannot_connect)?;
     let connection = tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!("PostgreSQL connection closed: {e}");
         }
     });
     let mut db = Postgres { client };
+    say_how_connected(&db, job, &tls.mode, tls.check).await;
     let result = pull_windows(&mut db, job).await;
     drop(db);
     connection.abort();
     result
+}
+
+/// Log whether the connection is encrypted and the server checked: an
+/// extract carries names and ID numbers, and a pipeline file that forgot
+/// `sslmode` should not go unnoticed.
+async fn say_how_connected(db: &Postgres, job: &Job<'_>, mode: &str, check: tls::Check) {
+    let source = job.source();
+    let encrypted = db
+        .client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .ok()
+        .and_then(|row| row.try_get::<_, bool>(0).ok());
+    match (encrypted, check) {
+        (Some(false), _) => tracing::warn!(
+            %source,
+            sslmode = mode,
+            "the connection to PostgreSQL is not encrypted: names and ID numbers cross the \
+             network in clear; put sslmode=verify-full (and sslrootcert=FILE) in the URL \
+             (连接未加密)"
+        ),
+        (_, tls::Check::Nothing) => tracing::warn!(
+            %source,
+            sslmode = mode,
+            encrypted,
+            "the PostgreSQL server's certificate is not checked: put sslmode=verify-full \
+             (and sslrootcert=FILE) in the URL to be sure it is the department's server \
+             (未校验服务器证书)"
+        ),
+        _ => tracing::info!(%source, sslmode = mode, encrypted, "connected to PostgreSQL"),
+    }
 }
 
 fn class_of(type_name: &str) -> TypeClass {
