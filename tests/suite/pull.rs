@@ -934,6 +934,12 @@ struct MariaDb {
 
 impl MariaDb {
     fn start() -> MariaDb {
+        MariaDb::start_with(None)
+    }
+
+    /// With `tls`, the server speaks TLS with `tls`'s server certificate
+    /// and refuses plaintext over TCP.
+    fn start_with(tls: Option<&Certificates>) -> MariaDb {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let user = if is_root() {
@@ -965,6 +971,12 @@ impl MariaDb {
         if is_root() {
             cmd.arg("--user=root");
         }
+        if let Some(tls) = tls {
+            cmd.arg(format!("--ssl-ca={}", tls.path("ca.pem")))
+                .arg(format!("--ssl-cert={}", tls.path("server.pem")))
+                .arg(format!("--ssl-key={}", tls.path("server.key")))
+                .arg("--require-secure-transport=ON");
+        }
         let child = cmd.spawn().expect("mariadbd starts");
         let server = MariaDb { dir, child, port };
         for _ in 0..100 {
@@ -981,6 +993,38 @@ impl MariaDb {
             "mariadbd did not start: {}",
             std::fs::read_to_string(server.dir.path().join("log")).unwrap_or_default()
         );
+    }
+
+    /// `exchange.settlements`: a `seq` column, then `headers`, holding
+    /// `rows`.
+    fn load_settlements(&self, headers: &[String], rows: &[Vec<String>]) {
+        let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''"));
+        let columns: Vec<String> = headers.iter().map(|h| format!("`{h}`")).collect();
+        self.sql_as_root(&format!(
+            "CREATE TABLE exchange.settlements (seq BIGINT AUTO_INCREMENT PRIMARY KEY, {}) CHARACTER SET utf8mb4",
+            columns.iter().map(|c| format!("{c} VARCHAR(200)")).collect::<Vec<_>>().join(", ")
+        ));
+        let values: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "({})",
+                    r.iter()
+                        .map(|v| if v.is_empty() {
+                            "NULL".to_string()
+                        } else {
+                            quote(v)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            })
+            .collect();
+        self.sql_as_root(&format!(
+            "SET NAMES utf8mb4; INSERT INTO exchange.settlements ({}) VALUES {}",
+            columns.join(","),
+            values.join(",")
+        ));
     }
 
     fn client_as_root(&self, sql: &str) -> std::process::Output {
@@ -1057,33 +1101,7 @@ fn mariadb_pulls_are_incremental_idempotent_crash_safe_and_explained() {
     let server = MariaDb::start();
     let tmp = tempfile::tempdir().unwrap();
     let (_, headers, rows) = generated_health(&tmp, 100);
-    let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''"));
-    let columns: Vec<String> = headers.iter().map(|h| format!("`{h}`")).collect();
-    server.sql_as_root(&format!(
-        "CREATE TABLE exchange.settlements (seq BIGINT AUTO_INCREMENT PRIMARY KEY, {}) CHARACTER SET utf8mb4",
-        columns.iter().map(|c| format!("{c} VARCHAR(200)")).collect::<Vec<_>>().join(", ")
-    ));
-    let values: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            format!(
-                "({})",
-                r.iter()
-                    .map(|v| if v.is_empty() {
-                        "NULL".to_string()
-                    } else {
-                        quote(v)
-                    })
-                    .collect::<Vec<_>>()
-                    .join(",")
-            )
-        })
-        .collect();
-    server.sql_as_root(&format!(
-        "SET NAMES utf8mb4; INSERT INTO exchange.settlements ({}) VALUES {}",
-        columns.join(","),
-        values.join(",")
-    ));
+    server.load_settlements(&headers, &rows);
     let lake = lake_dir(&tmp);
     let url = server.url();
     let window = (rows.len() / 3 + 1).to_string();
@@ -1184,4 +1202,68 @@ fn mariadb_pulls_are_incremental_idempotent_crash_safe_and_explained() {
         ),
         vec![vec!["12.50".to_string()]]
     );
+}
+
+/// A MariaDB server that refuses plaintext over TCP, with the certificate
+/// of its own authority: `ssl-mode` and `ssl-ca` in the URL say how much
+/// to check, as for the mysql client.
+#[test]
+fn mariadb_pulls_are_encrypted_and_check_the_server_as_ssl_mode_says() {
+    let certificates = Certificates::make();
+    let server = MariaDb::start_with(Some(&certificates));
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, headers, rows) = generated_health(&tmp, 20);
+    server.load_settlements(&headers, &rows);
+    let lake = lake_dir(&tmp);
+    let table = ["--table", "exchange.settlements"];
+    let url = |params: &str| format!("{}?{params}", server.url());
+    let ca = certificates.path("ca.pem");
+    let refused = |params: &str, says: &[&str]| {
+        let out = maria_pull(&lake, &url(params), &table);
+        let text = text_of(&out);
+        assert!(!out.status.success(), "{params}: {text}");
+        for s in says {
+            assert!(text.contains(s), "{params}: expected {s:?} in: {text}");
+        }
+        assert!(!text.contains("pull-test-secret"), "{text}");
+    };
+    refused("ssl-mode=DISABLED", &["cannot connect to MySQL"]);
+    refused(
+        &format!("ssl-ca={}", certificates.path("other_ca.pem")),
+        &["cannot connect to MySQL", "invalid peer certificate"],
+    );
+    refused(
+        &format!("ssl-ca={ca}"),
+        &["cannot connect to MySQL", "not valid for name"],
+    );
+    refused("ssl-mode=PREFERRED", &["cannot fall back to plaintext"]);
+    assert!(!Path::new(&lake).join("batches").exists());
+
+    refused(
+        &format!("ssl-mode=VERIFY_CA&ssl-ca={ca}"),
+        &["use VERIFY_IDENTITY"],
+    );
+    // The right authority, and the name the certificate was issued for
+    // (ssl-ca alone means VERIFY_IDENTITY): no warning is due.
+    let out = maria_pull(
+        &lake,
+        &url(&format!("ssl-ca={ca}&ssl-server-name=exchange.example")),
+        &table,
+    );
+    let text = text_of(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        !text.contains("not checked") && !text.contains("not encrypted"),
+        "{text}"
+    );
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM staged_health") as usize,
+        rows.len()
+    );
+    // Encrypted to whoever answers: it works, and the log says so.
+    let out = maria_pull(&lake, &url("ssl-mode=REQUIRED"), &table);
+    let text = text_of(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("certificate is not checked"), "{text}");
+    assert!(text.contains("already ingested"), "{text}");
 }

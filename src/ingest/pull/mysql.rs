@@ -14,7 +14,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Row, Value};
 
 use super::windows::{Column, Database, TypeClass, pull_windows};
-use super::{Job, env_url};
+use super::{Job, env_url, tls};
 use crate::ingest::FileOutcome;
 use crate::lake::query::sql_text;
 
@@ -32,15 +32,25 @@ pub(super) async fn pull(job: &Job<'_>) -> Result<Vec<FileOutcome>> {
             job.pull.url_env.as_deref().unwrap_or_default()
         )
     };
+    let tls = tls::mysql(&url).with_context(cannot)?;
     // The parse error would quote the URL, password and all.
-    let opts = mysql_async::Opts::from_url(&url).map_err(|_| {
+    let opts = mysql_async::Opts::from_url(&tls.url).map_err(|_| {
         anyhow!(
             "{}: not a mysql://user:password@host:port/database URL",
             cannot()
         )
     })?;
+    let opts = mysql_async::OptsBuilder::from_opts(opts).ssl_opts(tls.ssl.clone());
     let conn = mysql_async::Conn::new(opts).await.with_context(cannot)?;
     let mut db = Mysql { conn };
+    let cipher: Option<(String, String)> = db
+        .conn
+        .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        .await
+        .ok()
+        .flatten();
+    let encrypted = cipher.map(|(_, cipher)| !cipher.is_empty());
+    tls::report(job.source(), "MySQL", &tls.mode, encrypted, tls.check);
     let result = pull_windows(&mut db, job).await;
     let _ = db.conn.disconnect().await;
     result

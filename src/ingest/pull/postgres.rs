@@ -45,11 +45,8 @@ pub(super) async fn pull(job: &Job<'_>) -> Result<Vec<FileOutcome>> {
     result
 }
 
-/// Log whether the connection is encrypted and the server checked: an
-/// extract carries names and ID numbers, and a pipeline file that forgot
-/// `sslmode` should not go unnoticed.
+/// Log whether the connection is encrypted and the server checked.
 async fn say_how_connected(db: &Postgres, job: &Job<'_>, mode: &str, check: tls::Check) {
-    let source = job.source();
     let encrypted = db
         .client
         .query_one(
@@ -59,24 +56,7 @@ async fn say_how_connected(db: &Postgres, job: &Job<'_>, mode: &str, check: tls:
         .await
         .ok()
         .and_then(|row| row.try_get::<_, bool>(0).ok());
-    match (encrypted, check) {
-        (Some(false), _) => tracing::warn!(
-            %source,
-            sslmode = mode,
-            "the connection to PostgreSQL is not encrypted: names and ID numbers cross the \
-             network in clear; put sslmode=verify-full (and sslrootcert=FILE) in the URL \
-             (连接未加密)"
-        ),
-        (_, tls::Check::Nothing) => tracing::warn!(
-            %source,
-            sslmode = mode,
-            encrypted,
-            "the PostgreSQL server's certificate is not checked: put sslmode=verify-full \
-             (and sslrootcert=FILE) in the URL to be sure it is the department's server \
-             (未校验服务器证书)"
-        ),
-        _ => tracing::info!(%source, sslmode = mode, encrypted, "connected to PostgreSQL"),
-    }
+    tls::report(job.source(), "PostgreSQL", mode, encrypted, check);
 }
 
 fn class_of(type_name: &str) -> TypeClass {

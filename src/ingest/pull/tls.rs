@@ -1,6 +1,6 @@
-//! Encrypted connections to departments' PostgreSQL exchange databases.
+//! Encrypted connections to departments' exchange databases.
 //!
-//! The connection URL says how, with `sslmode` as libpq (and so `psql`)
+//! A PostgreSQL URL says how with `sslmode` as libpq (and so `psql`)
 //! reads it, so a URL a database administrator already uses works here:
 //!
 //! | `sslmode` | encrypted | server checked |
@@ -14,6 +14,17 @@
 //! The trusted authorities are the PEM file `sslrootcert` names, else the
 //! system's. tokio-postgres itself knows only the first three modes; the
 //! checks of the last two are made here, in the certificate verifier.
+//!
+//! A MySQL or MariaDB URL says it with `ssl-mode` and `ssl-ca`, as the
+//! `mysql` client's options: `DISABLED` (the default here), `REQUIRED`,
+//! `VERIFY_IDENTITY` (the default when `ssl-ca` is given); and
+//! `ssl-server-name`, safetynet's own, for the name the certificate is
+//! issued for when the URL reaches the server by its address (as
+//! PostgreSQL's `host` beside `hostaddr`). Without `ssl-ca`, the
+//! authorities trusted are Mozilla's (mysql_async's). Two of the client's
+//! modes are refused with the reason: `PREFERRED` (mysql_async cannot fall
+//! back to plaintext) and `VERIFY_CA` (mysql_async 0.37.1 fails to ignore
+//! the name with rustls 0.23, so it would check the name anyway).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -86,7 +97,7 @@ pub fn postgres(url: &str) -> Result<PostgresTls> {
     }
     let roots = match (check, &root_file) {
         (Check::Nothing, _) => None,
-        (_, Some(file)) => Some(roots_from_file(Path::new(file))?),
+        (_, Some(file)) => Some(roots_from_file("sslrootcert", Path::new(file))?),
         (_, None) => Some(system_roots()?),
     };
     Ok(PostgresTls {
@@ -95,6 +106,113 @@ pub fn postgres(url: &str) -> Result<PostgresTls> {
         check,
         connector: MakeRustlsConnect::new(client_config(check, roots)?),
     })
+}
+
+/// A MySQL URL made ready to connect with.
+pub struct MysqlTls {
+    /// The URL without `ssl-mode` and `ssl-ca`, which mysql_async does not
+    /// know.
+    pub url: String,
+    /// `ssl-mode` as given, upper case (`DISABLED` when unset).
+    pub mode: String,
+    /// What is checked, when encrypted.
+    pub check: Check,
+    /// mysql_async's settings; `None` for a plaintext connection.
+    pub ssl: Option<mysql_async::SslOpts>,
+}
+
+/// Read `ssl-mode` and `ssl-ca` from a `mysql://` URL. Errors never quote
+/// the URL.
+pub fn mysql(url: &str) -> Result<MysqlTls> {
+    let parsed = url::Url::parse(url)
+        .map_err(|_| anyhow::anyhow!("not a mysql://user:password@host:port/database URL"))?;
+    let mut params: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+    let (mut mode, mut ca, mut server_name) = (None, None, None);
+    params.retain(|(key, value)| match key.replace('_', "-").as_str() {
+        "ssl-mode" => {
+            mode = Some(value.to_ascii_uppercase());
+            false
+        }
+        "ssl-ca" => {
+            ca = Some(value.clone());
+            false
+        }
+        "ssl-server-name" => {
+            server_name = Some(value.clone());
+            false
+        }
+        _ => true,
+    });
+    let mode = mode.unwrap_or_else(|| {
+        if ca.is_some() {
+            "VERIFY_IDENTITY"
+        } else {
+            "DISABLED"
+        }
+        .into()
+    });
+    let check = match mode.as_str() {
+        "DISABLED" => None,
+        "REQUIRED" => Some(Check::Nothing),
+        "VERIFY_IDENTITY" => Some(Check::AuthorityAndHost),
+        "VERIFY_CA" => bail!(
+            "ssl-mode VERIFY_CA cannot be offered (the MySQL client library would check the \
+             host name anyway): use VERIFY_IDENTITY, with ssl-server-name=NAME when the URL \
+             reaches the server by an address its certificate does not name"
+        ),
+        other => bail!(
+            "ssl-mode '{other}' in the URL is not one of DISABLED, REQUIRED, VERIFY_IDENTITY \
+             (PREFERRED cannot be offered: the client cannot fall back to plaintext)"
+        ),
+    };
+    let ssl = match check {
+        None => None,
+        Some(check) => {
+            let mut ssl = mysql_async::SslOpts::default()
+                .with_danger_accept_invalid_certs(check == Check::Nothing)
+                .with_danger_tls_hostname_override(server_name);
+            if let Some(file) = &ca {
+                let file = Path::new(file);
+                roots_from_file("ssl-ca", file)?;
+                ssl = ssl
+                    .with_root_certs(vec![file.to_path_buf().into()])
+                    .with_disable_built_in_roots(true);
+            }
+            Some(ssl)
+        }
+    };
+    // mysql_async builds its TLS settings with rustls's process-wide
+    // provider; this program's is ring, as everywhere else in it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Ok(MysqlTls {
+        url: Rebuild::Url(parsed).with(&params),
+        mode,
+        check: check.unwrap_or(Check::Nothing),
+        ssl,
+    })
+}
+
+/// Log how a pull connected: a warning when its connection is not
+/// encrypted (`Some(false)`) or its server not checked, as an extract
+/// carries names and ID numbers and a URL that forgot to ask for TLS
+/// should not go unnoticed.
+pub fn report(source: &str, database: &str, mode: &str, encrypted: Option<bool>, check: Check) {
+    match (encrypted, check) {
+        (Some(false), _) => tracing::warn!(
+            source,
+            mode,
+            "the connection to {database} is not encrypted: names and ID numbers cross the \
+             network in clear; ask for TLS in the URL (docs: README, Pull sources) (连接未加密)"
+        ),
+        (_, Check::Nothing) => tracing::warn!(
+            source,
+            mode,
+            encrypted,
+            "the {database} server's certificate is not checked: ask for verification in the \
+             URL to be sure it is the department's server (未校验服务器证书)"
+        ),
+        _ => tracing::info!(source, mode, encrypted, "connected to {database}"),
+    }
 }
 
 /// How to put a URL back together after its parameters changed.
@@ -142,18 +260,21 @@ fn split_params(url: &str) -> Result<(Vec<(String, String)>, Rebuild)> {
     Ok((params, Rebuild::Words))
 }
 
-fn roots_from_file(file: &Path) -> Result<RootCertStore> {
+/// The certificates in the PEM file that the URL's parameter `param`
+/// names.
+fn roots_from_file(param: &str, file: &Path) -> Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
+    let named = || format!("{param} {}", file.display());
     let certs = CertificateDer::pem_file_iter(file)
-        .with_context(|| format!("sslrootcert {}: cannot be read", file.display()))?;
+        .with_context(|| format!("{}: cannot be read", named()))?;
     for cert in certs {
-        let cert = cert.with_context(|| format!("sslrootcert {}: not PEM", file.display()))?;
+        let cert = cert.with_context(|| format!("{}: not PEM", named()))?;
         roots
             .add(cert)
-            .with_context(|| format!("sslrootcert {}: not a usable certificate", file.display()))?;
+            .with_context(|| format!("{}: not a usable certificate", named()))?;
     }
     if roots.is_empty() {
-        bail!("sslrootcert {}: holds no certificate", file.display());
+        bail!("{}: holds no certificate", named());
     }
     Ok(roots)
 }
@@ -282,6 +403,51 @@ mod tests {
         let (url, _, check) = read("host=h user=u sslmode=verify-ca dbname=x");
         assert_eq!(url, "host=h user=u dbname=x sslmode=require");
         assert_eq!(check, Check::Authority);
+    }
+
+    #[test]
+    fn ssl_mode_reads_as_the_mysql_client_reads_it() {
+        let plain = mysql("mysql://u:p@h:3306/x").unwrap();
+        assert_eq!(
+            (plain.url.as_str(), plain.mode.as_str()),
+            ("mysql://u:p@h:3306/x", "DISABLED")
+        );
+        assert!(plain.ssl.is_none());
+
+        let required = mysql("mysql://u:p@h:3306/x?ssl-mode=required&prefer_socket=false").unwrap();
+        assert_eq!(required.url, "mysql://u:p@h:3306/x?prefer_socket=false");
+        assert_eq!(required.check, Check::Nothing);
+        let ssl = required.ssl.unwrap();
+        assert!(ssl.accept_invalid_certs());
+
+        let full =
+            mysql("mysql://u:p@10.1.2.3/x?ssl_mode=VERIFY_IDENTITY&ssl-server-name=db.example")
+                .unwrap();
+        assert_eq!(full.url, "mysql://u:p@10.1.2.3/x");
+        let ssl = full.ssl.unwrap();
+        assert!(!ssl.accept_invalid_certs() && !ssl.skip_domain_validation());
+        assert_eq!(ssl.tls_hostname_override(), Some("db.example"));
+
+        let err = mysql("mysql://u:p@h/x?ssl-mode=VERIFY_CA").err().unwrap();
+        assert!(format!("{err}").contains("use VERIFY_IDENTITY"), "{err}");
+
+        let err = mysql("mysql://u:secret@h/x?ssl-mode=PREFERRED")
+            .err()
+            .unwrap();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("cannot fall back") && !text.contains("secret"),
+            "{text}"
+        );
+        let err = mysql("mysql://u:secret@h/x?ssl-ca=/nope.pem")
+            .err()
+            .unwrap();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("ssl-ca") && text.contains("/nope.pem"),
+            "{text}"
+        );
+        assert!(!text.contains("secret"), "{text}");
     }
 
     #[test]
