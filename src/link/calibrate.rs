@@ -613,6 +613,31 @@ mod tests {
         assert_eq!((c.linked, c.linked_right, c.review), (600, 596, 0));
     }
 
+    /// Records whose ID number is in doubt, sent to review by the
+    /// thresholds, take their share of the same budget first: the band of
+    /// patterns that fitted alone no longer fits beside them.
+    #[test]
+    fn reviews_of_doubtful_id_numbers_share_the_budget() {
+        let patterns = || {
+            calibration(vec![
+                pattern("sure", 500, 500, 1.0),
+                pattern("likely", 100, 80, 0.8),
+                pattern("never", 400, 0, 0.01),
+            ])
+        };
+        // 1,000 records without an ID of 10,000; the budget is 200, and
+        // "likely" stands for 100 records.
+        for (in_doubt, likely) in [(0.0, "review"), (100.0, "review"), (150.0, "unlinked")] {
+            let mut c = patterns();
+            decide(&mut c, 0.999, 0.02, 10_000.0, 1_000, 0.0, in_doubt);
+            assert_eq!(
+                decision(&c, "likely").as_deref(),
+                Some(likely),
+                "{in_doubt} in doubt"
+            );
+        }
+    }
+
     /// Review takes the band right below the links, within its budget of
     /// the source's records; a pattern that does not fit ends the band.
     #[test]

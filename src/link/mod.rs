@@ -233,31 +233,32 @@ pub async fn link_source(
     let mut calibration = calibrate::calibrate(lake, &sides, &model)
         .await
         .context("calibrating from the records with ID numbers")?;
-    let by_pattern = match (settings.target_precision, calibration.as_mut()) {
-        (Some(target), Some(c)) => {
-            let valid = scalar_i64(ctx, "SELECT count(*) FROM l WHERE id_number_valid").await?;
-            // Records with a valid ID on the registry link on it.
-            let id_links = valid as f64 * c.on_registry as f64 / c.labelled.max(1) as f64;
-            let decided = c.decide(
-                target,
-                settings.review_budget(),
-                *records as f64,
-                id_links,
-                // Records whose ID number is in doubt go to review by the
-                // thresholds; how many is known only after the decision,
-                // so they are not charged here (the summary counts them).
-                0.0,
-            );
-            crate::lake::query::register_pairs(
-                ctx,
-                plan::CALIBRATED_PATTERNS,
-                ("pattern", "decision"),
-                decided,
-            )?;
-            true
-        }
-        _ => false,
-    };
+    // With a target: the target and the expected ID links, to decide again
+    // once the reviews of records whose ID number is in doubt are counted.
+    let mut deciding = None;
+    if let (Some(target), Some(c)) = (settings.target_precision, calibration.as_mut()) {
+        let valid = scalar_i64(ctx, "SELECT count(*) FROM l WHERE id_number_valid").await?;
+        // Records with a valid ID on the registry link on it.
+        let id_links = valid as f64 * c.on_registry as f64 / c.labelled.max(1) as f64;
+        // Records whose ID number is in doubt go to review by the
+        // thresholds; how many is known only from the decision itself, so
+        // they are charged to the budget below, once counted.
+        let decided = c.decide(
+            target,
+            settings.review_budget(),
+            *records as f64,
+            id_links,
+            0.0,
+        );
+        crate::lake::query::register_pairs(
+            ctx,
+            plan::CALIBRATED_PATTERNS,
+            ("pattern", "decision"),
+            decided.clone(),
+        )?;
+        deciding = Some((target, id_links, decided));
+    }
+    let by_pattern = deciding.is_some();
     tracing::info!(
         source = source.as_str(),
         labelled = calibration.as_ref().map_or(0, |c| c.labelled),
@@ -265,10 +266,6 @@ pub async fn link_source(
         seconds = calibrated.elapsed().as_secs_f64(),
         "calibrated"
     );
-    if trained {
-        model::store(lake, &model, calibration.as_ref()).await?;
-    }
-
     let decisions = plan::register_source_decisions(ctx, source).await?;
     let decide = |inputs: &plan::Inputs| {
         plan::decision_sql(
@@ -282,7 +279,52 @@ pub async fn link_source(
         )
     };
     let table = link_table(source);
+    // The reviews of records whose ID number is in doubt share the review
+    // budget with the patterns': count them, and when the patterns'
+    // decisions then change, decide them again (the doubtful records'
+    // statuses do not depend on the patterns).
+    let mut charge_doubt = |doubt: i64| -> Result<bool> {
+        let (Some((target, id_links, decided)), Some(c)) = (&deciding, calibration.as_mut()) else {
+            return Ok(false);
+        };
+        if doubt == 0 {
+            return Ok(false);
+        }
+        let again = c.decide(
+            *target,
+            settings.review_budget(),
+            *records as f64,
+            *id_links,
+            doubt as f64,
+        );
+        if again == *decided {
+            return Ok(false);
+        }
+        tracing::info!(
+            source = source.as_str(),
+            in_doubt = doubt,
+            "records whose ID number is in doubt go to review: the patterns are decided again \
+             within the review budget"
+        );
+        crate::lake::query::register_pairs(
+            ctx,
+            plan::CALIBRATED_PATTERNS,
+            ("pattern", "decision"),
+            again,
+        )?;
+        Ok(true)
+    };
+    let in_doubt = |decided: &str| {
+        format!(
+            "SELECT count(*) FROM ({decided}) d WHERE d.status = 'review' AND {}",
+            plan::has_id_number_sql(settings, "d")
+        )
+    };
     let plan = if *parts == 1 {
+        if by_pattern {
+            let doubt = scalar_i64(ctx, &in_doubt(&decide(&plan::ALL))).await?;
+            charge_doubt(doubt)?;
+        }
         ctx.sql(&decide(&plan::ALL)).await
     } else {
         // A large run decides in parts, each written to a scratch file;
@@ -307,10 +349,25 @@ pub async fn link_source(
             .materialise(ctx, "decided", &queries, None)
             .await
             .context("scoring candidate pairs")?;
+        if by_pattern {
+            let doubt = scalar_i64(ctx, &in_doubt("SELECT * FROM decided")).await?;
+            if charge_doubt(doubt)? {
+                sides
+                    .scratch
+                    .materialise(ctx, "decided", &queries, None)
+                    .await
+                    .context("scoring candidate pairs")?;
+            }
+        }
         ctx.sql("SELECT * FROM decided").await
     }
     .context("scoring candidate pairs")?
     .into_optimized_plan()?;
+    // Stored once the patterns are decided, before the links that name
+    // the model's version.
+    if trained {
+        model::store(lake, &model, calibration.as_ref()).await?;
+    }
     lake.overwrite_with_plan(ctx, &table, plan).await?;
 
     let ctx = lake.session().await?;

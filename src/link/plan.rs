@@ -282,6 +282,16 @@ pub fn pattern_sql(settings: &Settings, model: &Model) -> String {
     format!("concat_ws(' ', {})", parts.join(", "))
 }
 
+/// True for a decided row `alias` (of [`decision_sql`]) whose best
+/// candidate was compared on an ID number: its ID level is not level 0,
+/// labelled `missing`. False for every row when the settings compare none.
+pub fn has_id_number_sql(settings: &Settings, alias: &str) -> String {
+    match id_level_column(settings) {
+        Some(level) => format!("coalesce({alias}.{level} <> 'missing', false)"),
+        None => "false".to_string(),
+    }
+}
+
 /// The ID number comparison's level column, when the settings have one.
 pub fn id_level_column(settings: &Settings) -> Option<String> {
     settings
