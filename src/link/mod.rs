@@ -320,8 +320,12 @@ pub async fn link_source(
             plan::has_id_number_sql(settings, "d")
         )
     };
+    // Only patterns sent to review can change: links do not depend on it.
+    let may_change = deciding
+        .as_ref()
+        .is_some_and(|(_, _, decided)| decided.iter().any(|(_, d)| d == "review"));
     let plan = if *parts == 1 {
-        if by_pattern {
+        if may_change {
             let doubt = scalar_i64(ctx, &in_doubt(&decide(&plan::ALL))).await?;
             charge_doubt(doubt)?;
         }
@@ -349,7 +353,7 @@ pub async fn link_source(
             .materialise(ctx, "decided", &queries, None)
             .await
             .context("scoring candidate pairs")?;
-        if by_pattern {
+        if may_change {
             let doubt = scalar_i64(ctx, &in_doubt("SELECT * FROM decided")).await?;
             if charge_doubt(doubt)? {
                 sides
