@@ -250,12 +250,7 @@ pub async fn link_source(
             id_links,
             0.0,
         );
-        crate::lake::query::register_pairs(
-            ctx,
-            plan::CALIBRATED_PATTERNS,
-            ("pattern", "decision"),
-            decided.clone(),
-        )?;
+        plan::register_pattern_decisions(ctx, decided.clone())?;
         deciding = Some((target, id_links, decided));
     }
     let by_pattern = deciding.is_some();
@@ -306,12 +301,7 @@ pub async fn link_source(
             "records whose ID number is in doubt go to review: the patterns are decided again \
              within the review budget"
         );
-        crate::lake::query::register_pairs(
-            ctx,
-            plan::CALIBRATED_PATTERNS,
-            ("pattern", "decision"),
-            again,
-        )?;
+        plan::register_pattern_decisions(ctx, again)?;
         Ok(true)
     };
     let in_doubt = |decided: &str| {

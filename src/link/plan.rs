@@ -243,6 +243,15 @@ pub fn level_labels_sql(settings: &Settings, model: &Model) -> String {
 /// [`decision_sql`] joins when calibrated.
 pub const CALIBRATED_PATTERNS: &str = "calibrated_patterns";
 
+/// Register the patterns' decisions, (pattern, decision), as
+/// [`CALIBRATED_PATTERNS`], replacing any earlier ones.
+pub fn register_pattern_decisions(
+    ctx: &datafusion::prelude::SessionContext,
+    decided: Vec<(String, String)>,
+) -> anyhow::Result<()> {
+    crate::lake::query::register_pairs(ctx, CALIBRATED_PATTERNS, ("pattern", "decision"), decided)
+}
+
 /// The evidence pattern of a best pair `b`, as text: the level label of
 /// each comparison but the ID number's, whether the runner-up is clearly
 /// behind (`rival=clear`), close (`rival=close`) or absent (`rival=none`),

@@ -52,6 +52,16 @@ impl Job<'_> {
         &self.schema.name
     }
 
+    /// The context of a failed connection to `system`: the source and the
+    /// variable that holds the URL, never the URL (it holds a password).
+    fn cannot_connect(&self, system: &str) -> String {
+        format!(
+            "source {}: cannot connect to {system} (the URL in {})",
+            self.source(),
+            self.pull.url_env.as_deref().unwrap_or_default()
+        )
+    }
+
     /// Ingest a pulled file like any other, under `display`'s name.
     async fn ingest(&self, path: &std::path::Path, display: &str) -> Result<batch::FileReport> {
         let mut file = crate::ingest::input::InputFile::local(path);

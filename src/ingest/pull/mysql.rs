@@ -25,13 +25,7 @@ struct Mysql {
 /// Pull the job's source from MySQL or MariaDB, window by window.
 pub(super) async fn pull(job: &Job<'_>) -> Result<Vec<FileOutcome>> {
     let url = env_url(job, "MySQL")?;
-    let cannot = || {
-        format!(
-            "source {}: cannot connect to MySQL (the URL in {})",
-            job.source(),
-            job.pull.url_env.as_deref().unwrap_or_default()
-        )
-    };
+    let cannot = || job.cannot_connect("MySQL");
     let tls = tls::mysql(&url).with_context(cannot)?;
     // The parse error would quote the URL, password and all.
     let opts = mysql_async::Opts::from_url(&tls.url).map_err(|_| {

@@ -21,13 +21,7 @@ struct Postgres {
 /// Pull the job's source from PostgreSQL, window by window.
 pub(super) async fn pull(job: &Job<'_>) -> Result<Vec<FileOutcome>> {
     let url = env_url(job, "PostgreSQL")?;
-    let cannot_connect = || {
-        format!(
-            "source {}: cannot connect to PostgreSQL (the URL in {})",
-            job.source(),
-            job.pull.url_env.as_deref().unwrap_or_default()
-        )
-    };
+    let cannot_connect = || job.cannot_connect("PostgreSQL");
     let tls = tls::postgres(&url).with_context(cannot_connect)?;
     let (client, connection) = tokio_postgres::connect(&tls.url, tls.connector)
         .await
