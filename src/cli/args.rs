@@ -65,6 +65,9 @@ pub enum Command {
         /// http: the environment variable holding the bearer token.
         #[arg(long)]
         token_env: Option<String>,
+        /// http: a PEM file of the authorities to trust for https, in place of the system's.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
         /// http: offset or cursor paging.
         #[arg(long, value_parser = parse_paging, default_value = "offset")]
         paging: crate::config::Paging,

@@ -13,6 +13,10 @@ pub struct DeliveryConfig {
     /// Name of an environment variable holding a bearer token for it.
     #[serde(default)]
     pub token_env: Option<String>,
+    /// A PEM file of the certificate authorities to trust for an https
+    /// url in place of the system's; relative to the pipeline file.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Warning events sent per request.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
@@ -53,6 +57,12 @@ impl DeliveryConfig {
             .with_context(|| format!("[delivery] url '{}' is not a URL", self.url))?;
         if !matches!(url.scheme(), "http" | "https") {
             bail!("[delivery] url '{}' must be http or https", self.url);
+        }
+        if self.ca_file.is_some() && url.scheme() != "https" {
+            bail!(
+                "[delivery] ca_file is for an https url; '{}' is not encrypted",
+                self.url
+            );
         }
         if self.batch_size == 0 || self.max_attempts == 0 {
             bail!("[delivery] batch_size and max_attempts must be at least 1");

@@ -229,6 +229,21 @@ impl Pipeline {
         let mut pipeline: Pipeline = toml::from_str(&text)
             .with_context(|| format!("in pipeline file {}", path.display()))?;
         pipeline.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        // Certificate files are named relative to this file, as the others.
+        let base = pipeline.base_dir.clone();
+        let beside_this_file = |file: &mut Option<PathBuf>| {
+            if let Some(f) = file.as_mut().filter(|f| f.is_relative()) {
+                *f = tidy(&base.join(&*f));
+            }
+        };
+        for source in &mut pipeline.sources {
+            if let Some(pull) = &mut source.pull {
+                beside_this_file(&mut pull.ca_file);
+            }
+        }
+        if let Some(delivery) = &mut pipeline.delivery {
+            beside_this_file(&mut delivery.ca_file);
+        }
         if pipeline.sources.is_empty() {
             bail!("{}: the pipeline lists no [[source]]", path.display());
         }
@@ -338,6 +353,52 @@ mod tests {
         assert!(
             format!("{bad:#}").contains("needs a table or a query"),
             "{bad:#}"
+        );
+    }
+
+    #[test]
+    fn certificate_files_are_relative_to_the_pipeline_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(
+            &path,
+            "name='p'\nlake='l'\n[delivery]\nurl='https://m.example/in'\nca_file='certs/m.pem'\n\
+             [[source]]\nname='education'\n[source.pull]\nkind='http'\n\
+             url='https://x.example/api'\nca_file='/etc/province/ca.pem'\n",
+        )
+        .unwrap();
+        let pipeline = Pipeline::load(&path).unwrap();
+        let delivery = pipeline.delivery.as_ref().unwrap();
+        assert_eq!(
+            delivery.ca_file.as_deref(),
+            Some(dir.path().join("certs/m.pem").as_path())
+        );
+        assert_eq!(
+            pipeline.sources[0]
+                .pull
+                .as_ref()
+                .unwrap()
+                .ca_file
+                .as_deref(),
+            Some(Path::new("/etc/province/ca.pem"))
+        );
+        let plain = load(
+            "name='p'\nlake='l'\n[[source]]\nname='education'\n[source.pull]\nkind='http'\n\
+             url='http://x.example/api'\nca_file='ca.pem'\n",
+        )
+        .unwrap_err();
+        assert!(
+            format!("{plain:#}").contains("ca_file is for an https:// url"),
+            "{plain:#}"
+        );
+        let database = load(
+            "name='p'\nlake='l'\n[[source]]\nname='health'\n[source.pull]\nkind='postgres'\n\
+             url_env='PG'\ntable='t'\nca_file='ca.pem'\n",
+        )
+        .unwrap_err();
+        assert!(
+            format!("{database:#}").contains("sslrootcert=FILE"),
+            "{database:#}"
         );
     }
 }

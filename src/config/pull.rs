@@ -17,6 +17,7 @@
 //! kind = "http"
 //! url = "https://exchange.example.gov.cn/api/dropouts"
 //! token_env = "EDU_API_TOKEN"    # sent as Authorization: Bearer …
+//! ca_file = "province-ca.pem"    # optional: trust only these authorities for https
 //! paging = "cursor"              # or "offset" (the default)
 //! items = "data.items"           # where a page's records are (default "items")
 //! next_cursor = "data.next"      # cursor paging: where the next page's cursor is
@@ -75,6 +76,11 @@ pub struct PullConfig {
     /// The environment variable holding the bearer token, for `http`.
     #[serde(default)]
     pub token_env: Option<String>,
+    /// A PEM file of the certificate authorities to trust for an `https`
+    /// interface in place of the system's (a provincial authority);
+    /// relative to the pipeline file.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// How the interface pages, for `http`.
     #[serde(default)]
     pub paging: Paging,
@@ -158,6 +164,12 @@ impl PullConfig {
             (None, None) => bail!("source {source}: [source.pull] needs a table or a query"),
             _ => {}
         }
+        if self.ca_file.is_some() {
+            bail!(
+                "source {source}: ca_file is for http pulls; a database URL names its authority \
+                 itself (PostgreSQL: sslrootcert=FILE, MySQL: ssl-ca=FILE)"
+            );
+        }
         if let Some(table) = &self.table
             && !table.split('.').all(is_identifier)
         {
@@ -200,6 +212,9 @@ impl PullConfig {
             && !is_env_name(name)
         {
             bail!("source {source}: token_env {name:?} must name an environment variable");
+        }
+        if self.ca_file.is_some() && !url.starts_with("https://") {
+            bail!("source {source}: ca_file is for an https:// url; {url:?} is not encrypted");
         }
         if self.page_size == 0 || self.timeout_seconds == 0 {
             bail!("source {source}: page_size and timeout_seconds must be at least 1");

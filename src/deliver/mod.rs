@@ -210,9 +210,11 @@ pub async fn pass(
         None => None,
     };
     let sender = Sender {
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs_f64(config.timeout_seconds))
-            .build()?,
+        client: crate::ingest::pull::http_client(
+            Duration::from_secs_f64(config.timeout_seconds),
+            config.ca_file.as_deref(),
+            "[delivery] ca_file",
+        )?,
         config: config.clone(),
         token,
     };

@@ -48,8 +48,8 @@ fn as_server_user(program: &Path) -> Command {
     }
 }
 
-/// A certificate authority and a server certificate it signed, made with
-/// openssl; the server's names only `exchange.example`.
+/// A certificate authority and server certificates it signed, made with
+/// openssl: `server` names only `exchange.example`, `web` only 127.0.0.1.
 struct Certificates {
     dir: tempfile::TempDir,
 }
@@ -83,40 +83,50 @@ impl Certificates {
                 .concat(),
             );
         }
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=exchange.example",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ]);
-        std::fs::write(
-            dir.path().join("server.ext"),
-            "subjectAltName=DNS:exchange.example\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            "server.pem",
-            "-extfile",
-            "server.ext",
-        ]);
+        // The database servers' names only exchange.example; the web
+        // server's, reached as https://127.0.0.1, names that address.
+        for (server, names) in [("server", "DNS:exchange.example"), ("web", "IP:127.0.0.1")] {
+            let (key, csr, pem, ext) = (
+                format!("{server}.key"),
+                format!("{server}.csr"),
+                format!("{server}.pem"),
+                format!("{server}.ext"),
+            );
+            openssl(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=exchange.example",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+            ]);
+            std::fs::write(
+                dir.path().join(&ext),
+                format!("subjectAltName={names}\nextendedKeyUsage=serverAuth\n"),
+            )
+            .unwrap();
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &pem,
+                "-extfile",
+                &ext,
+            ]);
+        }
         Certificates { dir }
     }
 
@@ -934,6 +944,179 @@ fn http_pulls_page_retry_keep_to_the_rate_and_explain_refusals() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no array at \"items\""));
+}
+
+/// An exchange interface over HTTPS, with rustls: offset paging of
+/// `records` under `items`, one request per connection. A client that
+/// refuses the certificate just ends its connection.
+mod https_exchange {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use serde_json::{Value, json};
+
+    /// Serve on a localhost port with the certificate and key files;
+    /// the base URL.
+    pub fn start(records: Vec<Value>, cert: &str, key: &str) -> String {
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap(),
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("https://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for tcp in listener.incoming().flatten() {
+                let Ok(connection) = rustls::ServerConnection::new(config.clone()) else {
+                    continue;
+                };
+                let mut tls = rustls::StreamOwned::new(connection, tcp);
+                let _ = answer(&mut tls, &records);
+            }
+        });
+        base
+    }
+
+    type Tls = rustls::StreamOwned<rustls::ServerConnection, std::net::TcpStream>;
+
+    fn answer(tls: &mut Tls, records: &[Value]) -> std::io::Result<()> {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tls.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        let target = head.split(' ').nth(1).unwrap_or("/");
+        let param = |name: &str| -> usize {
+            url::form_urlencoded::parse(target.split_once('?').map_or("", |q| q.1).as_bytes())
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let page: Vec<&Value> = records
+            .iter()
+            .skip(param("offset"))
+            .take(param("limit"))
+            .collect();
+        let body = json!({ "items": page }).to_string();
+        write!(
+            tls,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        tls.conn.send_close_notify();
+        tls.flush()
+    }
+}
+
+#[test]
+fn https_pulls_trust_the_authority_in_ca_file_and_only_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = Certificates::make();
+    let (_, headers, rows) = generated_health(&tmp, 20);
+    let records: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::Value::Object(
+                headers
+                    .iter()
+                    .zip(r)
+                    .map(|(h, v)| (h.clone(), serde_json::Value::String(v.clone())))
+                    .collect(),
+            )
+        })
+        .collect();
+    let base = https_exchange::start(
+        records.clone(),
+        &certs.path("web.pem"),
+        &certs.path("web.key"),
+    );
+    let url = format!("{base}/offset");
+    let lake = lake_dir(&tmp);
+    let secure_pull = |ca: Option<&str>| {
+        let ca_args: Vec<String> = ca.map_or(Vec::new(), |f| vec!["--ca-file".into(), f.into()]);
+        let ca_args: Vec<&str> = ca_args.iter().map(String::as_str).collect();
+        http_pull(&lake, &url, exchange::TOKEN, &ca_args)
+    };
+
+    // The system does not know the province's authority: refused at once
+    // (no retries: it would not pass), saying what to do; nothing written.
+    let started = std::time::Instant::now();
+    let out = secure_pull(None);
+    let text = text_of(&out);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("source health")
+            && text.contains("certificate is not trusted")
+            && text.contains("ca_file"),
+        "{text}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "not retried"
+    );
+    assert!(!Path::new(&lake).join("batches").exists());
+
+    // Another authority in ca_file: refused too.
+    let out = secure_pull(Some(&certs.path("other_ca.pem")));
+    assert!(!out.status.success());
+    assert!(
+        text_of(&out).contains("certificate is not trusted"),
+        "{}",
+        text_of(&out)
+    );
+
+    // A ca_file that is not there, or holds no certificate: named.
+    let out = secure_pull(Some("/nonexistent/ca.pem"));
+    assert!(
+        text_of(&out).contains("ca_file /nonexistent/ca.pem"),
+        "{}",
+        text_of(&out)
+    );
+    let out = secure_pull(Some(&certs.path("server.ext")));
+    assert!(
+        text_of(&out).contains("holds no certificate"),
+        "{}",
+        text_of(&out)
+    );
+
+    // The authority that signed the server's certificate: every record.
+    let out = secure_pull(Some(&certs.path("ca.pem")));
+    assert!(out.status.success(), "{}", text_of(&out));
+    assert_eq!(
+        count(&lake, "SELECT count(*) FROM staged_health") as usize
+            + count(&lake, "SELECT count(*) FROM quarantine_health") as usize,
+        records.len()
+    );
+
+    // ca_file on a plain http:// url is a mistake, said before any request.
+    let out = http_pull(
+        &lake,
+        "http://127.0.0.1:9/offset",
+        exchange::TOKEN,
+        &["--ca-file", &certs.path("ca.pem")],
+    );
+    assert!(
+        text_of(&out).contains("ca_file is for an https:// url"),
+        "{}",
+        text_of(&out)
+    );
 }
 
 /// A throw-away MariaDB server on a localhost port; stopped when dropped.

@@ -33,9 +33,11 @@ pub(super) async fn pull(job: &Job<'_>) -> Result<Vec<FileOutcome>> {
         })?),
         None => None,
     };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(pull.timeout_seconds))
-        .build()?;
+    let client = super::http_client(
+        Duration::from_secs(pull.timeout_seconds),
+        pull.ca_file.as_deref(),
+        &format!("source {source}: ca_file"),
+    )?;
     let display = format!("http {url}");
     (job.on_file_start)(&display);
 
@@ -145,6 +147,27 @@ impl Pacer {
 }
 
 /// One page, retried on what a retry may cure.
+/// The TLS library's reason when `error` is a refused server certificate.
+fn certificate_refused(error: &reqwest::Error) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(tls @ rustls::Error::InvalidCertificate(_)) = e.downcast_ref::<rustls::Error>()
+        {
+            return Some(tls.to_string());
+        }
+        // An I/O error's own `source` skips the error it wraps (the TLS
+        // error arrives wrapped twice): step into it instead.
+        cause = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(wrapped) => Some(wrapped as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
+}
+
 async fn get(
     client: &reqwest::Client,
     url: &reqwest::Url,
@@ -196,14 +219,23 @@ async fn get(
                     .collect();
                 bail!("HTTP {status}: {text}");
             }
-            Err(e) if e.is_timeout() || e.is_connect() || e.is_request() => {
+            Err(e) => {
+                if let Some(refused) = certificate_refused(&e) {
+                    // Not a passing fault: retrying would only repeat it.
+                    bail!(
+                        "the server's certificate is not trusted ({refused}); if a provincial \
+                         authority issued it, name that authority's PEM file in ca_file"
+                    );
+                }
+                if !(e.is_timeout() || e.is_connect() || e.is_request()) {
+                    return Err(e.into());
+                }
                 last_error = format!("{e}");
                 tracing::warn!(attempt, error = %e, "page not fetched; retrying");
                 if attempt < pull.retries {
                     tokio::time::sleep(backoff).await;
                 }
             }
-            Err(e) => return Err(e.into()),
         }
     }
     bail!("gave up after {} attempts: {last_error}", pull.retries + 1)

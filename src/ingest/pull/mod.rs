@@ -22,6 +22,8 @@ mod postgres;
 mod tls;
 mod windows;
 
+pub use tls::http_client;
+
 use std::sync::Arc;
 
 use anyhow::Result;

@@ -263,20 +263,56 @@ fn split_params(url: &str) -> Result<(Vec<(String, String)>, Rebuild)> {
 /// The certificates in the PEM file that the URL's parameter `param`
 /// names.
 fn roots_from_file(param: &str, file: &Path) -> Result<RootCertStore> {
+    Ok(authorities_in(param, file)?.1)
+}
+
+/// The certificate authorities in a PEM file, as found and as a trust
+/// store; `setting` is the key or URL parameter that named the file, so
+/// an error says where it came from.
+fn authorities_in(
+    setting: &str,
+    file: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, RootCertStore)> {
     let mut roots = RootCertStore::empty();
-    let named = || format!("{param} {}", file.display());
+    let mut found = Vec::new();
+    let named = || format!("{setting} {}", file.display());
     let certs = CertificateDer::pem_file_iter(file)
         .with_context(|| format!("{}: cannot be read", named()))?;
     for cert in certs {
         let cert = cert.with_context(|| format!("{}: not PEM", named()))?;
         roots
-            .add(cert)
+            .add(cert.clone())
             .with_context(|| format!("{}: not a usable certificate", named()))?;
+        found.push(cert);
     }
     if roots.is_empty() {
         bail!("{}: holds no certificate", named());
     }
-    Ok(roots)
+    Ok((found, roots))
+}
+
+/// An HTTP client for an exchange interface or the monitoring system.
+/// Without `ca_file` it trusts the system's certificate authorities; with
+/// it, only the authorities in that PEM file (as `curl --cacert`), so a
+/// provincial authority can be trusted for one interface without trusting
+/// it for the whole machine. `setting` names where the file was given.
+pub fn http_client(
+    timeout: std::time::Duration,
+    ca_file: Option<&Path>,
+    setting: &str,
+) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder().timeout(timeout);
+    if let Some(file) = ca_file {
+        builder = builder.tls_built_in_root_certs(false);
+        for cert in authorities_in(setting, file)?.0 {
+            let cert = reqwest::Certificate::from_der(&cert)
+                .with_context(|| format!("{setting} {}", file.display()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .with_context(|| format!("cannot make an HTTP client ({setting})"))
 }
 
 fn system_roots() -> Result<RootCertStore> {
