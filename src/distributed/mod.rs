@@ -13,8 +13,11 @@
 //!
 //! Workers are `safetynet worker` processes ([`worker`]).
 
+mod per_query;
 pub mod worker;
 pub mod writes;
+
+pub use per_query::LocalOnlyTable;
 
 use std::sync::OnceLock;
 
@@ -144,8 +147,14 @@ fn bytes_per_task_from_env() -> Result<Option<usize>> {
 
 /// `builder` planning for `engine`: unchanged for the local engine; for
 /// workers, the distributed planner (which wraps the query planner set
-/// before it, so Delta writes still plan) and the worker list.
-pub fn plan_for(builder: SessionStateBuilder, engine: &Engine) -> Result<SessionStateBuilder> {
+/// before it, so Delta writes still plan) and the worker list. A query
+/// that reads one of `local_only` is planned with the query planner set
+/// before, on this process ([`per_query`]).
+pub fn plan_for(
+    mut builder: SessionStateBuilder,
+    engine: &Engine,
+    local_only: Vec<LocalOnlyTable>,
+) -> Result<SessionStateBuilder> {
     let Engine::Distributed {
         workers,
         bytes_per_task,
@@ -153,13 +162,27 @@ pub fn plan_for(builder: SessionStateBuilder, engine: &Engine) -> Result<Session
     else {
         return Ok(builder);
     };
+    let local = builder.query_planner().clone();
     let builder = builder
         .with_distributed_worker_resolver(Workers(workers.clone()))
         .with_distributed_planner();
-    Ok(match bytes_per_task {
+    let mut builder = match bytes_per_task {
         Some(bytes) => builder.with_distributed_file_scan_config_bytes_per_partition(*bytes)?,
         None => builder,
-    })
+    };
+    if local_only.is_empty() {
+        return Ok(builder);
+    }
+    let (Some(local), Some(distributed)) = (local, builder.query_planner().clone()) else {
+        bail!("a session with workers needs its local query planner set first");
+    };
+    Ok(
+        builder.with_query_planner(std::sync::Arc::new(per_query::PerQuery {
+            local,
+            distributed,
+            tables: local_only,
+        })),
+    )
 }
 
 /// The fixed list of workers the coordinator sends stages to.

@@ -5,7 +5,7 @@
 //! snapshot without touching storage, refreshing the tables whose version
 //! changed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -95,11 +95,16 @@ pub async fn table_names(lake: &Lake) -> Result<Vec<String>> {
 /// can be the input of a Delta write). Every session of the program is
 /// made here, planning for this process's engine ([`distributed`]).
 pub fn new_context(memory_limit: usize) -> Result<SessionContext> {
-    new_context_for(memory_limit, &distributed::current()?)
+    new_context_for(memory_limit, &distributed::current()?, Vec::new())
 }
 
-/// As [`new_context`], planning for `engine`.
-fn new_context_for(memory_limit: usize, engine: &distributed::Engine) -> Result<SessionContext> {
+/// As [`new_context`], planning for `engine`; a query that reads one of
+/// `local_only` is planned on this process.
+fn new_context_for(
+    memory_limit: usize,
+    engine: &distributed::Engine,
+    local_only: Vec<distributed::LocalOnlyTable>,
+) -> Result<SessionContext> {
     // Greedy, as DataFusion's default: a fair pool (spilling operators
     // share what the others leave) made a 100,000-household link twice as
     // slow by spilling early. The top consumers are named when memory runs
@@ -118,7 +123,7 @@ fn new_context_for(memory_limit: usize, engine: &distributed::Engine) -> Result<
         .with_default_features()
         .with_config(config)
         .with_runtime_env(runtime);
-    let state = distributed::plan_for(planning_locally(builder), engine)?.build();
+    let state = distributed::plan_for(planning_locally(builder), engine, local_only)?.build();
     let ctx = SessionContext::new_with_state(state);
     crate::functions::register_all(&ctx)?;
     Ok(ctx)
@@ -132,38 +137,26 @@ pub fn planning_locally(builder: SessionStateBuilder) -> SessionStateBuilder {
 }
 
 /// A session over `tables` with `memory_limit` bytes, planning for this
-/// process's engine; but when one of the tables can only be read here
-/// (it needs the Delta reader, which workers cannot run), every query of
-/// the session runs on this process, and the log says which table and why.
+/// process's engine; a query that reads a table only this process can
+/// read (it needs the Delta reader, which workers cannot run) runs here,
+/// and the log says which table and why.
 fn context_over(tables: &BTreeMap<String, Opened>, memory_limit: usize) -> Result<SessionContext> {
-    let engine = distributed::current()?;
     let local_only = tables
         .iter()
-        .find_map(|(name, t)| t.local_only.as_ref().map(|why| (name, t.version(), why)));
-    let ctx = match local_only {
-        Some((name, version, why)) if engine.is_distributed() => {
-            if first_time_local_only(name, version) {
-                tracing::warn!(
-                    "table {name} cannot be read by workers ({why}): queries over it run on \
-                     this process, not on the workers"
-                );
-            }
-            new_context_for(memory_limit, &distributed::Engine::Local)?
-        }
-        _ => new_context_for(memory_limit, &engine)?,
-    };
+        .filter_map(|(name, t)| {
+            t.local_only
+                .as_ref()
+                .map(|why| distributed::LocalOnlyTable {
+                    name: name.clone(),
+                    version: t.version(),
+                    why: why.clone(),
+                    provider: t.provider.clone(),
+                })
+        })
+        .collect();
+    let ctx = new_context_for(memory_limit, &distributed::current()?, local_only)?;
     register(&ctx, tables)?;
     Ok(ctx)
-}
-
-/// True the first time this process meets `name` at `version` as a table
-/// only this process can read: a service opens a session per request, and
-/// its log should say so once per version of the table, not per request.
-fn first_time_local_only(name: &str, version: Option<u64>) -> bool {
-    static SEEN: std::sync::Mutex<BTreeSet<(String, Option<u64>)>> =
-        std::sync::Mutex::new(BTreeSet::new());
-    let mut seen = SEEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    seen.insert((name.to_string(), version))
 }
 
 /// One opened table: its log at one version and its scan.

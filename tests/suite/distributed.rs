@@ -215,6 +215,33 @@ fn two_workers_link_and_warn_as_the_local_engine_does() {
         vec![vec!["100".to_string()]]
     );
     assert_eq!(sql(&local, extra), vec![vec!["100".to_string()]]);
+    // Only the queries that read it stay here: the others of the same lake
+    // still go to the workers (two again: one alone takes no stages),
+    // without a word about county_extra.
+    workers[1] = WorkerProcess::start();
+    let listed = format!("{},{}", workers[0].url, workers[1].url);
+    let analyse = |query: &str| {
+        run(coordinator(&listed).args([
+            "sql",
+            "--lake",
+            &spread,
+            "-c",
+            &format!("EXPLAIN ANALYZE {query}"),
+        ]))
+    };
+    let elsewhere = analyse(JOIN);
+    let (plan, log) = (
+        String::from_utf8_lossy(&elsewhere.stdout),
+        String::from_utf8_lossy(&elsewhere.stderr),
+    );
+    assert!(plan.contains("DistributedExec"), "{plan}");
+    assert!(!log.contains("county_extra"), "{log}");
+    let over_it = analyse(extra);
+    let plan = String::from_utf8_lossy(&over_it.stdout);
+    assert!(
+        over_it.status.success() && !plan.contains("DistributedExec"),
+        "{plan}"
+    );
 
     // Asking for the Delta scan with workers is refused, not ignored.
     let out = run(bin()
