@@ -30,10 +30,19 @@ use crate::failpoint;
 use crate::lake::Lake;
 use crate::lake::tables::{self, BATCHES, batches_schema, quarantine_schema};
 
-/// Rows per Arrow batch handed to the Parquet writer.
-const BATCH_ROWS: usize = 65_536;
-/// Rows per chunk sent from the reader thread.
-const CHUNK_ROWS: usize = 8_192;
+/// Rows per chunk dealt by the reader thread to a normaliser thread, and
+/// so per Arrow batch handed to the Parquet writer.
+const CHUNK_ROWS: usize = 32_768;
+
+/// Normaliser threads: `SAFETYNET_INGEST_THREADS`, else one per core
+/// (at most eight).
+fn normaliser_count() -> usize {
+    std::env::var("SAFETYNET_INGEST_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| (1..=64).contains(n))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(8)))
+}
 
 /// What happened to one input file.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -201,16 +210,8 @@ pub async fn ingest_file(
     }
 
     let delimiter = if format == Format::Tsv { '\t' } else { ',' };
-    let mut normaliser = Normaliser::new(
-        schema.clone(),
-        column_map.columns,
-        &batch_id,
-        &file.display_name,
-        delimiter,
-    );
-    let mut staged_table = lake
-        .table_or_create(&staged_name, normaliser.staged_schema())
-        .await?;
+    let staged_schema = super::normalise::staged_schema(schema);
+    let mut staged_table = lake.table_or_create(&staged_name, &staged_schema).await?;
     let mut quarantine_table = lake
         .table_or_create(&quarantine_name, &quarantine_schema())
         .await?;
@@ -219,69 +220,102 @@ pub async fn ingest_file(
     );
     let mut quarantine_writer = Lake::writer(&quarantine_table)?;
 
-    // Three stages run at once: a reader thread parses, a normaliser thread
-    // types and checks, and this task encodes Parquet and writes. Bounded
-    // channels keep memory flat whatever the file size.
-    let (row_sender, row_receiver) = std::sync::mpsc::sync_channel::<Vec<RawRow>>(4);
-    let (batch_sender, mut batch_receiver) = tokio::sync::mpsc::channel::<(u64, Normalised)>(2);
+    // The work runs at once on every core: a reader thread parses and
+    // deals chunks of rows in turn to normaliser threads, which type and
+    // check them; this task takes their results back in the same turn (so
+    // rows reach the table in file order), encodes Parquet and writes.
+    // Normalising is the heaviest step, hence several threads for it.
+    // Bounded channels keep memory flat whatever the file size.
+    let mut chunk_senders = Vec::new();
+    let mut result_receivers = Vec::new();
+    let mut normaliser_threads = Vec::new();
+    for _ in 0..normaliser_count() {
+        let (chunk_sender, chunk_receiver) = std::sync::mpsc::sync_channel::<Vec<RawRow>>(2);
+        let (result_sender, result_receiver) = tokio::sync::mpsc::channel::<(usize, Normalised)>(2);
+        let mut normaliser = Normaliser::new(
+            schema.clone(),
+            column_map.columns.clone(),
+            &batch_id,
+            &file.display_name,
+            delimiter,
+        );
+        normaliser_threads.push(std::thread::spawn(move || -> Result<(u64, u64)> {
+            for chunk in chunk_receiver {
+                let rows = chunk.len();
+                for row in chunk {
+                    normaliser.push(row);
+                }
+                if result_sender
+                    .blocking_send((rows, normaliser.take()?))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            Ok((normaliser.staged_rows, normaliser.quarantined_rows))
+        }));
+        chunk_senders.push(chunk_sender);
+        result_receivers.push(result_receiver);
+    }
     let reader_rows = reader.rows;
     let reader_thread = std::thread::spawn(move || {
         let mut read = 0u64;
+        let mut dealt = 0usize;
         let mut chunk = Vec::with_capacity(CHUNK_ROWS);
         for row in reader_rows {
             read += 1;
             chunk.push(row);
             if chunk.len() == CHUNK_ROWS {
                 let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
-                if row_sender.send(full).is_err() {
+                if chunk_senders[dealt % chunk_senders.len()]
+                    .send(full)
+                    .is_err()
+                {
                     break;
                 }
+                dealt += 1;
             }
         }
         if !chunk.is_empty() {
-            let _ = row_sender.send(chunk);
+            let _ = chunk_senders[dealt % chunk_senders.len()].send(chunk);
         }
         read
     });
-    let normaliser_thread = std::thread::spawn(move || -> Result<(u64, u64)> {
-        let mut seen = 0u64;
-        for chunk in row_receiver {
-            seen += chunk.len() as u64;
-            for row in chunk {
-                normaliser.push(row);
-            }
-            if normaliser.buffered() >= BATCH_ROWS
-                && batch_sender
-                    .blocking_send((seen, normaliser.take()?))
-                    .is_err()
-            {
-                break;
-            }
-        }
-        let _ = batch_sender.blocking_send((seen, normaliser.take()?));
-        Ok((normaliser.staged_rows, normaliser.quarantined_rows))
-    });
 
     let mut rows_seen = 0u64;
-    while let Some((seen, (staged, quarantined))) = batch_receiver.recv().await {
-        rows_seen = seen;
-        if let Some(batch) = staged {
-            // A schema file may have gained fields since the table was created.
-            staged_writer
-                .write_with_mode(batch, WriteMode::MergeSchema)
-                .await?;
+    'turns: loop {
+        for receiver in &mut result_receivers {
+            // The first normaliser with nothing more ends the file: chunks
+            // were dealt in turn.
+            let Some((rows, (staged, quarantined))) = receiver.recv().await else {
+                break 'turns;
+            };
+            rows_seen += rows as u64;
+            if let Some(batch) = staged {
+                // A schema file may have gained fields since the table was created.
+                staged_writer
+                    .write_with_mode(batch, WriteMode::MergeSchema)
+                    .await?;
+            }
+            if let Some(batch) = quarantined {
+                quarantine_writer.write(batch).await?;
+            }
+            progress(rows_seen);
         }
-        if let Some(batch) = quarantined {
-            quarantine_writer.write(batch).await?;
-        }
-        progress(rows_seen);
     }
+    // Threads still sending (after a failure) stop when their receiver goes.
+    drop(result_receivers);
     let rows_read = reader_thread
         .join()
         .map_err(|_| anyhow::anyhow!("{}: the reader thread failed", file.display_name))?;
-    let (rows_staged, rows_quarantined) = normaliser_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("{}: the normaliser thread failed", file.display_name))??;
+    let (mut rows_staged, mut rows_quarantined) = (0, 0);
+    for thread in normaliser_threads {
+        let (staged, quarantined) = thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("{}: a normaliser thread failed", file.display_name))??;
+        rows_staged += staged;
+        rows_quarantined += quarantined;
+    }
     if rows_read != rows_staged + rows_quarantined || rows_read != rows_seen {
         bail!(
             "{}: row count mismatch (read {rows_read}, staged {rows_staged}, quarantined {rows_quarantined}); nothing committed",

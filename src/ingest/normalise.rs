@@ -376,11 +376,6 @@ impl Normaliser {
         &self.staged_schema
     }
 
-    /// Rows buffered since the last [`Normaliser::take`].
-    pub fn buffered(&self) -> usize {
-        self.staged_lines.len() + self.quarantine.line.len()
-    }
-
     /// Normalise one row into the staged or the quarantine buffer.
     pub fn push(&mut self, row: RawRow) {
         if let Some(error) = &row.error {
