@@ -1,5 +1,5 @@
 //! Ingest benchmark: a generated health extract of N rows, CSV → lake,
-//! beside DuckDB and DataFusion's own CSV → Parquet on the same file.
+//! beside DuckDB's CSV → zstd Parquet on the same file.
 //!
 //!   cargo bench --bench ingest -- --rows 1000000 [--rows 10000000] [--dir /tmp/bench]
 //!
