@@ -838,12 +838,10 @@ fn http_pull(lake: &str, url: &str, token: &str, extra: &[&str]) -> std::process
     run(&mut cmd)
 }
 
-#[test]
-fn http_pulls_page_retry_keep_to_the_rate_and_explain_refusals() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (_, headers, rows) = generated_health(&tmp, 80);
-    let records: Vec<serde_json::Value> = rows
-        .iter()
+/// Each row as a JSON object keyed by the headers, as an exchange
+/// interface serves records.
+fn json_records(headers: &[String], rows: &[Vec<String>]) -> Vec<serde_json::Value> {
+    rows.iter()
         .map(|r| {
             serde_json::Value::Object(
                 headers
@@ -853,7 +851,14 @@ fn http_pulls_page_retry_keep_to_the_rate_and_explain_refusals() {
                     .collect(),
             )
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn http_pulls_page_retry_keep_to_the_rate_and_explain_refusals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, headers, rows) = generated_health(&tmp, 80);
+    let records = json_records(&headers, &rows);
     let total = records.len();
     assert!(total > 80, "several pages: {total}");
     let (base, seen) = exchange::start(records);
@@ -1030,18 +1035,7 @@ fn https_pulls_trust_the_authority_in_ca_file_and_only_it() {
     let tmp = tempfile::tempdir().unwrap();
     let certs = Certificates::make();
     let (_, headers, rows) = generated_health(&tmp, 20);
-    let records: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|r| {
-            serde_json::Value::Object(
-                headers
-                    .iter()
-                    .zip(r)
-                    .map(|(h, v)| (h.clone(), serde_json::Value::String(v.clone())))
-                    .collect(),
-            )
-        })
-        .collect();
+    let records = json_records(&headers, &rows);
     let base = https_exchange::start(
         records.clone(),
         &certs.path("web.pem"),
