@@ -35,13 +35,19 @@ use crate::lake::tables::{self, BATCHES, batches_schema, quarantine_schema};
 const CHUNK_ROWS: usize = 32_768;
 
 /// Normaliser threads: `SAFETYNET_INGEST_THREADS`, else one per core
-/// (at most eight).
-fn normaliser_count() -> usize {
-    std::env::var("SAFETYNET_INGEST_THREADS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|n| (1..=64).contains(n))
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(8)))
+/// (at most eight). A value that is not a count is refused, not ignored.
+fn normaliser_count() -> Result<usize> {
+    match std::env::var("SAFETYNET_INGEST_THREADS") {
+        Ok(value) => value
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=64).contains(n))
+            .with_context(|| {
+                format!("SAFETYNET_INGEST_THREADS must be a number of threads from 1 to 64, not '{value}'")
+            }),
+        Err(_) => Ok(std::thread::available_parallelism().map_or(2, |n| n.get().min(8))),
+    }
 }
 
 /// What happened to one input file.
@@ -191,6 +197,7 @@ pub async fn ingest_file(
     )
     .with_context(|| format!("{}: cannot read", file.display_name))?;
     let column_map = map_columns(schema, &reader.headers, &file.display_name)?;
+    let normalisers = normaliser_count()?;
     let encoding = reader.encoding;
 
     let raw_path = format!("raw/{}/{}/{}", schema.name, batch_id, file.file_name);
@@ -229,7 +236,7 @@ pub async fn ingest_file(
     let mut chunk_senders = Vec::new();
     let mut result_receivers = Vec::new();
     let mut normaliser_threads = Vec::new();
-    for _ in 0..normaliser_count() {
+    for _ in 0..normalisers {
         let (chunk_sender, chunk_receiver) = std::sync::mpsc::sync_channel::<Vec<RawRow>>(2);
         let (result_sender, result_receiver) = tokio::sync::mpsc::channel::<(usize, Normalised)>(2);
         let mut normaliser = Normaliser::new(

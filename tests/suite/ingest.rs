@@ -1,5 +1,7 @@
 //! Ingest end to end: the real binary, real Delta tables in a temp dir.
 
+use std::path::Path;
+
 use crate::common::*;
 
 /// Every source of a generated data set is ingested with counts conserved,
@@ -255,6 +257,42 @@ fn missing_required_column_refuses_the_file() {
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
     );
     assert!(tables.is_empty(), "nothing written: {tables:?}");
+}
+
+/// A thread count that is not one is refused before anything is written;
+/// one thread gives the same rows as the default.
+#[test]
+fn a_bad_ingest_thread_count_is_refused_not_ignored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data/health.csv");
+    let lake = lake_dir(&tmp);
+    let out = run(bin()
+        .env("SAFETYNET_INGEST_THREADS", "many")
+        .args(["ingest", "--lake", &lake, "--source", "health"])
+        .arg(&file));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("SAFETYNET_INGEST_THREADS") && err.contains("'many'"),
+        "{err}"
+    );
+    assert!(
+        !Path::new(&lake).join("batches").exists(),
+        "nothing written"
+    );
+    let out = run(bin()
+        .env("SAFETYNET_INGEST_THREADS", "1")
+        .args(["ingest", "--lake", &lake, "--source", "health"])
+        .arg(&file));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other = tmp.path().join("default-lake").display().to_string();
+    ingest_ok(&other, "health", &[&file]);
+    let rows = "SELECT line, settlement_id FROM staged_health ORDER BY line";
+    assert_eq!(sql(&lake, rows), sql(&other, rows));
 }
 
 /// Binary files and undeclared non-text encodings are refused clearly.
