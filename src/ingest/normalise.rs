@@ -100,7 +100,7 @@ impl ValueBuilder {
 
     fn finish(&mut self) -> ArrayRef {
         match self {
-            ValueBuilder::Text(b) => Arc::new(b.finish()),
+            ValueBuilder::Text(b) => finish_text(b),
             ValueBuilder::Int(b) => Arc::new(b.finish()),
             ValueBuilder::Fen(b) => Arc::new(b.finish()),
             ValueBuilder::Date(b) => Arc::new(b.finish()),
@@ -471,12 +471,12 @@ impl Normaliser {
             ];
             for columns in &mut self.fields {
                 arrays.push(columns.value.finish());
-                arrays.push(Arc::new(columns.raw.finish()));
+                arrays.push(finish_text(&mut columns.raw));
                 if let Some(b) = &mut columns.valid {
                     arrays.push(Arc::new(b.finish()));
                 }
             }
-            arrays.push(Arc::new(self.issues.finish()));
+            arrays.push(finish_text(&mut self.issues));
             Some(RecordBatch::try_new(self.staged_schema.clone(), arrays)?)
         };
         let quarantined = if self.quarantine.line.is_empty() {
@@ -498,6 +498,14 @@ impl Normaliser {
         };
         Ok((staged, quarantined))
     }
+}
+
+/// Finish a text column and start the next as large as this one was.
+/// Chunks hold the same number of rows, so the next one fills without the
+/// repeated doubling (and fresh, zeroed pages) of a builder grown from empty.
+fn finish_text(builder: &mut StringBuilder) -> ArrayRef {
+    let next = StringBuilder::with_capacity(builder.len(), builder.values_slice().len());
+    Arc::new(std::mem::replace(builder, next).finish())
 }
 
 fn constant(value: &str, n: usize) -> ArrayRef {

@@ -202,7 +202,7 @@ fn open_delimited(
                             "列数不符 (expected {width} columns, found {})",
                             record.len()
                         ))
-                    } else if record.iter().any(|c| c.contains('\u{fffd}')) {
+                    } else if record.as_slice().contains('\u{fffd}') {
                         Some(
                             "含无法解码的字节 (bytes that are not valid in the file's encoding)"
                                 .to_string(),
