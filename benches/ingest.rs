@@ -7,7 +7,9 @@
 //! resident set (getrusage). DuckDB is the `duckdb` binary on PATH
 //! (`pip install duckdb-cli`); it is skipped with a note when absent.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -44,24 +46,10 @@ fn file_mib(path: &Path) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let mut rows_list = Vec::new();
-    let mut dir = std::env::temp_dir().join("safetynet-bench");
-    let mut i = 1;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--rows" => {
-                rows_list.push(args[i + 1].parse::<usize>().expect("--rows N"));
-                i += 1;
-            }
-            "--dir" => {
-                dir = PathBuf::from(&args[i + 1]);
-                i += 1;
-            }
-            _ => {} // cargo bench passes --bench
-        }
-        i += 1;
-    }
+    let common::Arguments {
+        rows: mut rows_list,
+        dir,
+    } = common::arguments("safetynet-bench");
     if rows_list.is_empty() {
         rows_list.push(1_000_000);
     }
@@ -75,24 +63,7 @@ fn main() {
     println!("|---:|---:|---|---:|---:|---:|");
     for rows in rows_list {
         let data = dir.join(format!("rows{rows}"));
-        let csv = data.join("health.csv");
-        if !csv.exists() {
-            let households = (rows / 14 * 10).clamp(1_000, 200_000);
-            let status = Command::new(bin)
-                .args([
-                    "generate",
-                    "--only",
-                    "health",
-                    "--households",
-                    &households.to_string(),
-                ])
-                .args(["--rows", &format!("health={rows}"), "--seed", "1", "--out"])
-                .arg(&data)
-                .stdout(std::process::Stdio::null())
-                .status()
-                .expect("generate");
-            assert!(status.success());
-        }
+        let csv = common::health_extract(bin, &data, rows);
         let mib = file_mib(&csv);
         let report = |tool: &str, m: Option<Measure>| match m {
             Some(m) => println!(

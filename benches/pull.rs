@@ -20,39 +20,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let mut rows = 1_000_000usize;
-    let mut dir = std::env::temp_dir().join("safetynet-bench-pull");
-    let mut i = 1;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--rows" => {
-                rows = args[i + 1].parse().expect("--rows N");
-                i += 1;
-            }
-            "--dir" => {
-                dir = PathBuf::from(&args[i + 1]);
-                i += 1;
-            }
-            _ => {} // cargo bench passes --bench
-        }
-        i += 1;
-    }
+    let arguments = common::arguments("safetynet-bench-pull");
+    let rows = arguments.rows.last().copied().unwrap_or(1_000_000);
     let bin = env!("CARGO_BIN_EXE_safetynet");
-    let data = dir.join(format!("rows{rows}"));
-    let csv = data.join("health.csv");
-    if !csv.exists() {
-        let households = (rows / 14 * 10).clamp(1_000, 200_000);
-        let status = Command::new(bin)
-            .args(["generate", "--only", "health"])
-            .args(["--households", &households.to_string()])
-            .args(["--rows", &format!("health={rows}"), "--seed", "1", "--out"])
-            .arg(&data)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("generate");
-        assert!(status.success());
-    }
+    let data = arguments.dir.join(format!("rows{rows}"));
+    let csv = common::health_extract(bin, &data, rows);
     // Beside the data, not in it: the server runs as `postgres`, which may
     // not enter a directory this user made private.
     let server = Postgres::start(
