@@ -23,7 +23,9 @@ use object_store::{ObjectStoreExt, WriteMultipart};
 use sha2::{Digest, Sha256};
 
 use super::input::InputFile;
-use super::normalise::{Normalised, Normaliser, high_cardinality_columns, map_columns};
+use super::normalise::{
+    Normalised, Normaliser, high_cardinality_columns, map_columns, raw_text_columns,
+};
 use super::rows::{self, Format, RawRow};
 use crate::config::SourceSchema;
 use crate::failpoint;
@@ -222,9 +224,11 @@ pub async fn ingest_file(
     let mut quarantine_table = lake
         .table_or_create(&quarantine_name, &quarantine_schema())
         .await?;
-    let mut staged_writer = Lake::writer(&staged_table)?.with_writer_properties(
-        crate::lake::writer_properties_without_dictionary(&high_cardinality_columns(schema)),
-    );
+    let mut staged_writer =
+        Lake::writer(&staged_table)?.with_writer_properties(crate::lake::staged_writer_properties(
+            &high_cardinality_columns(schema),
+            &raw_text_columns(schema),
+        ));
     let mut quarantine_writer = Lake::writer(&quarantine_table)?;
 
     // The work runs at once on every core: a reader thread parses and

@@ -132,6 +132,15 @@ pub fn high_cardinality_columns(schema: &SourceSchema) -> Vec<String> {
     columns
 }
 
+/// The staged columns that keep each field's text as the file had it.
+pub fn raw_text_columns(schema: &SourceSchema) -> Vec<String> {
+    schema
+        .fields
+        .iter()
+        .map(|field| format!("{}_raw", field.name))
+        .collect()
+}
+
 /// Where one schema field's text comes from in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {

@@ -20,7 +20,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::prelude::{SessionContext, col, lit};
 use deltalake::protocol::SaveMode;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
@@ -246,18 +246,25 @@ impl Lake {
 
 /// Parquet settings for every lake file: zstd, which DuckDB and Spark read.
 pub fn writer_properties() -> WriterProperties {
-    writer_properties_without_dictionary(&[])
+    staged_writer_properties(&[], &[])
 }
 
-/// As [`writer_properties`], with dictionary encoding off for columns whose
-/// values are nearly all distinct (record keys, ID numbers, raw text), where
-/// building the dictionary costs time and saves nothing.
-pub fn writer_properties_without_dictionary(columns: &[String]) -> WriterProperties {
+/// As [`writer_properties`], for a staged table: dictionary encoding off
+/// for `distinct` columns, whose values are nearly all distinct (record
+/// keys, ID numbers, raw text), where building the dictionary costs time
+/// and saves nothing; and no min/max statistics for `unfiltered` columns
+/// (the raw text kept beside each value), which no query prunes on and
+/// whose statistics cost a string comparison per value.
+pub fn staged_writer_properties(distinct: &[String], unfiltered: &[String]) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1")))
         .set_max_row_group_row_count(Some(1 << 20));
-    for column in columns {
+    for column in distinct {
         builder = builder.set_column_dictionary_enabled(column.as_str().into(), false);
+    }
+    for column in unfiltered {
+        builder =
+            builder.set_column_statistics_enabled(column.as_str().into(), EnabledStatistics::None);
     }
     builder.build()
 }
