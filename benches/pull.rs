@@ -1,13 +1,16 @@
 //! Pull benchmark: a generated health extract of N rows in a table of a
-//! throw-away PostgreSQL server on localhost, pulled into the lake by
-//! `safetynet ingest --pull postgres`, beside the fastest plain export:
-//! PostgreSQL's own `COPY … TO STDOUT` piped into DuckDB, which writes
-//! zstd Parquet. The same file ingested from disk is shown too, so the
-//! cost of the pull itself stands out.
+//! throw-away PostgreSQL server and of a throw-away MariaDB server on
+//! localhost, pulled into the lake by `safetynet ingest --pull postgres`
+//! and `--pull mysql`, beside the fastest plain export of each: the
+//! server's own client writing CSV (`psql COPY … TO STDOUT`, `mariadb
+//! --batch`) piped into DuckDB, which writes zstd Parquet. The same file
+//! ingested from disk is shown too, so the cost of the pull itself stands
+//! out.
 //!
 //!   cargo bench --bench pull -- --rows 1000000 [--dir /tmp/bench-pull]
 //!
-//! Needs Debian's `postgresql` package (initdb, pg_ctl, psql) and DuckDB
+//! Needs Debian's `postgresql` package (initdb, pg_ctl, psql), its
+//! `mariadb-server` package (mariadb-install-db, mariadbd, mariadb) and DuckDB
 //! (`pip install duckdb-cli`; its row is skipped when absent). Peak memory
 //! is each measured process's own (for the DuckDB row, the shell's
 //! largest child).
@@ -113,6 +116,209 @@ fn main() {
     } else {
         println!("| {rows} | duckdb | not installed (pip install duckdb-cli) | | |");
     }
+    drop(server);
+
+    let server = MariaDb::start(
+        &std::env::temp_dir().join(format!("safetynet-bench-maria-{}", std::process::id())),
+    );
+    let loaded = std::time::Instant::now();
+    server.load(&csv);
+    eprintln!(
+        "loaded {rows} rows into MariaDB exchange.settlements in {:.1} s",
+        loaded.elapsed().as_secs_f64()
+    );
+    let lake = data.join("lake-pull-mysql");
+    let _ = std::fs::remove_dir_all(&lake);
+    report(
+        "safetynet ingest --pull mysql (normalise, validate, Delta)",
+        measure(
+            Command::new(bin)
+                .env("HEALTH_MYSQL_URL", server.url())
+                .env("SAFETYNET_LOG", "error")
+                .args(["ingest", "--lake"])
+                .arg(&lake)
+                .args(["--source", "health", "--pull", "mysql"])
+                .args([
+                    "--url-env",
+                    "HEALTH_MYSQL_URL",
+                    "--table",
+                    "exchange.settlements",
+                ])
+                .args(["--batch-rows", "1000000"])
+                .current_dir(env!("CARGO_MANIFEST_DIR")),
+        ),
+    );
+    if has_duckdb {
+        let out = data.join("duckdb.parquet");
+        // `--batch` writes tab-separated text with `\N` for null; `--quick`
+        // streams rows instead of holding the result in the client.
+        let pipe = format!(
+            "mariadb --no-defaults --socket={} -u root --batch --quick \
+             -e 'SELECT * FROM exchange.settlements' \
+             | duckdb :memory: -c \"COPY (SELECT * FROM read_csv('/dev/stdin', delim='\\t', \
+             header=true, nullstr='\\N', quote='')) TO '{}' (FORMAT parquet, COMPRESSION zstd)\"",
+            server.socket().display(),
+            out.display()
+        );
+        report(
+            "mariadb --batch | duckdb → zstd parquet",
+            measure(Command::new("sh").args(["-c", &pipe])),
+        );
+    }
+}
+
+/// A throw-away MariaDB server under `dir`, on a localhost port, with a
+/// `puller` account for the pull; killed when dropped.
+struct MariaDb {
+    dir: PathBuf,
+    child: std::process::Child,
+    port: u16,
+}
+
+impl MariaDb {
+    fn start(dir: &Path) -> MariaDb {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
+        let data = dir.join("data");
+        let root = unsafe { libc::geteuid() } == 0;
+        let out = Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--auth-root-authentication-method=normal"])
+            .arg(format!("--datadir={}", data.display()))
+            .args(root.then_some("--user=root"))
+            .output()
+            .expect("mariadb-install-db runs (apt-get install mariadb-server)");
+        assert!(
+            out.status.success(),
+            "mariadb-install-db: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("/usr/sbin/mariadbd")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", dir.join("mysql.sock").display()))
+            .arg(format!("--port={port}"))
+            .args(["--bind-address=127.0.0.1", "--skip-name-resolve"])
+            // The load reads the extract with LOAD DATA LOCAL; a bench has
+            // no need of durability.
+            .args(["--local-infile=1", "--innodb-flush-log-at-trx-commit=0"])
+            .arg("--innodb-buffer-pool-size=1G")
+            .arg(format!("--pid-file={}", dir.join("pid").display()))
+            .arg(format!("--log-error={}", dir.join("log").display()))
+            .args(root.then_some("--user=root"))
+            .spawn()
+            .expect("mariadbd starts (apt-get install mariadb-server)");
+        let server = MariaDb {
+            dir: dir.to_path_buf(),
+            child,
+            port,
+        };
+        for _ in 0..150 {
+            if server
+                .client()
+                .args(["-e", "SELECT 1"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+            {
+                server.sql(
+                    "CREATE DATABASE exchange; CREATE USER 'puller'@'%' IDENTIFIED BY 'bench';
+                     GRANT ALL ON exchange.* TO 'puller'@'%';",
+                );
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!(
+            "mariadbd did not start: {}",
+            std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+        );
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("mysql.sock")
+    }
+
+    fn url(&self) -> String {
+        format!("mysql://puller:bench@127.0.0.1:{}/exchange", self.port)
+    }
+
+    /// The server's client, as root over the socket.
+    fn client(&self) -> Command {
+        let mut cmd = Command::new("mariadb");
+        cmd.arg("--no-defaults")
+            .arg(format!("--socket={}", self.socket().display()))
+            .args(["-u", "root", "--local-infile=1"]);
+        cmd
+    }
+
+    fn sql(&self, sql: &str) {
+        let out = self
+            .client()
+            .args(["-e", sql])
+            .output()
+            .expect("mariadb runs");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `exchange.settlements`: the columns of the extract `csv`, as text,
+    /// an empty cell read as NULL (as the PostgreSQL table has it).
+    fn load(&self, csv: &Path) {
+        let columns = header_of(csv);
+        let variables: Vec<String> = (0..columns.len()).map(|i| format!("@v{i}")).collect();
+        let assignments: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("`{c}` = NULLIF(@v{i}, '')"))
+            .collect();
+        self.sql(&format!(
+            "CREATE TABLE exchange.settlements ({}) CHARACTER SET utf8mb4;
+             LOAD DATA LOCAL INFILE '{}' INTO TABLE exchange.settlements CHARACTER SET utf8mb4
+             FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' LINES TERMINATED BY '\\n'
+             IGNORE 1 LINES ({}) SET {}",
+            columns
+                .iter()
+                .map(|c| format!("`{c}` TEXT"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            csv.display(),
+            variables.join(","),
+            assignments.join(", ")
+        ));
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The column names on the first line of `csv`. The first line only: a
+/// bench that held the whole file would lend its size to every child's
+/// peak (a fork starts at the parent's resident set).
+fn header_of(csv: &Path) -> Vec<String> {
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(std::fs::File::open(csv).unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    first
+        .trim_end()
+        .trim_start_matches('\u{feff}')
+        .split(',')
+        .map(str::to_string)
+        .collect()
 }
 
 /// A throw-away PostgreSQL cluster under `dir`, trusting local
@@ -180,17 +386,7 @@ impl Postgres {
 
     /// `exchange.settlements`: the columns of the extract `csv`, as text.
     fn load(&self, csv: &Path) {
-        // The first line only: a bench that held the whole file would
-        // lend its size to every child's peak (a fork starts at the
-        // parent's resident set).
-        let mut first = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(std::fs::File::open(csv).unwrap()),
-            &mut first,
-        )
-        .unwrap();
-        let header = first.trim_end().trim_start_matches('\u{feff}');
-        let columns: Vec<String> = header.split(',').map(|h| format!("\"{h}\"")).collect();
+        let columns: Vec<String> = header_of(csv).iter().map(|h| format!("\"{h}\"")).collect();
         let typed: Vec<String> = columns.iter().map(|c| format!("{c} text")).collect();
         for sql in [
             format!(
