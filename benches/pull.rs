@@ -40,6 +40,26 @@ fn main() {
         loaded.elapsed().as_secs_f64()
     );
 
+    // `safetynet ingest --pull kind` of the whole table into a fresh lake.
+    let pull = |lake: &Path, kind: &str, url: &str| {
+        let _ = std::fs::remove_dir_all(lake);
+        let mut command = Command::new(bin);
+        command
+            .env("EXCHANGE_URL", url)
+            .env("SAFETYNET_LOG", "error")
+            .args(["ingest", "--lake"])
+            .arg(lake)
+            .args(["--source", "health", "--pull", kind])
+            .args([
+                "--url-env",
+                "EXCHANGE_URL",
+                "--table",
+                "exchange.settlements",
+            ])
+            .args(["--batch-rows", "1000000"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        command
+    };
     println!("| rows | tool | seconds | rows/s | peak MiB |");
     println!("|---:|---|---:|---:|---:|");
     let report = |tool: &str, (seconds, peak, _): (f64, f64, String)| {
@@ -49,26 +69,13 @@ fn main() {
         )
     };
 
-    let lake = data.join("lake-pull");
-    let _ = std::fs::remove_dir_all(&lake);
     report(
         "safetynet ingest --pull postgres (normalise, validate, Delta)",
-        measure(
-            Command::new(bin)
-                .env("HEALTH_PG_URL", server.url())
-                .env("SAFETYNET_LOG", "error")
-                .args(["ingest", "--lake"])
-                .arg(&lake)
-                .args(["--source", "health", "--pull", "postgres"])
-                .args([
-                    "--url-env",
-                    "HEALTH_PG_URL",
-                    "--table",
-                    "exchange.settlements",
-                ])
-                .args(["--batch-rows", "1000000"])
-                .current_dir(env!("CARGO_MANIFEST_DIR")),
-        ),
+        measure(&mut pull(
+            &data.join("lake-pull"),
+            "postgres",
+            &server.url(),
+        )),
     );
 
     let lake = data.join("lake-file");
@@ -127,26 +134,13 @@ fn main() {
         "loaded {rows} rows into MariaDB exchange.settlements in {:.1} s",
         loaded.elapsed().as_secs_f64()
     );
-    let lake = data.join("lake-pull-mysql");
-    let _ = std::fs::remove_dir_all(&lake);
     report(
         "safetynet ingest --pull mysql (normalise, validate, Delta)",
-        measure(
-            Command::new(bin)
-                .env("HEALTH_MYSQL_URL", server.url())
-                .env("SAFETYNET_LOG", "error")
-                .args(["ingest", "--lake"])
-                .arg(&lake)
-                .args(["--source", "health", "--pull", "mysql"])
-                .args([
-                    "--url-env",
-                    "HEALTH_MYSQL_URL",
-                    "--table",
-                    "exchange.settlements",
-                ])
-                .args(["--batch-rows", "1000000"])
-                .current_dir(env!("CARGO_MANIFEST_DIR")),
-        ),
+        measure(&mut pull(
+            &data.join("lake-pull-mysql"),
+            "mysql",
+            &server.url(),
+        )),
     );
     if has_duckdb {
         let out = data.join("duckdb.parquet");
@@ -181,22 +175,14 @@ impl MariaDb {
         std::fs::create_dir_all(dir).unwrap();
         let data = dir.join("data");
         let root = unsafe { libc::geteuid() } == 0;
-        let out = Command::new("mariadb-install-db")
-            .args(["--no-defaults", "--auth-root-authentication-method=normal"])
-            .arg(format!("--datadir={}", data.display()))
-            .args(root.then_some("--user=root"))
-            .output()
-            .expect("mariadb-install-db runs (apt-get install mariadb-server)");
-        assert!(
-            out.status.success(),
-            "mariadb-install-db: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new("mariadb-install-db")
+                .args(["--no-defaults", "--auth-root-authentication-method=normal"])
+                .arg(format!("--datadir={}", data.display()))
+                .args(root.then_some("--user=root")),
+            "mariadb-install-db (apt-get install mariadb-server)",
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = Command::new("/usr/sbin/mariadbd")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
@@ -256,16 +242,7 @@ impl MariaDb {
     }
 
     fn sql(&self, sql: &str) {
-        let out = self
-            .client()
-            .args(["-e", sql])
-            .output()
-            .expect("mariadb runs");
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_ok(self.client().args(["-e", sql]), sql);
     }
 
     /// `exchange.settlements`: the columns of the extract `csv`, as text,
@@ -334,45 +311,30 @@ impl Postgres {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
         let data = dir.join("data");
-        let out = server_tool("initdb")
-            .arg("-D")
-            .arg(&data)
-            .args([
+        run_ok(
+            server_tool("initdb").arg("-D").arg(&data).args([
                 "-U",
                 "postgres",
                 "--auth=trust",
                 "--encoding=UTF8",
                 "--no-locale",
-            ])
-            .output()
-            .expect("initdb runs (apt-get install postgresql)");
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
+            ]),
+            "initdb (apt-get install postgresql)",
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let out = server_tool("pg_ctl")
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(dir.join("log"))
-            .arg("-o")
-            .arg(format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-                dir.display()
-            ))
-            .args(["-w", "start"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let port = free_port();
+        run_ok(
+            server_tool("pg_ctl")
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(dir.join("log"))
+                .arg("-o")
+                .arg(format!(
+                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    dir.display()
+                ))
+                .args(["-w", "start"]),
+            "pg_ctl start",
         );
         Postgres { data, port }
     }
@@ -399,15 +361,15 @@ impl Postgres {
                 csv.display()
             ),
         ] {
-            let out = Command::new("psql")
-                .arg(self.url())
-                .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", &sql])
-                .output()
-                .expect("psql runs");
-            assert!(
-                out.status.success(),
-                "{sql}: {}",
-                String::from_utf8_lossy(&out.stderr)
+            run_ok(
+                Command::new("psql").arg(self.url()).args([
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-q",
+                    "-c",
+                    &sql,
+                ]),
+                &sql,
             );
         }
     }
@@ -446,4 +408,25 @@ fn server_tool(name: &str) -> Command {
     } else {
         Command::new(program)
     }
+}
+
+/// A free TCP port on localhost for a server to listen on.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Run `command` to the end; panic with its error output if it fails.
+fn run_ok(command: &mut Command, what: &str) {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what} cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
