@@ -97,6 +97,11 @@ impl Scratch {
         queries: &[String],
         partition: Option<&str>,
     ) -> Result<()> {
+        // Written again (the decisions are, when records whose ID number
+        // is in doubt change the review budget), the table replaces the
+        // first: its name is freed, and its old files go, so that no row
+        // is read twice.
+        ctx.deregister_table(name)?;
         if !self.on_disk {
             let frame = ctx
                 .sql(&queries.join("\nUNION ALL\n"))
@@ -109,6 +114,10 @@ impl Scratch {
             return Ok(());
         }
         let dir = self.dir.path().join(name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot empty {}", dir.display()))?;
+        }
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let mut schema: Option<Schema> = None;
@@ -164,4 +173,63 @@ fn fast_parquet() -> TableParquetOptions {
     let mut options = TableParquetOptions::default();
     options.global.compression = Some("lz4_raw".into());
     options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rows of `SELECT x FROM name`, sorted.
+    async fn rows(ctx: &SessionContext, name: &str) -> Vec<i64> {
+        let batches = ctx
+            .sql(&format!("SELECT x FROM {name} ORDER BY x"))
+            .await
+            .expect("plans")
+            .collect()
+            .await
+            .expect("runs");
+        batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                    .expect("BIGINT")
+                    .values()
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    /// A province-scale run writes its decisions a second time when the
+    /// records in doubt move the review budget: the second writing must
+    /// replace the first, in files and in memory alike (at 3M roster
+    /// people it failed with "The table decided already exists").
+    #[tokio::test]
+    async fn a_table_written_again_replaces_the_first() {
+        for rows_in_run in [0, ON_DISK_ROWS] {
+            let scratch = Scratch::new(rows_in_run).expect("scratch");
+            let ctx = SessionContext::new();
+            let first = [
+                "SELECT CAST(1 AS BIGINT) AS x".to_string(),
+                "SELECT CAST(2 AS BIGINT) AS x".to_string(),
+            ];
+            scratch
+                .materialise(&ctx, "decided", &first, None)
+                .await
+                .expect("first writing");
+            assert_eq!(rows(&ctx, "decided").await, [1, 2]);
+            let again = ["SELECT CAST(3 AS BIGINT) AS x".to_string()];
+            scratch
+                .materialise(&ctx, "decided", &again, None)
+                .await
+                .expect("second writing");
+            assert_eq!(
+                rows(&ctx, "decided").await,
+                [3],
+                "on disk: {}",
+                scratch.on_disk
+            );
+        }
+    }
 }
