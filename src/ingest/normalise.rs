@@ -42,7 +42,7 @@ pub fn staged_schema(schema: &SourceSchema) -> SchemaRef {
         };
         fields.push(ArrowField::new(&field.name, data_type, true));
         fields.push(ArrowField::new(
-            format!("{}_raw", field.name),
+            raw_column(&field.name),
             DataType::Utf8,
             true,
         ));
@@ -126,10 +126,15 @@ pub fn high_cardinality_columns(schema: &SourceSchema) -> Vec<String> {
             || field.kind == FieldType::Decimal;
         if distinct {
             columns.push(field.name.clone());
-            columns.push(format!("{}_raw", field.name));
+            columns.push(raw_column(&field.name));
         }
     }
     columns
+}
+
+/// The staged column that keeps `field`'s text as the file had it.
+fn raw_column(field: &str) -> String {
+    format!("{field}_raw")
 }
 
 /// The staged columns that keep each field's text as the file had it.
@@ -137,7 +142,7 @@ pub fn raw_text_columns(schema: &SourceSchema) -> Vec<String> {
     schema
         .fields
         .iter()
-        .map(|field| format!("{}_raw", field.name))
+        .map(|field| raw_column(&field.name))
         .collect()
 }
 

@@ -20,7 +20,9 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::file::properties::{
+    EnabledStatistics, WriterProperties, WriterPropertiesBuilder,
+};
 use datafusion::prelude::{SessionContext, col, lit};
 use deltalake::protocol::SaveMode;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
@@ -246,7 +248,15 @@ impl Lake {
 
 /// Parquet settings for every lake file: zstd, which DuckDB and Spark read.
 pub fn writer_properties() -> WriterProperties {
-    staged_writer_properties(&[], &[])
+    lake_parquet().build()
+}
+
+/// The settings every lake file shares, for [`writer_properties`] and
+/// [`staged_writer_properties`] to build on.
+fn lake_parquet() -> WriterPropertiesBuilder {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1")))
+        .set_max_row_group_row_count(Some(1 << 20))
 }
 
 /// As [`writer_properties`], for a staged table: dictionary encoding off
@@ -256,9 +266,7 @@ pub fn writer_properties() -> WriterProperties {
 /// (the raw text kept beside each value), which no query prunes on and
 /// whose statistics cost a string comparison per value.
 pub fn staged_writer_properties(distinct: &[String], unfiltered: &[String]) -> WriterProperties {
-    let mut builder = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1")))
-        .set_max_row_group_row_count(Some(1 << 20));
+    let mut builder = lake_parquet();
     for column in distinct {
         builder = builder.set_column_dictionary_enabled(column.as_str().into(), false);
     }
