@@ -5,6 +5,12 @@
 //!   cargo bench --bench link -- --households 100000 [--households 2000] [--seeds 1,2,3] [--dir /tmp/bench] [--no-splink]
 //!
 //! Splink runs through benches/splink_health.py (pip install splink pypinyin pandas).
+//!
+//! Generic linking on FEBRL4 (sample_data/febrl4, the example in
+//! pipelines/examples/febrl4), ingest and `link --train` timed beside
+//! Splink (benches/splink_febrl4.py) on the same files, in turn:
+//!
+//!   cargo bench --bench link -- --febrl4 3
 
 mod common;
 
@@ -18,6 +24,8 @@ fn main() {
     let mut sizes = Vec::new();
     let mut dir = std::env::temp_dir().join("safetynet-bench-link");
     let mut splink = true;
+    // Rounds of the FEBRL4 comparison, instead of the generated worlds.
+    let mut febrl4_rounds = 0;
     // Several seeds show how much the figures move between draws.
     let mut seeds: Vec<u64> = vec![1];
     let mut i = 1;
@@ -32,6 +40,10 @@ fn main() {
                 i += 1;
             }
             "--no-splink" => splink = false,
+            "--febrl4" => {
+                febrl4_rounds = args[i + 1].parse().expect("--febrl4 ROUNDS");
+                i += 1;
+            }
             "--seeds" => {
                 seeds = args[i + 1]
                     .split(',')
@@ -43,11 +55,15 @@ fn main() {
         }
         i += 1;
     }
+    let bin = env!("CARGO_BIN_EXE_safetynet");
+    let root = env!("CARGO_MANIFEST_DIR");
+    if febrl4_rounds > 0 {
+        febrl4(bin, root, &dir, febrl4_rounds, splink);
+        return;
+    }
     if sizes.is_empty() {
         sizes.push(2_000);
     }
-    let bin = env!("CARGO_BIN_EXE_safetynet");
-    let root = env!("CARGO_MANIFEST_DIR");
     println!(
         "| households | roster people | health records | tool | seconds | peak MiB | precision | recall | F1 |"
     );
@@ -157,6 +173,79 @@ fn main() {
                 f(&best["precision"]),
                 f(&best["recall"]),
                 f(&best["f1"])
+            );
+        }
+    }
+}
+
+/// FEBRL4 b linked against a by the shipped example, then Splink on the
+/// same files, `rounds` times in turn; one table row each.
+fn febrl4(bin: &str, root: &str, dir: &std::path::Path, rounds: usize, splink: bool) {
+    let data = PathBuf::from(root).join("sample_data/febrl4");
+    let example = PathBuf::from(root).join("pipelines/examples/febrl4");
+    println!("| round | tool | seconds | peak MiB | links | precision | recall | F1 |");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
+    let f = |v: &serde_json::Value| format!("{:.4}", v.as_f64().unwrap_or(0.0));
+    for round in 1..=rounds {
+        let lake = dir.join("febrl4-lake");
+        let _ = std::fs::remove_dir_all(&lake);
+        let mut seconds = 0.0;
+        let mut peak: f64 = 0.0;
+        for part in ["a", "b"] {
+            let source = format!("febrl4{part}");
+            let (s, p, _) = measure(
+                Command::new(bin)
+                    .args(["ingest", "--source", &source, "--lake"])
+                    .arg(&lake)
+                    .arg("--schema")
+                    .arg(example.join(format!("schemas/{source}.toml")))
+                    .arg(data.join(format!("dataset4{part}.csv")))
+                    .env("SAFETYNET_LOG", "warn"),
+            );
+            seconds += s;
+            peak = peak.max(p);
+        }
+        let (s, p, _) = measure(
+            Command::new(bin)
+                .args(["link", "--train", "--lake"])
+                .arg(&lake)
+                .arg("--settings")
+                .arg(example.join("linkage.toml"))
+                .env("SAFETYNET_LOG", "warn"),
+        );
+        let (_, _, eval) = measure(
+            Command::new(bin)
+                .args(["eval", "--source", "febrl4b", "--format", "json", "--lake"])
+                .arg(&lake)
+                .arg("--truth")
+                .arg(data.join("truth_febrl4b.csv")),
+        );
+        let e: serde_json::Value = serde_json::from_str(&eval).expect("eval json");
+        println!(
+            "| {round} | safetynet ingest + link --train (link {s:.2} s) | {:.2} | {:.0} | {} | {} | {} | {} |",
+            seconds + s,
+            peak.max(p),
+            e["linker"]["links"],
+            f(&e["precision"]),
+            f(&e["recall"]),
+            f(&e["f1"])
+        );
+        if splink {
+            let (seconds, peak, out) = measure(
+                Command::new("python3")
+                    .arg(format!("{root}/benches/splink_febrl4.py"))
+                    .arg(&data)
+                    .stderr(Stdio::null()),
+            );
+            let s: serde_json::Value =
+                serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap_or_default();
+            println!(
+                "| {round} | Splink 5 + DuckDB (own timer {}) | {seconds:.2} | {peak:.0} | {} | {} | {} | {} |",
+                s["seconds"],
+                s["links"],
+                f(&s["precision"]),
+                f(&s["recall"]),
+                f(&s["f1"])
             );
         }
     }

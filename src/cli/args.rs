@@ -177,6 +177,8 @@ pub enum Command {
         #[arg(long)]
         source: SourceName,
         /// CSV: record key, true roster ID number (empty if not on the roster)[, dirt].
+        /// For a source linked against another source, the second column is
+        /// headed true_registry_key and holds the registry record's key.
         #[arg(long)]
         truth: PathBuf,
         /// Schema files, for a source the lake recorded none for (each

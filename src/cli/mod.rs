@@ -637,7 +637,7 @@ async fn open_for_linking(
     let settings = crate::link::settings::SettingsFile::load(settings)?;
     let sources = match source {
         Some(s) => vec![s],
-        None => crate::link::linkable_sources(&lake, schemas).await?,
+        None => crate::link::linkable_sources(&lake, schemas, &settings).await?,
     };
     if sources.is_empty() {
         bail!("no department source has been ingested yet");

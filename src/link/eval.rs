@@ -5,7 +5,9 @@
 //! The truth file is a CSV with a header: the record key, the true roster
 //! person's ID number (empty when not on the roster) and optionally the
 //! dirt applied (kinds separated by `;`). A record in review counts as not
-//! linked.
+//! linked. For a source linked against another source (`registry` in the
+//! settings), the second column is headed `true_registry_key` and holds the
+//! key of the registry record that is the same person.
 
 use std::path::Path;
 
@@ -81,8 +83,12 @@ pub struct Evaluation {
     pub linker: Scores,
     /// Records left for review.
     pub review: i64,
-    /// Linking on an exact valid ID number alone, for comparison.
+    /// Linking on an exact valid ID number alone, for comparison (none
+    /// when the truth names registry records).
     pub exact_id_baseline: Scores,
+    /// The truth names registry records by key (`true_registry_key`),
+    /// not roster people by ID number.
+    pub truth_is_registry_keys: bool,
     /// True matches with no ID number and no birth date: a namesake looks
     /// exactly like them, so this share bounds what any linker can reach.
     pub name_and_region_only_share: f64,
@@ -131,7 +137,15 @@ pub async fn evaluate(
     ]);
     let header = std::fs::read_to_string(truth)
         .with_context(|| format!("cannot read truth file {}", truth.display()))?;
-    let columns = header.lines().next().unwrap_or_default().split(',').count();
+    let headers: Vec<&str> = header
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .collect();
+    let columns = headers.len();
+    let registry_keys = headers.get(1) == Some(&"true_registry_key");
     let truth_schema = if columns >= 3 {
         truth_schema
     } else {
@@ -153,14 +167,24 @@ pub async fn evaluate(
     let birth = schema
         .field_with_role(Role::BirthDate)
         .map(|f| f.name.clone());
+    // Against another source, a link's person_id is the registry record's
+    // key; against the roster, the person's ID number is what truth names.
+    let (linked_id, roster_join) = if registry_keys {
+        ("k.person_id".to_string(), String::new())
+    } else {
+        (
+            "p.id_number".to_string(),
+            format!("LEFT JOIN {ROSTER_PERSON} p ON k.person_id = p.person_id"),
+        )
+    };
     ctx.sql(&format!(
         "CREATE VIEW judged AS
          SELECT t.record_key, nullif(t.true_id_number, '') AS true_id, {dirt} AS dirt,
-                k.status, p.id_number AS linked_id,
+                k.status, {linked_id} AS linked_id,
                 {id_col} AS staged_id, {birth_col} AS staged_birth
          FROM truth t
          LEFT JOIN {links} k ON CAST(k.\"{key}\" AS VARCHAR) = t.record_key
-         LEFT JOIN {ROSTER_PERSON} p ON k.person_id = p.person_id
+         {roster_join}
          LEFT JOIN {staged} s ON CAST(s.\"{key}\" AS VARCHAR) = t.record_key",
         staged = crate::lake::tables::staged(source),
         id_col = id
@@ -183,12 +207,11 @@ pub async fn evaluate(
 
     // Baseline: join on the (normalised) ID number; a record matching
     // several roster rows counts as one link, correct if any is right.
-    let base_links = n(&format!("SELECT count(DISTINCT j.record_key) FROM judged j JOIN {ROSTER_PERSON} p ON j.staged_id = p.id_number")).await?;
-    let base_correct = n(&format!(
-        "SELECT count(DISTINCT j.record_key) FROM judged j JOIN {ROSTER_PERSON} p ON j.staged_id = p.id_number WHERE p.id_number = j.true_id",
-    ))
-    .await?;
-    let baseline = Scores::new(base_links, base_correct, true_matches);
+    let baseline = if registry_keys {
+        Scores::new(0, 0, true_matches)
+    } else {
+        id_join_baseline(&ctx, true_matches).await?
+    };
 
     let name_only = n("SELECT count(*) FROM judged WHERE true_id IS NOT NULL AND staged_id IS NULL AND staged_birth IS NULL").await?;
     let mut recall_by_dirt = Vec::new();
@@ -228,6 +251,7 @@ pub async fn evaluate(
         linker,
         review,
         exact_id_baseline: baseline,
+        truth_is_registry_keys: registry_keys,
         name_and_region_only_share: if true_matches > 0 {
             name_only as f64 / true_matches as f64
         } else {
@@ -236,6 +260,19 @@ pub async fn evaluate(
         recall_by_dirt,
         without_id,
     })
+}
+
+/// Linking on the (normalised) ID number alone; a record matching several
+/// roster rows counts as one link, correct if any is right.
+async fn id_join_baseline(ctx: &SessionContext, true_matches: i64) -> Result<Scores> {
+    let join = format!("FROM judged j JOIN {ROSTER_PERSON} p ON j.staged_id = p.id_number");
+    let links = scalar_i64(ctx, &format!("SELECT count(DISTINCT j.record_key) {join}")).await?;
+    let correct = scalar_i64(
+        ctx,
+        &format!("SELECT count(DISTINCT j.record_key) {join} WHERE p.id_number = j.true_id"),
+    )
+    .await?;
+    Ok(Scores::new(links, correct, true_matches))
 }
 
 /// The linker's scores over the rows of `judged` meeting `filter` (a fixed

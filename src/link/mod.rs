@@ -61,9 +61,15 @@ pub struct LinkReport {
 }
 
 /// Department sources in the lake that can be linked: every staged table
-/// but the roster's, with a schema (recorded in the lake, or a file).
-pub async fn linkable_sources(lake: &Lake, schemas_dir: &Path) -> Result<Vec<SourceName>> {
+/// with a schema (recorded in the lake, or a file) but the roster's and any
+/// other registry's (a source the settings link others against).
+pub async fn linkable_sources(
+    lake: &Lake,
+    schemas_dir: &Path,
+    settings: &SettingsFile,
+) -> Result<Vec<SourceName>> {
     let recorded = crate::lake::schemas::recorded(lake).await?;
+    let registries = settings.registries();
     Ok(lake
         .table_names()
         .await?
@@ -71,6 +77,7 @@ pub async fn linkable_sources(lake: &Lake, schemas_dir: &Path) -> Result<Vec<Sou
         .filter_map(|t| tables::source_of_staged(&t))
         .filter(|s| {
             s != ROSTER_SOURCE
+                && !registries.contains(s.as_str())
                 && (recorded.contains_key(s.as_str())
                     || crate::lake::schemas::file_in(schemas_dir, s).exists())
         })
@@ -100,6 +107,12 @@ pub(crate) async fn prepare_sides(
     only_record: Option<&str>,
 ) -> Result<Sides> {
     let settings = settings_file.for_source(source)?;
+    if settings.registry == *source {
+        Err(settings.origin.error(
+            "registry",
+            format!("source '{source}' is its own registry: name another source to link it against, or link a source that is not the registry"),
+        ))?;
+    }
     let ctx = lake.session().await?;
     let recorded = crate::lake::schemas::recorded_in(&ctx).await?;
     let schema = crate::lake::schemas::pick(&recorded, schemas_dir, source)?;

@@ -178,6 +178,18 @@ impl SettingsFile {
         Ok(file)
     }
 
+    /// Every source some source is linked against: the defaults' registry
+    /// and any a source section names. A registry is not itself linked.
+    pub fn registries(&self) -> std::collections::BTreeSet<String> {
+        let mut names: std::collections::BTreeSet<String> = self
+            .source
+            .values()
+            .filter_map(|section| section.get("registry")?.as_str().map(str::to_string))
+            .collect();
+        names.insert(self.defaults.registry.to_string());
+        names
+    }
+
     /// The settings for one source: defaults with its section laid over.
     pub fn for_source(&self, source: &str) -> Result<Settings> {
         let Some(overrides) = self.source.get(source) else {

@@ -270,7 +270,7 @@ async fn link_stage(
     let link: Result<()> = async {
         let settings = crate::link::settings::SettingsFile::load(&pipeline.linkage_path())?;
         let schemas = pipeline.schemas_dir();
-        for source in crate::link::linkable_sources(lake, &schemas).await? {
+        for source in crate::link::linkable_sources(lake, &schemas, &settings).await? {
             if crate::link::needs_linking(lake, &source).await? {
                 tracing::info!(source = %source, "linking");
                 options
