@@ -156,14 +156,7 @@ fn main() {
             e["name_and_region_only_share"].as_f64().unwrap_or(0.0) * 100.0
         );
         if splink {
-            let (seconds, peak, out) = measure(
-                Command::new("python3")
-                    .arg(format!("{root}/benches/splink_health.py"))
-                    .arg(&data)
-                    .stderr(Stdio::null()),
-            );
-            let s: serde_json::Value =
-                serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap_or_default();
+            let (seconds, peak, s) = run_splink(root, "splink_health.py", &data);
             let best = &s["best"];
             println!(
                 "| {households} | {people} | {records} | Splink 5 + DuckDB, seed {seed} (best threshold {}) | {:.2} (own timer {}) | {peak:.0} | {} | {} | {} |",
@@ -231,14 +224,7 @@ fn febrl4(bin: &str, root: &str, dir: &std::path::Path, rounds: usize, splink: b
             f(&e["f1"])
         );
         if splink {
-            let (seconds, peak, out) = measure(
-                Command::new("python3")
-                    .arg(format!("{root}/benches/splink_febrl4.py"))
-                    .arg(&data)
-                    .stderr(Stdio::null()),
-            );
-            let s: serde_json::Value =
-                serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap_or_default();
+            let (seconds, peak, s) = run_splink(root, "splink_febrl4.py", &data);
             println!(
                 "| {round} | Splink 5 + DuckDB (own timer {}) | {seconds:.2} | {peak:.0} | {} | {} | {} | {} |",
                 s["seconds"],
@@ -249,4 +235,17 @@ fn febrl4(bin: &str, root: &str, dir: &std::path::Path, rounds: usize, splink: b
             );
         }
     }
+}
+
+/// Run a Splink script of benches/ on a data directory: (seconds, peak
+/// MiB, the JSON object it prints last).
+fn run_splink(root: &str, script: &str, data: &std::path::Path) -> (f64, f64, serde_json::Value) {
+    let (seconds, peak, out) = measure(
+        Command::new("python3")
+            .arg(format!("{root}/benches/{script}"))
+            .arg(data)
+            .stderr(Stdio::null()),
+    );
+    let printed = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap_or_default();
+    (seconds, peak, printed)
 }
