@@ -11,6 +11,14 @@
 //! Splink (benches/splink_febrl4.py) on the same files, in turn:
 //!
 //!   cargo bench --bench link -- --febrl4 3
+//!
+//! Worlds, not a world (issue 15): every department linked in generated
+//! worlds that differ in their namesakes and missing ID numbers, with the
+//! run's own precision estimate beside the measured one, and Splink's
+//! health F1 beside safetynet's up to 2,000 households:
+//!
+//!   cargo bench --bench link -- --worlds default [--households 2000] [--households 100000]
+//!   cargo bench --bench link -- --worlds "namesake_share=0.25,no_id_share=0.3;no_id_share=0.03"
 
 mod common;
 
@@ -19,6 +27,21 @@ use common::measure;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+/// The corners and middle of the issue's ranges: namesakes 5–25 % of
+/// records, ID numbers left out of 3–30 %.
+const DEFAULT_WORLDS: &[&str] = &[
+    "namesake_share=0.05,no_id_share=0.03",
+    "namesake_share=0.05,no_id_share=0.3",
+    "namesake_share=0.25,no_id_share=0.03",
+    "namesake_share=0.25,no_id_share=0.3",
+    "namesake_share=0.15,no_id_share=0.15",
+    "namesake_share=0.10,no_id_share=0.10",
+    "namesake_share=0.05,no_id_share=0.15",
+    "namesake_share=0.25,no_id_share=0.15",
+];
+
+const DEPARTMENTS: [&str; 4] = ["civil_affairs", "health", "education", "social_insurance"];
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mut sizes = Vec::new();
@@ -26,6 +49,8 @@ fn main() {
     let mut splink = true;
     // Rounds of the FEBRL4 comparison, instead of the generated worlds.
     let mut febrl4_rounds = 0;
+    // Generator worlds to sweep (`--world` values), instead of health alone.
+    let mut worlds: Vec<String> = Vec::new();
     // Several seeds show how much the figures move between draws.
     let mut seeds: Vec<u64> = vec![1];
     let mut i = 1;
@@ -40,6 +65,14 @@ fn main() {
                 i += 1;
             }
             "--no-splink" => splink = false,
+            "--worlds" => {
+                worlds = if args[i + 1] == "default" {
+                    DEFAULT_WORLDS.iter().map(|w| w.to_string()).collect()
+                } else {
+                    args[i + 1].split(';').map(str::to_string).collect()
+                };
+                i += 1;
+            }
             "--febrl4" => {
                 febrl4_rounds = args[i + 1].parse().expect("--febrl4 ROUNDS");
                 i += 1;
@@ -63,6 +96,10 @@ fn main() {
     }
     if sizes.is_empty() {
         sizes.push(2_000);
+    }
+    if !worlds.is_empty() {
+        sweep(bin, root, &dir, &worlds, &sizes, splink);
+        return;
     }
     println!(
         "| households | roster people | health records | tool | seconds | peak MiB | precision | recall | F1 |"
@@ -248,4 +285,117 @@ fn run_splink(root: &str, script: &str, data: &std::path::Path) -> (f64, f64, se
     );
     let printed = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap_or_default();
     (seconds, peak, printed)
+}
+
+/// Run the binary from the repository root, quietly: (seconds, peak MiB,
+/// stdout).
+fn safetynet(bin: &str, root: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> (f64, f64, String) {
+    measure(
+        Command::new(bin)
+            .args(args.iter().map(|a| a.as_ref()))
+            .current_dir(root)
+            .env("SAFETYNET_LOG", "warn"),
+    )
+}
+
+/// Every department in each world at each size: F1 beside the bound of
+/// leaving the name-only records unlinked, the review share, and the run's
+/// precision estimate beside the measured precision.
+fn sweep(
+    bin: &str,
+    root: &str,
+    dir: &std::path::Path,
+    worlds: &[String],
+    sizes: &[usize],
+    splink: bool,
+) {
+    println!(
+        "| world | households | source | records | precision | recall | F1 | F1 bound, name-only unlinked | review % | estimated precision | Splink F1 |"
+    );
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let f = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.4}"));
+    for world in worlds {
+        for &households in sizes {
+            let data = dir.join(format!(
+                "world-{}-h{households}",
+                world.replace([',', '='], "_")
+            ));
+            let lake = data.join("lake");
+            let _ = std::fs::remove_dir_all(&lake);
+            if !data.join("truth_health.csv").exists() {
+                let households = households.to_string();
+                safetynet(
+                    bin,
+                    root,
+                    &[
+                        &"generate",
+                        &"--seed",
+                        &"1",
+                        &"--households",
+                        &households,
+                        &"--world",
+                        world,
+                        &"--out",
+                        &data,
+                    ],
+                );
+            }
+            for source in std::iter::once("roster").chain(DEPARTMENTS) {
+                let file = data.join(format!("{source}.csv"));
+                safetynet(
+                    bin,
+                    root,
+                    &[&"ingest", &"--source", &source, &"--lake", &lake, &file],
+                );
+            }
+            let (seconds, peak, _) = safetynet(bin, root, &[&"link", &"--train", &"--lake", &lake]);
+            eprintln!(
+                "{world} at {households} households: link --train {seconds:.1} s, peak {peak:.0} MiB"
+            );
+            // Splink's script covers health only, and takes minutes at 100,000.
+            let splink_f1 = if splink && households <= 2_000 {
+                let (_, _, s) = run_splink(root, "splink_health.py", &data);
+                f(&s["best"]["f1"])
+            } else {
+                "-".to_string()
+            };
+            for source in DEPARTMENTS {
+                let truth = data.join(format!("truth_{source}.csv"));
+                let (_, _, eval) = safetynet(
+                    bin,
+                    root,
+                    &[
+                        &"eval",
+                        &"--source",
+                        &source,
+                        &"--format",
+                        &"json",
+                        &"--lake",
+                        &lake,
+                        &"--truth",
+                        &truth,
+                    ],
+                );
+                let e: serde_json::Value = serde_json::from_str(&eval).expect("eval json");
+                // With every record known only by name and region left
+                // unlinked and every other one right: precision 1, recall 1 - s.
+                let s = e["name_and_region_only_share"].as_f64().unwrap_or(0.0);
+                let bound = 2.0 * (1.0 - s) / (2.0 - s);
+                let records = e["records"].as_f64().unwrap_or(0.0);
+                let review = e["review"].as_f64().unwrap_or(0.0) / records.max(1.0) * 100.0;
+                println!(
+                    "| {world} | {households} | {source} | {records} | {} | {} | {} | {bound:.4} | {review:.2} | {} | {} |",
+                    f(&e["precision"]),
+                    f(&e["recall"]),
+                    f(&e["f1"]),
+                    f(&e["model_estimate"]["expected_precision"]),
+                    if source == "health" {
+                        splink_f1.as_str()
+                    } else {
+                        ""
+                    },
+                );
+            }
+        }
+    }
 }
