@@ -158,22 +158,19 @@ fn main() {
         };
         let (people, records) = (count("roster_person"), count("staged_health"));
 
-        let (seconds, peak, _) = measure(
-            Command::new(bin)
-                .args(["link", "--source", "health", "--train", "--lake"])
-                .arg(&lake)
-                .current_dir(root)
-                .env("SAFETYNET_LOG", "warn"),
+        let (seconds, peak, _) = safetynet(
+            bin,
+            root,
+            &[
+                &"link",
+                &"--source",
+                &"health",
+                &"--train",
+                &"--lake",
+                &lake,
+            ],
         );
-        let (_, _, eval) = measure(
-            Command::new(bin)
-                .args(["eval", "--source", "health", "--format", "json", "--lake"])
-                .arg(&lake)
-                .arg("--truth")
-                .arg(data.join("truth_health.csv"))
-                .current_dir(root),
-        );
-        let e: serde_json::Value = serde_json::from_str(&eval).expect("eval json");
+        let e = eval_json(bin, root, &lake, "health", &data.join("truth_health.csv"));
         let f = |v: &serde_json::Value| format!("{:.4}", v.as_f64().unwrap_or(0.0));
         println!(
             "| {households} | {people} | {records} | safetynet link --train, seed {seed} | {seconds:.2} | {peak:.0} | {} | {} | {} |",
@@ -223,34 +220,39 @@ fn febrl4(bin: &str, root: &str, dir: &std::path::Path, rounds: usize, splink: b
         let mut peak: f64 = 0.0;
         for part in ["a", "b"] {
             let source = format!("febrl4{part}");
-            let (s, p, _) = measure(
-                Command::new(bin)
-                    .args(["ingest", "--source", &source, "--lake"])
-                    .arg(&lake)
-                    .arg("--schema")
-                    .arg(example.join(format!("schemas/{source}.toml")))
-                    .arg(data.join(format!("dataset4{part}.csv")))
-                    .env("SAFETYNET_LOG", "warn"),
+            let schema = example.join(format!("schemas/{source}.toml"));
+            let file = data.join(format!("dataset4{part}.csv"));
+            let (s, p, _) = safetynet(
+                bin,
+                root,
+                &[
+                    &"ingest",
+                    &"--source",
+                    &source,
+                    &"--lake",
+                    &lake,
+                    &"--schema",
+                    &schema,
+                    &file,
+                ],
             );
             seconds += s;
             peak = peak.max(p);
         }
-        let (s, p, _) = measure(
-            Command::new(bin)
-                .args(["link", "--train", "--lake"])
-                .arg(&lake)
-                .arg("--settings")
-                .arg(example.join("linkage.toml"))
-                .env("SAFETYNET_LOG", "warn"),
+        let settings = example.join("linkage.toml");
+        let (s, p, _) = safetynet(
+            bin,
+            root,
+            &[
+                &"link",
+                &"--train",
+                &"--lake",
+                &lake,
+                &"--settings",
+                &settings,
+            ],
         );
-        let (_, _, eval) = measure(
-            Command::new(bin)
-                .args(["eval", "--source", "febrl4b", "--format", "json", "--lake"])
-                .arg(&lake)
-                .arg("--truth")
-                .arg(data.join("truth_febrl4b.csv")),
-        );
-        let e: serde_json::Value = serde_json::from_str(&eval).expect("eval json");
+        let e = eval_json(bin, root, &lake, "febrl4b", &data.join("truth_febrl4b.csv"));
         println!(
             "| {round} | safetynet ingest + link --train (link {s:.2} s) | {:.2} | {:.0} | {} | {} | {} | {} |",
             seconds + s,
@@ -296,6 +298,32 @@ fn safetynet(bin: &str, root: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> (f6
             .current_dir(root)
             .env("SAFETYNET_LOG", "warn"),
     )
+}
+
+/// `safetynet eval --format json` of one source against its truth file.
+fn eval_json(
+    bin: &str,
+    root: &str,
+    lake: &std::path::Path,
+    source: &str,
+    truth: &std::path::Path,
+) -> serde_json::Value {
+    let (_, _, out) = safetynet(
+        bin,
+        root,
+        &[
+            &"eval",
+            &"--source",
+            &source,
+            &"--format",
+            &"json",
+            &"--lake",
+            &lake,
+            &"--truth",
+            &truth,
+        ],
+    );
+    serde_json::from_str(&out).expect("eval prints JSON")
 }
 
 /// Every department in each world at each size: F1 beside the bound of
@@ -360,23 +388,13 @@ fn sweep(
                 "-".to_string()
             };
             for source in DEPARTMENTS {
-                let truth = data.join(format!("truth_{source}.csv"));
-                let (_, _, eval) = safetynet(
+                let e = eval_json(
                     bin,
                     root,
-                    &[
-                        &"eval",
-                        &"--source",
-                        &source,
-                        &"--format",
-                        &"json",
-                        &"--lake",
-                        &lake,
-                        &"--truth",
-                        &truth,
-                    ],
+                    &lake,
+                    source,
+                    &data.join(format!("truth_{source}.csv")),
                 );
-                let e: serde_json::Value = serde_json::from_str(&eval).expect("eval json");
                 // With every record known only by name and region left
                 // unlinked and every other one right: precision 1, recall 1 - s.
                 let s = e["name_and_region_only_share"].as_f64().unwrap_or(0.0);
