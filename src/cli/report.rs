@@ -264,6 +264,13 @@ pub fn print_link_reports(reports: &[LinkReport]) {
         ]);
     }
     println!("{t}");
+    for r in reports.iter().filter(|r| r.over_budget > 0) {
+        println!(
+            "{}: {} records past the review budget were left unlinked, the least probable first; \
+             raise review_budget to have clerks see them ({} 条超出待核上限的记录未关联，按概率从低到高)",
+            r.source, r.over_budget, r.over_budget
+        );
+    }
     let calibrated: Vec<_> = reports
         .iter()
         .filter_map(|r| r.calibration.as_ref().map(|c| (&r.source, c)))

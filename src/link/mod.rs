@@ -10,6 +10,7 @@
 //! and the model's own estimate of its quality; `explain`, `review` and
 //! `eval` serve the people who check the result.
 
+pub mod budget;
 pub mod calibrate;
 pub mod check;
 pub mod comparisons;
@@ -56,6 +57,9 @@ pub struct LinkReport {
     /// What records with their ID number hidden say about links made
     /// without one (None when the source has no valid ID numbers).
     pub calibration: Option<calibrate::Calibration>,
+    /// Records the decisions would have sent to review past the review
+    /// budget, left unlinked instead (see [`budget`]).
+    pub over_budget: i64,
     /// Wall time.
     pub seconds: f64,
 }
@@ -327,12 +331,8 @@ pub async fn link_source(
     let may_change = deciding
         .as_ref()
         .is_some_and(|(_, _, decided)| decided.iter().any(|(_, d)| d == "review"));
-    let plan = if *parts == 1 {
-        if may_change {
-            let doubt = scalar_i64(ctx, &in_doubt(&decide(&plan::ALL))).await?;
-            charge_doubt(doubt)?;
-        }
-        ctx.sql(&decide(&plan::ALL)).await
+    let queries = if *parts == 1 {
+        vec![decide(&plan::ALL)]
     } else {
         // A large run decides in parts, each written to a scratch file;
         // the link table is then written from those files in one commit.
@@ -351,6 +351,14 @@ pub async fn link_source(
                 pairs: &pairs,
             }));
         }
+        queries
+    };
+    let mut over_budget = 0;
+    let plan = if *parts == 1 && !by_pattern {
+        ctx.sql(&queries[0]).await
+    } else {
+        // Written once to a scratch file, the decisions are counted (the
+        // review budget) and then read into the link table.
         sides
             .scratch
             .materialise(ctx, "decided", &queries, None)
@@ -366,7 +374,21 @@ pub async fn link_source(
                     .context("scoring candidate pairs")?;
             }
         }
-        ctx.sql("SELECT * FROM decided").await
+        let mut decided = "SELECT * FROM decided".to_string();
+        if by_pattern {
+            let budget = (settings.review_budget() * *records as f64).floor() as i64;
+            if let Some(capped) = budget::cap_reviews(ctx, "decided", &schema.key, budget).await? {
+                over_budget = capped.left_unlinked;
+                tracing::warn!(
+                    source = source.as_str(),
+                    budget,
+                    left_unlinked = over_budget,
+                    "more records went to review than the review budget allows: the least probable stay unlinked"
+                );
+                decided = capped.sql;
+            }
+        }
+        ctx.sql(&decided).await
     }
     .context("scoring candidate pairs")?
     .into_optimized_plan()?;
@@ -386,6 +408,7 @@ pub async fn link_source(
         model_version: model.version,
         trained,
         calibration,
+        over_budget,
         seconds: started.elapsed().as_secs_f64(),
     };
     if let Some(c) = &report.calibration {

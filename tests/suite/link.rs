@@ -547,6 +547,79 @@ fn febrl4_links_by_configuration_alone() {
     assert!(stderr.contains("its own registry"), "{stderr}");
 }
 
+/// A small department extract with many records lacking an ID number,
+/// and a county that can spare its clerks for only half a percent of the
+/// records: the patterns too rare to calibrate and the doubtful ID numbers,
+/// decided by the thresholds, would send more than that to review. The
+/// queue keeps the most probable up to the budget; the rest stay unlinked,
+/// the summary says how many, and a second run decides the same.
+#[test]
+fn the_review_queue_of_a_small_source_stays_within_its_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    generate(
+        &data,
+        2000,
+        &[
+            "--only",
+            "civil_affairs",
+            "--world",
+            "namesake_share=0.05,no_id_share=0.3",
+        ],
+    );
+    let lake = lake_dir(&tmp);
+    ingest_ok(&lake, "roster", &[&data.join("roster.csv")]);
+    ingest_ok(&lake, "civil_affairs", &[&data.join("civil_affairs.csv")]);
+    let queue = |lake: &str| {
+        sql(
+            lake,
+            "SELECT record_id, status, coalesce(person_id, '') FROM link_civil_affairs ORDER BY record_id",
+        )
+    };
+    let shipped = std::fs::read_to_string(repo().join("pipelines/linkage.toml")).unwrap();
+    assert!(shipped.contains("\nreview_budget = 0.02\n"));
+    let settings = tmp.path().join("county_linkage.toml");
+    std::fs::write(
+        &settings,
+        shipped.replacen("\nreview_budget = 0.02\n", "\nreview_budget = 0.005\n", 1),
+    )
+    .unwrap();
+    let link = || {
+        ok(bin()
+            .args(["link", "--lake", &lake, "--settings"])
+            .arg(&settings))
+    };
+    let out = link();
+    let records = count(&lake, "SELECT count(*) FROM link_civil_affairs");
+    let budget = (0.005 * records as f64).floor() as i64;
+    let review = count(
+        &lake,
+        "SELECT count(*) FROM link_civil_affairs WHERE status = 'review'",
+    );
+    assert_eq!(review, budget, "{records} records: {out}");
+    let left = out
+        .lines()
+        .find(|l| l.contains("past the review budget were left unlinked"))
+        .unwrap_or_else(|| panic!("no word of the budget: {out}"));
+    let left: i64 = left
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{left}"));
+    assert!(left > 0, "{out}");
+    // Those left out name no one.
+    let nameless = count(
+        &lake,
+        "SELECT count(*) FROM link_civil_affairs WHERE status = 'unlinked' AND person_id IS NOT NULL",
+    );
+    assert_eq!(nameless, 0);
+    let first = queue(&lake);
+
+    let again = link();
+    assert!(again.contains("past the review budget"), "{again}");
+    assert_eq!(queue(&lake), first, "a second run decides the same");
+}
+
 /// Records with a valid ID number, linked again with it hidden, show how
 /// often each evidence pattern is the person. With few namesakes "same
 /// name, same county" is usually right; with many it is not, and the link
