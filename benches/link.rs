@@ -326,9 +326,10 @@ fn eval_json(
     serde_json::from_str(&out).expect("eval prints JSON")
 }
 
-/// Every department in each world at each size: F1 beside the bound of
-/// leaving the name-only records unlinked, the review share, and the run's
-/// precision estimate beside the measured precision.
+/// Every department in each world at each size: F1 beside the bounds of
+/// leaving the name-only records unlinked and of linking them all, the
+/// review share, and the run's precision estimate beside the measured
+/// precision.
 fn sweep(
     bin: &str,
     root: &str,
@@ -338,9 +339,9 @@ fn sweep(
     splink: bool,
 ) {
     println!(
-        "| world | households | source | records | precision | recall | F1 | F1 bound, name-only unlinked | review % | estimated precision | Splink F1 |"
+        "| world | households | source | records | precision | recall | F1 | F1 bound, name-only unlinked | F1 bound, name-only linked | review % | estimated precision | Splink F1 |"
     );
-    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let f = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.4}"));
     for world in worlds {
         for &households in sizes {
@@ -399,10 +400,13 @@ fn sweep(
                 // unlinked and every other one right: precision 1, recall 1 - s.
                 let s = e["name_and_region_only_share"].as_f64().unwrap_or(0.0);
                 let bound = 2.0 * (1.0 - s) / (2.0 - s);
+                // With all of them linked: the namesakes sharing their name
+                // and county are the only false links (eval computes it).
+                let link_all = f(&e["link_all_bound"]["f1"]);
                 let records = e["records"].as_f64().unwrap_or(0.0);
                 let review = e["review"].as_f64().unwrap_or(0.0) / records.max(1.0) * 100.0;
                 println!(
-                    "| {world} | {households} | {source} | {records} | {} | {} | {} | {bound:.4} | {review:.2} | {} | {} |",
+                    "| {world} | {households} | {source} | {records} | {} | {} | {} | {bound:.4} | {link_all} | {review:.2} | {} | {} |",
                     f(&e["precision"]),
                     f(&e["recall"]),
                     f(&e["f1"]),

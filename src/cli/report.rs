@@ -141,6 +141,15 @@ pub fn print_evaluation(e: &Evaluation) {
         "true matches known only by name and region (no ID, no birth date): {:.2}%",
         e.name_and_region_only_share * 100.0
     );
+    if let Some(b) = &e.link_all_bound {
+        let s = e.name_and_region_only_share;
+        println!(
+            "bounds set by them 仅凭姓名和地区的记录所限上界: F1 {:.4} leaving them all unlinked, F1 {:.4} linking them all ({} namesakes not on the roster would be linked)",
+            2.0 * (1.0 - s) / (2.0 - s),
+            b.f1,
+            b.links - b.correct
+        );
+    }
     let w = &e.without_id;
     let estimate = |v: Option<f64>| v.map_or("-".to_string(), |p| format!("{p:.4}"));
     println!(

@@ -1,6 +1,7 @@
 //! Measuring links against ground truth: precision, recall and F1, the
 //! exact-ID-join baseline on the same records, recall per kind of dirt,
-//! and the share of true matches known only by name and region.
+//! and the two bounds set by records known only by name and region: leave
+//! them all unlinked, or link them all.
 //!
 //! The truth file is a CSV with a header: the record key, the true roster
 //! person's ID number (empty when not on the roster) and optionally the
@@ -92,6 +93,13 @@ pub struct Evaluation {
     /// True matches with no ID number and no birth date: a namesake looks
     /// exactly like them, so this share bounds what any linker can reach.
     pub name_and_region_only_share: f64,
+    /// The other bound: every record with no ID number and no birth date
+    /// linked to a roster person of the same name in the same county, and
+    /// every other record right. The true matches among them are taken as
+    /// found (at best); the namesakes, records not on the roster with a
+    /// roster person's name and county, are its only false links. None
+    /// when the truth names registry records.
+    pub link_all_bound: Option<Scores>,
     /// What the model expects of the same links without the truth, to
     /// set beside the measured figures.
     pub model_estimate: super::history::Quality,
@@ -214,6 +222,16 @@ pub async fn evaluate(
     };
 
     let name_only = n("SELECT count(*) FROM judged WHERE true_id IS NOT NULL AND staged_id IS NULL AND staged_birth IS NULL").await?;
+    let link_all_bound = if registry_keys {
+        None
+    } else {
+        let namesakes = namesakes_known_by_name_alone(&ctx, &schema).await?;
+        Some(Scores::new(
+            true_matches + namesakes,
+            true_matches,
+            true_matches,
+        ))
+    };
     let mut recall_by_dirt = Vec::new();
     let sql = "SELECT kind, CAST(count(*) AS VARCHAR), CAST(sum(CASE WHEN status = 'linked' AND linked_id = true_id THEN 1 ELSE 0 END) AS VARCHAR)
                FROM (SELECT unnest(string_to_array(dirt, ';')) AS kind, status, linked_id, true_id FROM judged
@@ -257,9 +275,33 @@ pub async fn evaluate(
         } else {
             0.0
         },
+        link_all_bound,
         recall_by_dirt,
         without_id,
     })
+}
+
+/// Records not on the roster, with no ID number and no birth date, whose
+/// name (as the linker keys it) and county are those of a roster person:
+/// nothing in the record tells them from that person.
+async fn namesakes_known_by_name_alone(
+    ctx: &SessionContext,
+    schema: &crate::config::SourceSchema,
+) -> Result<i64> {
+    let records = super::prepare::source_view_sql(ctx, schema, false).await?;
+    let roster = super::prepare::roster_view_sql();
+    scalar_i64(
+        ctx,
+        &format!(
+            "SELECT count(*) FROM judged j
+             JOIN ({records}) l ON CAST(l.record_key AS VARCHAR) = j.record_key
+             WHERE j.true_id IS NULL AND j.staged_id IS NULL AND j.staged_birth IS NULL
+               AND EXISTS (SELECT 1 FROM ({roster}) r
+                           WHERE r.name_key = l.name_key AND r.county_code = l.county_code)"
+        ),
+    )
+    .await
+    .context("counting namesakes known by name and county alone")
 }
 
 /// Linking on the (normalised) ID number alone; a record matching several

@@ -629,6 +629,7 @@ fn the_review_queue_of_a_small_source_stays_within_its_budget() {
 #[test]
 fn records_without_an_id_are_decided_by_what_records_with_one_show() {
     let mut name_and_county = Vec::new();
+    let mut namesakes = Vec::new();
     for world in [
         "namesake_share=0.02,no_id_share=0.3",
         "namesake_share=0.3,no_id_share=0.3",
@@ -722,11 +723,30 @@ fn records_without_an_id_are_decided_by_what_records_with_one_show() {
             "SELECT DISTINCT calibration_labelled, calibrated_precision_without_id FROM link_model WHERE source = 'health'",
         );
         assert_eq!(model, history, "{world}");
+
+        // The bound of linking every name-only record: all true matches
+        // found, the namesakes sharing a roster person's name and county
+        // its only false links.
+        let all = &e["link_all_bound"];
+        assert_eq!(all["correct"], e["linker"]["true_matches"], "{world}: {e}");
+        assert_eq!(all["recall"].as_f64(), Some(1.0), "{world}: {e}");
+        namesakes.push(all["links"].as_i64().unwrap() - all["correct"].as_i64().unwrap());
+        let text = ok(bin()
+            .args(["eval", "--lake", &lake, "--source", "health", "--truth"])
+            .arg(data.join("truth_health.csv")));
+        assert!(
+            text.contains(&format!(
+                "F1 {:.4} linking them all",
+                all["f1"].as_f64().unwrap()
+            )),
+            "{text}"
+        );
     }
     // Few namesakes: a name and a county usually are the person; many:
-    // much less often.
+    // much less often, and linking them all would link many strangers.
     assert!(
         name_and_county[0] > name_and_county[1] + 0.1,
         "{name_and_county:?}"
     );
+    assert!(namesakes[1] > 2 * namesakes[0].max(1), "{namesakes:?}");
 }
