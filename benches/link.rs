@@ -396,17 +396,14 @@ fn sweep(
                     source,
                     &data.join(format!("truth_{source}.csv")),
                 );
-                // With every record known only by name and region left
-                // unlinked and every other one right: precision 1, recall 1 - s.
-                let s = e["name_and_region_only_share"].as_f64().unwrap_or(0.0);
-                let bound = 2.0 * (1.0 - s) / (2.0 - s);
-                // With all of them linked: the namesakes sharing their name
-                // and county are the only false links (eval computes it).
+                // The records known only by name and region all left
+                // unlinked, or all linked (eval computes both).
+                let link_none = f(&e["link_none_bound"]["f1"]);
                 let link_all = f(&e["link_all_bound"]["f1"]);
                 let records = e["records"].as_f64().unwrap_or(0.0);
                 let review = e["review"].as_f64().unwrap_or(0.0) / records.max(1.0) * 100.0;
                 println!(
-                    "| {world} | {households} | {source} | {records} | {} | {} | {} | {bound:.4} | {link_all} | {review:.2} | {} | {} |",
+                    "| {world} | {households} | {source} | {records} | {} | {} | {} | {link_none} | {link_all} | {review:.2} | {} | {} |",
                     f(&e["precision"]),
                     f(&e["recall"]),
                     f(&e["f1"]),

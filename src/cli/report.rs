@@ -142,10 +142,9 @@ pub fn print_evaluation(e: &Evaluation) {
         e.name_and_region_only_share * 100.0
     );
     if let Some(b) = &e.link_all_bound {
-        let s = e.name_and_region_only_share;
         println!(
             "bounds set by them 仅凭姓名和地区的记录所限上界: F1 {:.4} leaving them all unlinked, F1 {:.4} linking them all ({} namesakes not on the roster would be linked)",
-            2.0 * (1.0 - s) / (2.0 - s),
+            e.link_none_bound.f1,
             b.f1,
             b.links - b.correct
         );

@@ -93,6 +93,9 @@ pub struct Evaluation {
     /// True matches with no ID number and no birth date: a namesake looks
     /// exactly like them, so this share bounds what any linker can reach.
     pub name_and_region_only_share: f64,
+    /// One bound they set: all of them left unlinked and every other
+    /// record right (precision 1, recall 1 − that share).
+    pub link_none_bound: Scores,
     /// The other bound: every record with no ID number and no birth date
     /// linked to a roster person of the same name in the same county, and
     /// every other record right. The true matches among them are taken as
@@ -275,6 +278,11 @@ pub async fn evaluate(
         } else {
             0.0
         },
+        link_none_bound: Scores::new(
+            true_matches - name_only,
+            true_matches - name_only,
+            true_matches,
+        ),
         link_all_bound,
         recall_by_dirt,
         without_id,

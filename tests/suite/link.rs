@@ -731,6 +731,14 @@ fn records_without_an_id_are_decided_by_what_records_with_one_show() {
         assert_eq!(all["correct"], e["linker"]["true_matches"], "{world}: {e}");
         assert_eq!(all["recall"].as_f64(), Some(1.0), "{world}: {e}");
         namesakes.push(all["links"].as_i64().unwrap() - all["correct"].as_i64().unwrap());
+        // And of leaving them all: every link right, those true matches missed.
+        let none = &e["link_none_bound"];
+        assert_eq!(none["precision"].as_f64(), Some(1.0), "{world}: {e}");
+        let share = e["name_and_region_only_share"].as_f64().unwrap();
+        assert!(
+            (none["recall"].as_f64().unwrap() - (1.0 - share)).abs() < 1e-9,
+            "{world}: {e}"
+        );
         let text = ok(bin()
             .args(["eval", "--lake", &lake, "--source", "health", "--truth"])
             .arg(data.join("truth_health.csv")));
