@@ -13,7 +13,8 @@
 //!   cargo bench --bench link -- --febrl4 3
 //!
 //! Worlds, not a world (issue 15): every department linked in generated
-//! worlds that differ in their namesakes and missing ID numbers, with the
+//! worlds that differ in their namesakes, missing ID numbers, birth dates,
+//! how finely places are written and how names are damaged, with the
 //! run's own precision estimate beside the measured one, and Splink's
 //! health F1 beside safetynet's up to 2,000 households:
 //!
@@ -28,7 +29,10 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// The corners and middle of the issue's ranges: namesakes 5–25 % of
-/// records, ID numbers left out of 3–30 %.
+/// records, ID numbers left out of 3–30 %; then the departments' habits:
+/// no birth dates anywhere, every birth date, places written only to the
+/// county, and names damaged three times as often, mostly by a dropped
+/// character and homophones.
 const DEFAULT_WORLDS: &[&str] = &[
     "namesake_share=0.05,no_id_share=0.03",
     "namesake_share=0.05,no_id_share=0.3",
@@ -38,6 +42,10 @@ const DEFAULT_WORLDS: &[&str] = &[
     "namesake_share=0.10,no_id_share=0.10",
     "namesake_share=0.05,no_id_share=0.15",
     "namesake_share=0.25,no_id_share=0.15",
+    "namesake_share=0.15,no_id_share=0.15,birth_share=0",
+    "namesake_share=0.15,no_id_share=0.15,birth_share=1",
+    "namesake_share=0.15,no_id_share=0.15,region=county",
+    "namesake_share=0.15,no_id_share=0.15,name_dirt=3,name_dropped=3,name_homophone=3",
 ];
 
 const DEPARTMENTS: [&str; 4] = ["civil_affairs", "health", "education", "social_insurance"];

@@ -122,9 +122,15 @@ pub enum Command {
         /// roster_noise, shock_rate, shock_size, line (the economy) and
         /// namesake_share (records about namesakes not on the roster, of
         /// all records; default 0.10) and no_id_share (records whose ID
-        /// number is left out, beyond the usual dirt; default 0), as
-        /// key=value,key=value (e.g.
-        /// income_median=10000,namesake_share=0.25).
+        /// number is left out, beyond the usual dirt; default 0); how
+        /// departments write: birth_share (records with a birth date, every
+        /// department) or birth_share.<department>, region (county,
+        /// township or village: how finely every department writes the
+        /// place), name_dirt (multiplies the share of damaged names) and
+        /// weights of the kinds of name dirt (name_homophone,
+        /// name_lookalike, name_traditional, name_dropped, name_spaces,
+        /// name_separator); as key=value,key=value (e.g.
+        /// income_median=10000,namesake_share=0.25,region=county).
         #[arg(long, default_value = "")]
         world: String,
     },

@@ -194,8 +194,10 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             only,
             world,
         } => {
+            let (economy, habits) = crate::generate::year::Economy::parse(&world)?;
             let options = crate::generate::Options {
-                economy: crate::generate::year::Economy::parse(&world)?,
+                economy,
+                habits,
                 households,
                 seed,
                 encoding,

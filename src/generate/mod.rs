@@ -13,6 +13,7 @@
 //! read the way the schemas say departments write them.
 
 pub mod dirt;
+pub mod habits;
 pub mod names;
 pub mod regions;
 pub mod year;
@@ -32,6 +33,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::{FieldType, SourceSchema};
 use dirt::{ID_KINDS, NAME_KINDS, dirty_id, dirty_name, make_id};
+use habits::Habits;
 use names::*;
 use regions::{County, PLACE_SYLLABLES};
 use year::{Economy, Event};
@@ -56,6 +58,8 @@ pub struct Options {
     pub only: Vec<String>,
     /// The world's economy: incomes and shocks.
     pub economy: Economy,
+    /// How the departments write their records.
+    pub habits: Habits,
 }
 
 impl Default for Options {
@@ -68,6 +72,7 @@ impl Default for Options {
             rows: BTreeMap::new(),
             only: Vec::new(),
             economy: Economy::default(),
+            habits: Habits::default(),
         }
     }
 }
@@ -635,14 +640,14 @@ fn other_subject(
 /// insurance the county that pools it, social insurance mostly the county. One record in twenty of a
 /// roster person names another village of the county (the person moved, or
 /// the clerk took the place of residence).
-fn region_as_written(world: &mut World, source: &str, subject: &Subject) -> String {
+fn region_as_written(
+    world: &mut World,
+    habits: &Habits,
+    source: &str,
+    subject: &Subject,
+) -> String {
     let county = world.counties[subject.person.county].code.clone();
-    let (village_share, township_share) = match source {
-        "civil_affairs" => (0.9, 0.0),
-        "health" => (0.0, 0.0),
-        "education" => (0.0, 0.7),
-        _ => (0.2, 0.0),
-    };
+    let (village_share, township_share) = habits.region_mix(source);
     let mut village = subject.village_code.clone();
     if subject.truth.is_some() && world.rng.random_bool(0.05) {
         village = world.random_village(subject.person.county);
@@ -658,11 +663,21 @@ fn region_as_written(world: &mut World, source: &str, subject: &Subject) -> Stri
 }
 
 /// The subject's name and ID as the department wrote them, and the dirt.
-fn as_written(world: &mut World, subject: &Subject) -> (String, String, Vec<&'static str>) {
+fn as_written(
+    world: &mut World,
+    habits: &Habits,
+    subject: &Subject,
+) -> (String, String, Vec<&'static str>) {
     let mut name = subject.person.name.clone();
     let mut id = subject.person.id.clone();
     let mut kinds = Vec::new();
     let dirty_share = if subject.truth.is_some() { 0.4 } else { 0.3 };
+    // A dirty record's name is damaged when `roll` is at least this: half
+    // of dirty records by default; `name_dirt` scales that share, and past
+    // every dirty record it reaches into the clean ones.
+    let name_share = 0.5 * dirty_share * habits.name_dirt;
+    let name_from = 1.0 - (name_share / dirty_share).min(1.0);
+    let mut name_damaged = false;
     if world.rng.random_bool(dirty_share) {
         let roll: f64 = world.rng.random();
         if roll < 0.8 {
@@ -671,14 +686,31 @@ fn as_written(world: &mut World, subject: &Subject) -> (String, String, Vec<&'st
             id = d;
             kinds.push(applied);
         }
-        if roll >= 0.5 {
-            let kind = NAME_KINDS.choose(&mut world.rng).copied().expect("kinds");
-            let (d, applied) = dirty_name(&mut world.rng, &name, kind);
-            name = d;
-            kinds.push(applied);
-        }
+        name_damaged = roll >= name_from;
+    } else if name_share > dirty_share {
+        let beyond = (name_share - dirty_share) / (1.0 - dirty_share);
+        name_damaged = world.rng.random_bool(beyond.min(1.0));
+    }
+    if name_damaged {
+        let kind = name_kind(&mut world.rng, habits);
+        let (d, applied) = dirty_name(&mut world.rng, &name, kind);
+        name = d;
+        kinds.push(applied);
     }
     (name, id, kinds)
+}
+
+/// A kind of name damage, drawn by the habits' weights.
+fn name_kind(rng: &mut ChaCha8Rng, habits: &Habits) -> &'static str {
+    if habits.even_name_kinds() {
+        // The draw the generator always made, so default worlds' files
+        // do not change.
+        return NAME_KINDS.choose(rng).copied().expect("kinds");
+    }
+    match WeightedIndex::new(habits.name_kinds) {
+        Ok(w) => NAME_KINDS[w.sample(rng)],
+        Err(_) => NAME_KINDS.choose(rng).copied().expect("kinds"),
+    }
 }
 
 fn age(p: &Person) -> i64 {
@@ -973,7 +1005,7 @@ fn write_source(
             }
             About::Other(namesake) => other_subject(world, &pool, *namesake, min_age, max_age),
         };
-        let (name_text, mut id_text, mut kinds) = as_written(world, &subject);
+        let (name_text, mut id_text, mut kinds) = as_written(world, &options.habits, &subject);
         // A department that often leaves the number out, for anyone alike.
         let no_id = options.economy.no_id_share;
         if no_id > 0.0 && !id_text.is_empty() && world.rng.random_bool(no_id.min(1.0)) {
@@ -984,7 +1016,7 @@ fn write_source(
         let county_code = world.counties[subject.person.county].code.clone();
         let key = format!("{prefix}{county_code}{:09}", i + 1);
         let county_name = world.counties[subject.person.county].name.clone();
-        let region = region_as_written(world, source, &subject);
+        let region = region_as_written(world, &options.habits, source, &subject);
         let event = match about {
             About::Roster(_, e) => (*e).clone(),
             About::Other(_) => routine_event(&mut world.rng, source, &subject.person),
@@ -996,12 +1028,7 @@ fn write_source(
         cells.insert("id_number", id_text);
         cells.insert("gender", gender_text(rng, subject.person.male));
         cells.insert("region_code", region);
-        let birth_share = match source {
-            "civil_affairs" => 0.8,
-            "health" => 0.5,
-            "education" => 1.0,
-            _ => 0.95,
-        };
+        let birth_share = options.habits.birth_share(source);
         cells.insert("birth_date", birth_text(rng, &subject.person, birth_share));
         match event {
             Event::Health {
@@ -1072,8 +1099,9 @@ fn write_source(
                     let fen = rng.random_range(50_000..300_000);
                     cells.insert("aid_amount", amount_text(rng, fen));
                 }
-                // Pupils' records always carry the birth date.
-                cells.insert("birth_date", date_text(rng, subject.person.birth));
+                // Pupils' records carry the birth date as the habits say
+                // (by default always); drawn again, as the defaults were.
+                cells.insert("birth_date", birth_text(rng, &subject.person, birth_share));
             }
             Event::Social { event, date, base } => {
                 let employer = format!(
@@ -1249,6 +1277,83 @@ mod tests {
         assert!((0.6..0.7).contains(&roster_share), "{roster_share}");
         let dirty_share = dirty as f64 / on_roster as f64;
         assert!(dirty_share >= 0.33, "{dirty_share}");
+    }
+
+    /// A world's habits show in the files: every health record names only
+    /// the county and has no birth date, and names are damaged as often,
+    /// and in the kinds, the world asks for.
+    #[test]
+    fn a_worlds_habits_show_in_the_extracts() {
+        let read = |world: &str, source: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let (economy, habits) = Economy::parse(world).unwrap();
+            let options = Options {
+                households: 400,
+                only: vec![source.into()],
+                economy,
+                habits,
+                ..Options::default()
+            };
+            write(dir.path(), &options).unwrap();
+            let columns = Columns::of(&schema_of(source).unwrap());
+            let mut reader =
+                csv::Reader::from_path(dir.path().join(format!("{source}.csv"))).unwrap();
+            let header_row = reader.headers().unwrap().clone();
+            let at = |n: &str| {
+                let i = columns.names.iter().position(|c| c == n).unwrap();
+                let header = &columns.headers[i];
+                header_row.iter().position(|h| h == header).unwrap()
+            };
+            let (region, birth) = (at("region_code"), at("birth_date"));
+            let rows: Vec<(String, String)> = reader
+                .records()
+                .map(|r| {
+                    let r = r.unwrap();
+                    (r[region].to_string(), r[birth].to_string())
+                })
+                .collect();
+            let dirt: Vec<String> =
+                csv::Reader::from_path(dir.path().join(format!("truth_{source}.csv")))
+                    .unwrap()
+                    .records()
+                    .map(|r| r.unwrap()[2].to_string())
+                    .collect();
+            (rows, dirt)
+        };
+        let named = |dirt: &[String], kind: &str| {
+            dirt.iter().filter(|d| d.contains(kind)).count() as f64 / dirt.len() as f64
+        };
+
+        let (rows, dirt) = read("", "civil_affairs");
+        assert!(rows.iter().filter(|(r, _)| r.len() == 12).count() * 2 > rows.len());
+        assert!(rows.iter().any(|(_, b)| !b.is_empty()));
+        let usual = named(&dirt, "name_");
+        assert!((0.1..0.4).contains(&usual), "{usual}");
+
+        let (rows, dirt) = read("region=county,birth_share=0,name_dirt=0", "civil_affairs");
+        assert!(rows.iter().all(|(r, _)| r.len() == 6), "only county codes");
+        assert!(rows.iter().all(|(_, b)| b.is_empty()), "no birth dates");
+        assert_eq!(named(&dirt, "name_"), 0.0);
+
+        let (rows, _) = read("region=village,birth_share.education=0.5", "education");
+        assert!(
+            rows.iter()
+                .all(|(r, _)| r.len() == 12 && !r.ends_with("000"))
+        );
+        let with_birth = rows.iter().filter(|(_, b)| !b.is_empty()).count() as f64;
+        let share = with_birth / rows.len() as f64;
+        assert!((0.4..0.6).contains(&share), "{share}");
+
+        let (_, dirt) = read(
+            "name_dirt=3,name_homophone=0,name_lookalike=0,name_traditional=0,name_spaces=0,name_separator=0",
+            "civil_affairs",
+        );
+        let damaged = named(&dirt, "name_");
+        assert!(damaged > 2.0 * usual, "{damaged} against {usual}");
+        assert!(named(&dirt, "name_dropped") > 0.0);
+        // A name too short to drop a character gets a stray space instead.
+        let others = named(&dirt, "name_homophone") + named(&dirt, "name_lookalike");
+        assert_eq!(others, 0.0);
     }
 
     /// How fine a record's region code is must not give away whether its

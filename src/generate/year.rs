@@ -14,6 +14,7 @@ use chrono::{Datelike, Duration, NaiveDate};
 use rand::Rng;
 use rand::seq::IndexedRandom;
 
+use super::habits::Habits;
 use super::{World, lognormal};
 
 /// The world's economy: every assumption the benchmark sweeps.
@@ -57,18 +58,20 @@ impl Default for Economy {
 }
 
 impl Economy {
-    /// Parse `key=value,key=value` over the defaults.
-    pub fn parse(text: &str) -> anyhow::Result<Economy> {
+    /// Parse `--world key=value,key=value` over the defaults: the economy's
+    /// keys here, the departments' writing habits (`super::habits`).
+    pub fn parse(text: &str) -> anyhow::Result<(Economy, Habits)> {
         let mut e = Economy::default();
+        let mut habits = Habits::default();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((k, v)) = part.split_once('=') else {
                 anyhow::bail!("--world {part}: expected key=value");
             };
-            let v: f64 = v
-                .trim()
-                .parse()
-                .map_err(|_| anyhow::anyhow!("--world {k}: '{v}' is not a number"))?;
-            let slot = match k.trim() {
+            let (k, v) = (k.trim(), v.trim());
+            if habits.set(k, v)? {
+                continue;
+            }
+            let slot = match k {
                 "income_median" => &mut e.income_median,
                 "income_sigma" => &mut e.income_sigma,
                 "roster_noise" => &mut e.roster_noise,
@@ -78,9 +81,13 @@ impl Economy {
                 "namesake_share" => &mut e.namesake_share,
                 "no_id_share" => &mut e.no_id_share,
                 other => anyhow::bail!(
-                    "--world {other}: not a world parameter (income_median, income_sigma, roster_noise, shock_rate, shock_size, line, namesake_share, no_id_share)"
+                    "--world {other}: not a world parameter (income_median, income_sigma, roster_noise, shock_rate, shock_size, line, namesake_share, no_id_share, {})",
+                    super::habits::KEYS
                 ),
             };
+            let v: f64 = v
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--world {k}: '{v}' is not a number"))?;
             if !(v.is_finite() && v >= 0.0) {
                 anyhow::bail!("--world {k}: must be a number ≥ 0");
             }
@@ -92,7 +99,7 @@ impl Economy {
                 1.0 - super::ROSTER_SHARE
             );
         }
-        Ok(e)
+        Ok((e, habits))
     }
 }
 
@@ -713,11 +720,18 @@ mod tests {
 
     #[test]
     fn world_parameters_parse_and_are_checked() {
-        let e = Economy::parse("income_median=10000, shock_size=1.5").unwrap();
+        let (e, habits) =
+            Economy::parse("income_median=10000, shock_size=1.5, region=county").unwrap();
         assert_eq!(
             (e.income_median, e.shock_size, e.shock_rate),
             (10_000.0, 1.5, 1.0)
         );
+        assert_eq!(
+            habits.region,
+            Some(super::super::habits::RegionLevel::County)
+        );
+        let e = Economy::parse("income=1").unwrap_err().to_string();
+        assert!(e.contains("income") && e.contains("birth_share"), "{e}");
         assert!(Economy::parse("income=1").is_err());
         assert!(Economy::parse("shock_rate=-1").is_err());
         assert!(Economy::parse("line=abc").is_err());
