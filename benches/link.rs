@@ -20,6 +20,11 @@
 //!
 //!   cargo bench --bench link -- --worlds default [--households 2000] [--households 100000]
 //!   cargo bench --bench link -- --worlds "namesake_share=0.25,no_id_share=0.3;no_id_share=0.03"
+//!   cargo bench --bench link -- --worlds default --settings /tmp/linkage-0.98.toml
+//!
+//! `--settings` links with another settings file (a copy of
+//! pipelines/linkage.toml with another `target_precision`, say), to show
+//! what a data office trades by asking for less precision.
 
 mod common;
 
@@ -59,6 +64,8 @@ fn main() {
     let mut febrl4_rounds = 0;
     // Generator worlds to sweep (`--world` values), instead of health alone.
     let mut worlds: Vec<String> = Vec::new();
+    // The linkage settings the sweep links with.
+    let mut settings = PathBuf::from("pipelines/linkage.toml");
     // Several seeds show how much the figures move between draws.
     let mut seeds: Vec<u64> = vec![1];
     let mut i = 1;
@@ -79,6 +86,10 @@ fn main() {
                 } else {
                     args[i + 1].split(';').map(str::to_string).collect()
                 };
+                i += 1;
+            }
+            "--settings" => {
+                settings = PathBuf::from(&args[i + 1]);
                 i += 1;
             }
             "--febrl4" => {
@@ -106,7 +117,7 @@ fn main() {
         sizes.push(2_000);
     }
     if !worlds.is_empty() {
-        sweep(bin, root, &dir, &worlds, &sizes, splink);
+        sweep(bin, root, &dir, &worlds, &sizes, &settings, splink);
         return;
     }
     println!(
@@ -344,6 +355,7 @@ fn sweep(
     dir: &std::path::Path,
     worlds: &[String],
     sizes: &[usize],
+    settings: &std::path::Path,
     splink: bool,
 ) {
     println!(
@@ -385,7 +397,18 @@ fn sweep(
                     &[&"ingest", &"--source", &source, &"--lake", &lake, &file],
                 );
             }
-            let (seconds, peak, _) = safetynet(bin, root, &[&"link", &"--train", &"--lake", &lake]);
+            let (seconds, peak, _) = safetynet(
+                bin,
+                root,
+                &[
+                    &"link",
+                    &"--train",
+                    &"--lake",
+                    &lake,
+                    &"--settings",
+                    &settings,
+                ],
+            );
             eprintln!(
                 "{world} at {households} households: link --train {seconds:.1} s, peak {peak:.0} MiB"
             );

@@ -55,6 +55,13 @@ pub const SAMPLE_RECORDS: i64 = 20_000;
 /// `link_requires`, as without calibration.
 pub const MIN_PATTERN_RECORDS: i64 = 20;
 
+/// A pattern links only when its candidate is more often the person than
+/// not. Below that, each link adds more wrong links than right ones, so
+/// F1 falls even where the whole set still keeps the target precision
+/// (a set of many ID links has room for a pattern right one time in
+/// three); such patterns go to review, or stay unlinked.
+pub const MIN_LINK_SHARE: f64 = 0.5;
+
 /// One evidence pattern of a best candidate.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Pattern {
@@ -188,7 +195,8 @@ impl Calibration {
     /// decision on each (see [`Pattern::decision`]).
     ///
     /// Patterns are taken from the most often right (smoothed share): they
-    /// link while the whole link set — the `id_links` made on an agreeing
+    /// link while they are right at least [`MIN_LINK_SHARE`] of the time
+    /// and the whole link set — the `id_links` made on an agreeing
     /// ID number, taken as right, and the links by pattern so far — keeps
     /// an expected precision of at least `target_precision`; the next go to
     /// review while the review queue stays within `review_budget` of the
@@ -237,23 +245,26 @@ impl Calibration {
                 continue;
             }
             let n = p.records as f64 * scale;
-            let decision =
-                if linking && (right + n * p.smoothed_share()) / (links + n) >= target_precision {
-                    right += n * p.smoothed_share();
-                    links += n;
-                    "linked"
+            let share = p.smoothed_share();
+            let decision = if linking
+                && share >= MIN_LINK_SHARE
+                && (right + n * share) / (links + n) >= target_precision
+            {
+                right += n * share;
+                links += n;
+                "linked"
+            } else {
+                linking = false;
+                // One band below the links: once a pattern does not fit
+                // the budget, the less likely ones after it do not go.
+                if reviewing && (reviewed + n) <= review_budget * records {
+                    reviewed += n;
+                    "review"
                 } else {
-                    linking = false;
-                    // One band below the links: once a pattern does not fit
-                    // the budget, the less likely ones after it do not go.
-                    if reviewing && (reviewed + n) <= review_budget * records {
-                        reviewed += n;
-                        "review"
-                    } else {
-                        reviewing = false;
-                        "unlinked"
-                    }
-                };
+                    reviewing = false;
+                    "unlinked"
+                }
+            };
             let (linked, review) = (decision == "linked", decision == "review");
             p.linked = if linked { p.records } else { 0 };
             p.linked_right = if linked { p.right } else { 0 };
@@ -611,6 +622,29 @@ mod tests {
         assert!((right + 200.0 * c_share) / (links + 200.0) < 0.99);
         // The summary tells what the decision does with the sample.
         assert_eq!((c.linked, c.linked_right, c.review), (600, 596, 0));
+    }
+
+    /// Many ID links leave room in the target for a pattern that is right
+    /// one time in three; it still does not link, as each of its links is
+    /// more likely wrong than right. It goes to review, within budget.
+    #[test]
+    fn a_pattern_more_often_wrong_than_right_never_links() {
+        let mut c = calibration(vec![
+            pattern("sure", 500, 500, 1.0),
+            pattern("one_in_three", 60, 20, 0.6),
+        ]);
+        // 100,000 ID links: room for 500 wrong at 0.995; the pattern
+        // stands for 60 records, 40 of them wrong.
+        decide(&mut c, 0.995, 0.02, 200_000.0, 560, 100_000.0, 0.0);
+        assert_eq!(decision(&c, "sure").as_deref(), Some("linked"));
+        assert_eq!(decision(&c, "one_in_three").as_deref(), Some("review"));
+        // Right just over half the time, the same pattern links.
+        let mut c = calibration(vec![
+            pattern("sure", 500, 500, 1.0),
+            pattern("most", 60, 34, 0.6),
+        ]);
+        decide(&mut c, 0.995, 0.02, 200_000.0, 560, 100_000.0, 0.0);
+        assert_eq!(decision(&c, "most").as_deref(), Some("linked"));
     }
 
     /// Records whose ID number is in doubt, sent to review by the
