@@ -259,18 +259,7 @@ fn febrl4(bin: &str, root: &str, dir: &std::path::Path, rounds: usize, splink: b
             peak = peak.max(p);
         }
         let settings = example.join("linkage.toml");
-        let (s, p, _) = safetynet(
-            bin,
-            root,
-            &[
-                &"link",
-                &"--train",
-                &"--lake",
-                &lake,
-                &"--settings",
-                &settings,
-            ],
-        );
+        let (s, p) = link_trained(bin, root, &lake, &settings);
         let e = eval_json(bin, root, &lake, "febrl4b", &data.join("truth_febrl4b.csv"));
         println!(
             "| {round} | safetynet ingest + link --train (link {s:.2} s) | {:.2} | {:.0} | {} | {} | {} | {} |",
@@ -317,6 +306,29 @@ fn safetynet(bin: &str, root: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> (f6
             .current_dir(root)
             .env("SAFETYNET_LOG", "warn"),
     )
+}
+
+/// `safetynet link --train` of every source with these settings: its
+/// seconds and peak MiB.
+fn link_trained(
+    bin: &str,
+    root: &str,
+    lake: &std::path::Path,
+    settings: &std::path::Path,
+) -> (f64, f64) {
+    let (seconds, peak, _) = safetynet(
+        bin,
+        root,
+        &[
+            &"link",
+            &"--train",
+            &"--lake",
+            &lake,
+            &"--settings",
+            &settings,
+        ],
+    );
+    (seconds, peak)
 }
 
 /// `safetynet eval --format json` of one source against its truth file.
@@ -397,18 +409,7 @@ fn sweep(
                     &[&"ingest", &"--source", &source, &"--lake", &lake, &file],
                 );
             }
-            let (seconds, peak, _) = safetynet(
-                bin,
-                root,
-                &[
-                    &"link",
-                    &"--train",
-                    &"--lake",
-                    &lake,
-                    &"--settings",
-                    &settings,
-                ],
-            );
+            let (seconds, peak) = link_trained(bin, root, &lake, settings);
             eprintln!(
                 "{world} at {households} households: link --train {seconds:.1} s, peak {peak:.0} MiB"
             );
