@@ -371,9 +371,9 @@ fn sweep(
     splink: bool,
 ) {
     println!(
-        "| world | households | source | records | precision | recall | F1 | F1 bound, name-only unlinked | F1 bound, name-only linked | review % | estimated precision | Splink F1 |"
+        "| world | households | source | records | precision | recall | F1 | F1 bound, name-only unlinked | F1 bound, name-only linked | F1 bound, name-only linked where unique | review % | estimated precision | Splink F1 |"
     );
-    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let f = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.4}"));
     for world in worlds {
         for &households in sizes {
@@ -432,10 +432,11 @@ fn sweep(
                 // unlinked, or all linked (eval computes both).
                 let link_none = f(&e["link_none_bound"]["f1"]);
                 let link_all = f(&e["link_all_bound"]["f1"]);
+                let link_unique = f(&e["link_unique_bound"]["f1"]);
                 let records = e["records"].as_f64().unwrap_or(0.0);
                 let review = e["review"].as_f64().unwrap_or(0.0) / records.max(1.0) * 100.0;
                 println!(
-                    "| {world} | {households} | {source} | {records} | {} | {} | {} | {link_none} | {link_all} | {review:.2} | {} | {} |",
+                    "| {world} | {households} | {source} | {records} | {} | {} | {} | {link_none} | {link_all} | {link_unique} | {review:.2} | {} | {} |",
                     f(&e["precision"]),
                     f(&e["recall"]),
                     f(&e["f1"]),

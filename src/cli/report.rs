@@ -149,6 +149,12 @@ pub fn print_evaluation(e: &Evaluation) {
             b.links - b.correct
         );
     }
+    if let Some(u) = &e.link_unique_bound {
+        println!(
+            "  linking only those whose name and county belong to one roster person 仅关联姓名和地区唯一对应的记录: F1 {:.4}",
+            u.f1
+        );
+    }
     let w = &e.without_id;
     let estimate = |v: Option<f64>| v.map_or("-".to_string(), |p| format!("{p:.4}"));
     println!(

@@ -103,6 +103,13 @@ pub struct Evaluation {
     /// roster person's name and county, are its only false links. None
     /// when the truth names registry records.
     pub link_all_bound: Option<Scores>,
+    /// Between the two: only the records whose name and county are those
+    /// of exactly one roster person linked, to that person (taken as
+    /// right when the record is a true match); the rest left unlinked.
+    /// Where a common name is shared in the county, name and county
+    /// cannot say which person is meant, and `link_all_bound` counts them
+    /// as found all the same. None when the truth names registry records.
+    pub link_unique_bound: Option<Scores>,
     /// What the model expects of the same links without the truth, to
     /// set beside the measured figures.
     pub model_estimate: super::history::Quality,
@@ -225,15 +232,23 @@ pub async fn evaluate(
     };
 
     let name_only = n("SELECT count(*) FROM judged WHERE true_id IS NOT NULL AND staged_id IS NULL AND staged_birth IS NULL").await?;
-    let link_all_bound = if registry_keys {
-        None
+    let (link_all_bound, link_unique_bound) = if registry_keys {
+        (None, None)
     } else {
-        let namesakes = namesakes_known_by_name_alone(&ctx, &schema).await?;
-        Some(Scores::new(
-            true_matches + namesakes,
-            true_matches,
-            true_matches,
-        ))
+        let alone = known_by_name_alone(&ctx, &schema).await?;
+        let found = true_matches - name_only + alone.unique_true;
+        (
+            Some(Scores::new(
+                true_matches + alone.namesakes,
+                true_matches,
+                true_matches,
+            )),
+            Some(Scores::new(
+                found + alone.unique_namesakes,
+                found,
+                true_matches,
+            )),
+        )
     };
     let mut recall_by_dirt = Vec::new();
     let sql = "SELECT kind, CAST(count(*) AS VARCHAR), CAST(sum(CASE WHEN status = 'linked' AND linked_id = true_id THEN 1 ELSE 0 END) AS VARCHAR)
@@ -284,32 +299,54 @@ pub async fn evaluate(
             true_matches,
         ),
         link_all_bound,
+        link_unique_bound,
         recall_by_dirt,
         without_id,
     })
 }
 
-/// Records not on the roster, with no ID number and no birth date, whose
-/// name (as the linker keys it) and county are those of a roster person:
-/// nothing in the record tells them from that person.
-async fn namesakes_known_by_name_alone(
+/// What name and county alone say about the records with no ID number
+/// and no birth date.
+struct NameOnly {
+    /// Records not on the roster whose name (as the linker keys it) and
+    /// county are those of a roster person: nothing in the record tells
+    /// them from that person.
+    namesakes: i64,
+    /// True matches whose name and county are those of exactly one roster
+    /// person.
+    unique_true: i64,
+    /// Namesakes whose name and county are those of exactly one roster
+    /// person.
+    unique_namesakes: i64,
+}
+
+async fn known_by_name_alone(
     ctx: &SessionContext,
     schema: &crate::config::SourceSchema,
-) -> Result<i64> {
+) -> Result<NameOnly> {
     let records = super::prepare::source_view_sql(ctx, schema, false).await?;
     let roster = super::prepare::roster_view_sql();
-    scalar_i64(
-        ctx,
-        &format!(
-            "SELECT count(*) FROM judged j
+    let count = |who: &str, people: &str| {
+        format!(
+            "WITH sig AS (SELECT name_key, county_code, count(*) AS people
+                          FROM ({roster}) r GROUP BY name_key, county_code)
+             SELECT count(*) FROM judged j
              JOIN ({records}) l ON CAST(l.record_key AS VARCHAR) = j.record_key
-             WHERE j.true_id IS NULL AND j.staged_id IS NULL AND j.staged_birth IS NULL
-               AND EXISTS (SELECT 1 FROM ({roster}) r
-                           WHERE r.name_key = l.name_key AND r.county_code = l.county_code)"
-        ),
-    )
-    .await
-    .context("counting namesakes known by name and county alone")
+             JOIN sig ON sig.name_key = l.name_key AND sig.county_code = l.county_code
+             WHERE j.staged_id IS NULL AND j.staged_birth IS NULL AND j.true_id IS {who}
+               AND sig.people {people}"
+        )
+    };
+    let n = |sql: String| async move {
+        scalar_i64(ctx, &sql)
+            .await
+            .context("counting records known by name and county alone")
+    };
+    Ok(NameOnly {
+        namesakes: n(count("NULL", ">= 1")).await?,
+        unique_true: n(count("NOT NULL", "= 1")).await?,
+        unique_namesakes: n(count("NULL", "= 1")).await?,
+    })
 }
 
 /// Linking on the (normalised) ID number alone; a record matching several

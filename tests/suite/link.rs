@@ -739,6 +739,20 @@ fn records_without_an_id_are_decided_by_what_records_with_one_show() {
             (none["recall"].as_f64().unwrap() - (1.0 - share)).abs() < 1e-9,
             "{world}: {e}"
         );
+        // Linking only those whose name and county belong to one roster
+        // person: fewer false links than linking them all, and no more
+        // found than linking them all, nor fewer than leaving them.
+        let unique = &e["link_unique_bound"];
+        let wrong =
+            |b: &serde_json::Value| b["links"].as_i64().unwrap() - b["correct"].as_i64().unwrap();
+        assert!(wrong(unique) <= wrong(all), "{world}: {e}");
+        let correct = unique["correct"].as_i64().unwrap();
+        assert!(correct <= all["correct"].as_i64().unwrap(), "{world}: {e}");
+        assert!(correct >= none["correct"].as_i64().unwrap(), "{world}: {e}");
+        assert!(
+            correct > none["correct"].as_i64().unwrap(),
+            "{world}: some are unique: {e}"
+        );
         let text = ok(bin()
             .args(["eval", "--lake", &lake, "--source", "health", "--truth"])
             .arg(data.join("truth_health.csv")));
@@ -746,6 +760,13 @@ fn records_without_an_id_are_decided_by_what_records_with_one_show() {
             text.contains(&format!(
                 "F1 {:.4} linking them all",
                 all["f1"].as_f64().unwrap()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "belong to one roster person 仅关联姓名和地区唯一对应的记录: F1 {:.4}",
+                unique["f1"].as_f64().unwrap()
             )),
             "{text}"
         );
