@@ -83,50 +83,54 @@ impl Habits {
             })?);
             return Ok(true);
         }
-        let known = key == "birth_share"
-            || key == "name_dirt"
-            || key
-                .strip_prefix("birth_share.")
-                .is_some_and(|d| SOURCES.contains(&d))
-            || NAME_KINDS.contains(&key);
-        if !known {
-            if let Some(d) = key.strip_prefix("birth_share.") {
+        // Which habit the key names, before its value is read.
+        enum Slot<'k> {
+            EveryBirth,
+            Birth(&'k str),
+            NameDirt,
+            NameKind(usize),
+        }
+        let slot = if key == "birth_share" {
+            Slot::EveryBirth
+        } else if let Some(d) = key.strip_prefix("birth_share.") {
+            if !SOURCES.contains(&d) {
                 bail!(
                     "--world {key}: '{d}' is not a department ({})",
                     SOURCES.join(", ")
                 );
             }
+            Slot::Birth(d)
+        } else if key == "name_dirt" {
+            Slot::NameDirt
+        } else if let Some(i) = NAME_KINDS.iter().position(|k| *k == key) {
+            Slot::NameKind(i)
+        } else {
             return Ok(false);
-        }
+        };
         let v: f64 = value
             .parse()
             .ok()
             .filter(|v: &f64| v.is_finite() && *v >= 0.0)
             .ok_or_else(|| anyhow::anyhow!("--world {key}: '{value}' is not a number ≥ 0"))?;
-        if key.starts_with("birth_share") && v > 1.0 {
-            bail!("--world {key}: a share, at most 1 (got {v})");
-        }
-        match key {
-            "birth_share" => self.birth_share.values_mut().for_each(|s| *s = v),
-            "name_dirt" => self.name_dirt = v,
-            _ => match key.strip_prefix("birth_share.") {
-                Some(d) => {
-                    if let Some(s) = self.birth_share.get_mut(d) {
-                        *s = v;
-                    }
+        match slot {
+            Slot::EveryBirth | Slot::Birth(_) if v > 1.0 => {
+                bail!("--world {key}: a share, at most 1 (got {v})")
+            }
+            Slot::EveryBirth => self.birth_share.values_mut().for_each(|s| *s = v),
+            Slot::Birth(d) => {
+                if let Some(s) = self.birth_share.get_mut(d) {
+                    *s = v;
                 }
-                None => {
-                    let i = NAME_KINDS.iter().position(|k| *k == key).unwrap_or(0);
-                    let mut kinds = self.name_kinds;
-                    kinds[i] = v;
-                    if kinds.iter().all(|w| *w == 0.0) {
-                        bail!(
-                            "--world {key}: at least one kind of name dirt needs a weight above 0"
-                        );
-                    }
-                    self.name_kinds = kinds;
+            }
+            Slot::NameDirt => self.name_dirt = v,
+            Slot::NameKind(i) => {
+                let mut kinds = self.name_kinds;
+                kinds[i] = v;
+                if kinds.iter().all(|w| *w == 0.0) {
+                    bail!("--world {key}: at least one kind of name dirt needs a weight above 0");
                 }
-            },
+                self.name_kinds = kinds;
+            }
         }
         Ok(true)
     }
