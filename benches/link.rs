@@ -358,7 +358,8 @@ fn eval_json(
 }
 
 /// Every department in each world at each size: F1 beside the bounds of
-/// leaving the name-only records unlinked and of linking them all, the
+/// leaving the name-only records unlinked, of linking them all, and of
+/// linking those whose name and county belong to one roster person; the
 /// review share, and the run's precision estimate beside the measured
 /// precision.
 fn sweep(
