@@ -155,6 +155,12 @@ pub fn print_evaluation(e: &Evaluation) {
             u.f1
         );
     }
+    if let Some(b) = &e.link_best_bound {
+        println!(
+            "  the best any linker deciding them by name, place and gender can do 仅凭姓名、地区和性别可达的最优: F1 {:.4}",
+            b.f1
+        );
+    }
     let w = &e.without_id;
     let estimate = |v: Option<f64>| v.map_or("-".to_string(), |p| format!("{p:.4}"));
     println!(

@@ -320,6 +320,20 @@ pub(crate) async fn calibrate(
     // Its own session: the blocking rules read `l` and `r`.
     let ctx = lake.session().await?;
     ctx.register_table("r", sides.ctx.table_provider("r").await?)?;
+    // Who the whole source knows by each name, for the patterns of the
+    // labelled records here and of the records without an ID number in
+    // the run's decision.
+    if sides.settings.patterns_by_name_frequency {
+        sides
+            .scratch
+            .materialise(&sides.ctx, plan::NAME_IDS, &[plan::name_ids_sql()], None)
+            .await
+            .context("counting the people the records show under each name")?;
+        ctx.register_table(
+            plan::NAME_IDS,
+            sides.ctx.table_provider(plan::NAME_IDS).await?,
+        )?;
+    }
     let scratch = scratch::Scratch::new(SAMPLE_RECORDS + sides.registry_size)?;
     scratch
         .materialise(&ctx, "l", &[sample], None)
@@ -339,11 +353,13 @@ pub(crate) async fn calibrate(
     );
     let status = plan::status_sql(&sides.settings);
     let pattern = plan::pattern_sql(&sides.settings, model);
+    let named = plan::named_sql(&sides.settings, "l", "x.labelled_id");
     let sql = format!(
         "{best},
+named AS ({named}),
 judged AS (
   SELECT b.record_key, b.person_key, b.match_probability, {status} AS status, {pattern} AS pattern
-  FROM decided b
+  FROM named b
 ),
 on_registry AS (SELECT DISTINCT id_number FROM r WHERE id_number IS NOT NULL)
 SELECT l.record_key,

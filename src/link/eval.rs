@@ -110,6 +110,17 @@ pub struct Evaluation {
     /// cannot say which person is meant, and `link_all_bound` counts them
     /// as found all the same. None when the truth names registry records.
     pub link_unique_bound: Option<Scores>,
+    /// The best a linker can expect on the records with no ID number and
+    /// no birth date, from what they show — name (as keyed), place as
+    /// written and gender — with every other record right: the truth
+    /// groups those records by what they show; a group is either linked
+    /// or left unlinked, whichever set of groups gives the highest F1; a
+    /// linked group's link goes to one of the roster people who fit what
+    /// it shows alike, right on average for its records about any of them
+    /// divided by how many they are. Unlike `link_all_bound` it does not
+    /// count as found the records a shared name leaves in doubt. None when
+    /// the truth names registry records.
+    pub link_best_bound: Option<Scores>,
     /// What the model expects of the same links without the truth, to
     /// set beside the measured figures.
     pub model_estimate: super::history::Quality,
@@ -232,11 +243,12 @@ pub async fn evaluate(
     };
 
     let name_only = n("SELECT count(*) FROM judged WHERE true_id IS NOT NULL AND staged_id IS NULL AND staged_birth IS NULL").await?;
-    let (link_all_bound, link_unique_bound) = if registry_keys {
-        (None, None)
+    let (link_all_bound, link_unique_bound, link_best_bound) = if registry_keys {
+        (None, None, None)
     } else {
         let alone = known_by_name_alone(&ctx, &schema).await?;
         let found = true_matches - name_only + alone.unique_true;
+        let groups = shown_alike(&ctx, &schema).await?;
         (
             Some(Scores::new(
                 true_matches + alone.namesakes,
@@ -247,6 +259,11 @@ pub async fn evaluate(
                 found + alone.unique_namesakes,
                 found,
                 true_matches,
+            )),
+            Some(best_by_groups(
+                true_matches - name_only,
+                true_matches,
+                groups,
             )),
         )
     };
@@ -300,6 +317,7 @@ pub async fn evaluate(
         ),
         link_all_bound,
         link_unique_bound,
+        link_best_bound,
         recall_by_dirt,
         without_id,
     })
@@ -349,6 +367,91 @@ async fn known_by_name_alone(
     })
 }
 
+/// The records with no ID number and no birth date, grouped by what they
+/// show (name key, place as written, gender): per group, its records and
+/// how many of them a linker can expect to get right. The roster people
+/// who fit what the group shows equally (that name key and gender in that
+/// place) are alike to any linker, so a link to one of them is right, on
+/// average, for the group's records about any of them divided by how many
+/// there are. A group no roster person fits exactly (a damaged name) is
+/// credited with its most frequent true person, at best.
+async fn shown_alike(
+    ctx: &SessionContext,
+    schema: &crate::config::SourceSchema,
+) -> Result<Vec<(i64, f64)>> {
+    let records = super::prepare::source_view_sql(ctx, schema, false).await?;
+    let roster = super::prepare::roster_view_sql();
+    let batches = ctx
+        .sql(&format!(
+            "WITH name_only AS (
+               SELECT coalesce(l.name_key, '') AS name_key, coalesce(l.region_code, '') AS region_code,
+                      coalesce(l.gender, '') AS gender, l.county_code, j.true_id
+               FROM judged j JOIN ({records}) l ON CAST(l.record_key AS VARCHAR) = j.record_key
+               WHERE j.staged_id IS NULL AND j.staged_birth IS NULL),
+             shown AS (SELECT DISTINCT name_key, region_code, gender, county_code FROM name_only),
+             fitting AS (
+               SELECT s.name_key, s.region_code, s.gender, r.id_number
+               FROM shown s JOIN ({roster}) r ON r.name_key = s.name_key AND r.county_code = s.county_code
+               WHERE (s.gender = '' OR r.gender = s.gender) AND starts_with(r.region_code, s.region_code)),
+             fits AS (SELECT name_key, region_code, gender, count(*) AS people FROM fitting GROUP BY name_key, region_code, gender),
+             by_person AS (
+               SELECT name_key, region_code, gender, true_id, count(*) AS n
+               FROM name_only GROUP BY name_key, region_code, gender, true_id),
+             marked AS (
+               SELECT b.*, f.id_number IS NOT NULL AS fits_record
+               FROM by_person b LEFT JOIN fitting f ON f.name_key = b.name_key
+                 AND f.region_code = b.region_code AND f.gender = b.gender AND f.id_number = b.true_id)
+             SELECT CAST(sum(m.n) AS VARCHAR) AS records,
+                    CAST(max(CASE WHEN m.true_id IS NULL THEN 0 ELSE m.n END) AS VARCHAR) AS best,
+                    CAST(sum(CASE WHEN m.fits_record THEN m.n ELSE 0 END) AS VARCHAR) AS about_fitting,
+                    CAST(coalesce(max(f.people), 0) AS VARCHAR) AS people
+             FROM marked m LEFT JOIN fits f ON f.name_key = m.name_key
+               AND f.region_code = m.region_code AND f.gender = m.gender
+             GROUP BY m.name_key, m.region_code, m.gender"
+        ))
+        .await?
+        .collect()
+        .await
+        .context("grouping the records known by name alone by what they show")?;
+    Ok(rows_of(&batches)?
+        .into_iter()
+        .map(|r| {
+            let int = |k: &str| r.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+            let right = match int("people") {
+                0 => int("best") as f64,
+                people => int("about_fitting") as f64 / people as f64,
+            };
+            (int("records"), right)
+        })
+        .collect())
+}
+
+/// The best F1 over choices of `groups` (records, right if linked) to
+/// link, beside `found` links made right elsewhere, of `true_matches`.
+/// F1 is 2·right / (links + true_matches): a group raises it exactly when
+/// its share right is above F1/2, so the best choice links the groups
+/// most often right first, and the best prefix of that order is the
+/// best of all choices. Expected right links are rounded to whole links.
+fn best_by_groups(found: i64, true_matches: i64, mut groups: Vec<(i64, f64)>) -> Scores {
+    groups.retain(|&(n, right)| n > 0 && right > 0.0);
+    groups.sort_by(|&(n1, r1), &(n2, r2)| {
+        (r2 / n2 as f64)
+            .total_cmp(&(r1 / n1 as f64))
+            .then(n2.cmp(&n1))
+    });
+    let f1 = |links: i64, right: f64| 2.0 * right / (links + true_matches).max(1) as f64;
+    let (mut links, mut right) = (found, found as f64);
+    let mut best = (f1(links, right), links, right);
+    for (n, r) in groups {
+        links += n;
+        right += r;
+        if f1(links, right) > best.0 {
+            best = (f1(links, right), links, right);
+        }
+    }
+    Scores::new(best.1, best.2.round() as i64, true_matches)
+}
+
 /// Linking on the (normalised) ID number alone; a record matching several
 /// roster rows counts as one link, correct if any is right.
 async fn id_join_baseline(ctx: &SessionContext, true_matches: i64) -> Result<Scores> {
@@ -383,4 +486,36 @@ async fn judged_scores(ctx: &SessionContext, filter: &str) -> Result<Scores> {
         int("correct"),
         int("true_matches"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::best_by_groups;
+
+    /// Of 100 true matches, 90 are found by other means; three groups of
+    /// records look alike inside each group.
+    #[test]
+    fn the_best_bound_links_a_group_only_when_it_raises_f1() {
+        // Nothing to link: the other links alone.
+        let alone = best_by_groups(90, 100, vec![]);
+        assert_eq!((alone.links, alone.correct), (90, 90));
+        // A group right 9 times in 10 is linked; one right 1 time in 10
+        // is not; one with no true match never is.
+        let best = best_by_groups(90, 100, vec![(10, 1.0), (10, 9.0), (5, 0.0)]);
+        assert_eq!((best.links, best.correct), (100, 99));
+        assert!(best.f1 > alone.f1);
+        // Linking every group would be worse than the best choice.
+        let all = 2.0 * 100.0 / (115.0 + 100.0);
+        assert!(best.f1 > all);
+        // A group right 4 times in 10 raises F1 only while F1 is below
+        // 0.8: with most matches found it is left; with few it is linked.
+        let found_most = best_by_groups(90, 100, vec![(10, 4.0)]);
+        assert_eq!(found_most.links, 90);
+        let found_few = best_by_groups(10, 100, vec![(10, 4.0)]);
+        assert_eq!(found_few.links, 20);
+        // Two roster people fit a group of 10 records about one of them
+        // alike: a link is right 5 times in 10 on average.
+        let alike = best_by_groups(10, 100, vec![(10, 10.0 / 2.0)]);
+        assert_eq!((alike.links, alike.correct), (20, 15));
+    }
 }

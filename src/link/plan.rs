@@ -252,13 +252,64 @@ pub fn register_pattern_decisions(
     crate::lake::query::register_pairs(ctx, CALIBRATED_PATTERNS, ("pattern", "decision"), decided)
 }
 
+/// The valid ID numbers the source's records show under each name (its
+/// key) and county, with how many records show each: how many people the
+/// department's own data knows by a name, which stands for how common the
+/// name is in the population (see [`with_others_named_sql`]).
+pub const NAME_IDS: &str = "name_ids";
+
+/// The SQL of [`NAME_IDS`], over the whole source `l`.
+pub fn name_ids_sql() -> String {
+    "SELECT name_key, county_code, id_number, count(*) AS records FROM l \
+     WHERE id_number_valid AND name_key IS NOT NULL AND county_code IS NOT NULL \
+     GROUP BY name_key, county_code, id_number"
+        .to_string()
+}
+
+/// The relation `decided` (best pairs of `records`, registered as `l`'s
+/// rows or a part of them) with `others_named`: how many people, besides
+/// the candidate, the source's *other* records show by a valid ID number
+/// under the record's name in its county ([`NAME_IDS`]). Namesakes off the
+/// registry show here, and a record known by name alone is less often
+/// its candidate when they do.
+///
+/// Only other records count, so a record's own ID number never counts
+/// itself: a record with its ID hidden (`own_id` = its `labelled_id`) then
+/// sees what a record that never had one sees, as the calibration assumes.
+pub fn with_others_named_sql(decided: &str, records: &str, own_id: &str) -> String {
+    format!(
+        "SELECT d.*, coalesce(g.ids, 0)
+    - CASE WHEN c.records IS NULL THEN 0 ELSE 1 END
+    - CASE WHEN o.records = 1 AND o.id_number IS DISTINCT FROM p.id_number THEN 1 ELSE 0 END AS others_named
+  FROM {decided} d
+  JOIN {records} x ON x.record_key = d.record_key
+  LEFT JOIN r p ON p.record_key = d.person_key
+  LEFT JOIN (SELECT name_key, county_code, count(*) AS ids FROM {NAME_IDS} GROUP BY name_key, county_code) g
+    ON g.name_key = x.name_key AND g.county_code = x.county_code
+  LEFT JOIN {NAME_IDS} c ON c.name_key = x.name_key AND c.county_code = x.county_code AND c.id_number = p.id_number
+  LEFT JOIN {NAME_IDS} o ON o.name_key = x.name_key AND o.county_code = x.county_code AND o.id_number = {own_id}"
+    )
+}
+
+/// `decided` as the relation [`pattern_sql`] reads: with
+/// `patterns_by_name_frequency`, [`with_others_named_sql`]; else itself.
+pub fn named_sql(settings: &Settings, records: &str, own_id: &str) -> String {
+    if settings.patterns_by_name_frequency {
+        with_others_named_sql("decided", records, own_id)
+    } else {
+        "SELECT * FROM decided".to_string()
+    }
+}
+
 /// The evidence pattern of a best pair `b`, as text: the level label of
 /// each comparison but the ID number's, whether the runner-up is clearly
 /// behind (`rival=clear`), close (`rival=close`) or absent (`rival=none`),
-/// and the band of the model's probability (`model=0.99+`, `0.9+`, `0.5+`,
-/// `below_0.5`). Records without an ID number are judged by how often
-/// records with one, their ID hidden, showing the same pattern were about
-/// the person (`link::calibrate`).
+/// with `patterns_by_name_frequency`, whether the source's other records
+/// show other people by the record's name in its county (`others_named=0`
+/// or `1+`, `b.others_named` of [`with_others_named_sql`]), and the band of the model's probability
+/// (`model=0.99+`, `0.9+`, `0.5+`, `below_0.5`). Records without an ID
+/// number are judged by how often records with one, their ID hidden,
+/// showing the same pattern were about the person (`link::calibrate`).
 pub fn pattern_sql(settings: &Settings, model: &Model) -> String {
     let mut parts: Vec<String> = settings
         .comparisons
@@ -279,6 +330,11 @@ pub fn pattern_sql(settings: &Settings, model: &Model) -> String {
          WHEN b.match_weight - b.runner_up_weight >= {} THEN 'clear' ELSE 'close' END",
         settings.margin_bits
     ));
+    if settings.patterns_by_name_frequency {
+        parts.push(
+            "'others_named=' || CASE WHEN b.others_named > 0 THEN '1+' ELSE '0' END".to_string(),
+        );
+    }
     // The model's own probability, banded: what it knows beyond the levels
     // (how common the name is) splits a pattern, and the data then says
     // how far to trust each band.
@@ -363,8 +419,13 @@ pub fn decision_sql(
     let status = status_with(settings, calibrated);
     let mut joins = String::new();
     if calibrated {
+        let named = named_sql(
+            settings,
+            inputs.records,
+            "CASE WHEN x.id_number_valid THEN x.id_number END",
+        );
         ctes.push_str(&format!(
-            ",\npatterned AS (SELECT b.*, {} AS evidence_pattern FROM decided b)",
+            ",\nnamed AS ({named}),\npatterned AS (SELECT b.*, {} AS evidence_pattern FROM named b)",
             pattern_sql(settings, model)
         ));
         joins = format!("\nLEFT JOIN {CALIBRATED_PATTERNS} cp ON cp.pattern = b.evidence_pattern");
@@ -427,6 +488,77 @@ mod tests {
                 assert!(!query.contains(" AS part"), "one part: no part column");
             }
         }
+    }
+
+    /// A department record known by name alone is judged by how many other
+    /// people the department's other records show under that name in its
+    /// county. The candidate never counts, and neither does a record's own
+    /// ID number: a record with its ID hidden sees what one without sees.
+    #[tokio::test]
+    async fn others_named_counts_people_the_other_records_show() {
+        let ctx = SessionContext::new();
+        let table = |name: &str, sql: &str| format!("CREATE TABLE {name} AS {sql}");
+        for sql in [
+            table(
+                "l",
+                // record, name, county, ID shown, ID valid, the ID as a labelled record keeps it
+                "SELECT * FROM (VALUES
+                   ('a1', '张伟', '410101', 'A', true, 'A'),
+                   ('a2', '张伟', '410101', 'A', true, 'A'),
+                   ('b1', '张伟', '410101', 'B', true, 'B'),
+                   ('n1', '张伟', '410101', NULL, false, NULL),
+                   ('c1', '张伟', '410102', 'E', true, 'E')
+                 ) AS t(record_key, name_key, county_code, id_number, id_number_valid, labelled_id)",
+            ),
+            table(
+                "r",
+                "SELECT * FROM (VALUES ('P', 'A')) AS t(record_key, id_number)",
+            ),
+            table(
+                "decided",
+                "SELECT record_key, 'P' AS person_key FROM l",
+            ),
+            table(NAME_IDS, &name_ids_sql()),
+        ] {
+            ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        }
+        let sql = format!(
+            "SELECT record_key, CAST(others_named AS BIGINT) AS n FROM ({}) ORDER BY record_key",
+            with_others_named_sql("decided", "l", "x.labelled_id")
+        );
+        let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        let rows = crate::lake::query::rows_of(&batches).unwrap();
+        let got: Vec<(String, String)> = rows
+            .iter()
+            .map(|r| (r["record_key"].clone(), r["n"].clone()))
+            .collect();
+        let want = [
+            // The candidate's own records: the namesake B is another person.
+            ("a1", "1"),
+            ("a2", "1"),
+            // The namesake's only record does not count itself.
+            ("b1", "0"),
+            // Another county: only its own record shows the name there.
+            ("c1", "0"),
+            // Without an ID number: B again.
+            ("n1", "1"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(k, n)| (k.to_string(), n.to_string()))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn name_frequency_splits_patterns_only_when_asked() {
+        let mut settings = shipped("health");
+        assert!(!settings.patterns_by_name_frequency, "off as shipped");
+        assert_eq!(named_sql(&settings, "l", "x.id"), "SELECT * FROM decided");
+        settings.patterns_by_name_frequency = true;
+        let named = named_sql(&settings, "l", "x.id");
+        assert!(named.contains(&format!("FROM {NAME_IDS}")), "{named}");
+        assert!(named.contains("o.id_number = x.id"), "{named}");
     }
 
     #[test]

@@ -67,6 +67,16 @@ pub struct Settings {
     /// Set without a target it would do nothing, so that is an error.
     #[serde(default)]
     pub review_budget: Option<f64>,
+    /// Split each evidence pattern by whether the source's other records
+    /// show other people, by a valid ID number, under the record's name in
+    /// its county (`others_named=0` or `1+`, see
+    /// `plan::with_others_named_sql`): how common the name is in the
+    /// population, beside how common it is on the registry (the runner-up
+    /// and the model's band already say that). Off by default: across the
+    /// twelve worlds of the link bench it moved F1 by less than 0.001 and
+    /// filled more of the review budget (BENCHMARKS.md).
+    #[serde(default)]
+    pub patterns_by_name_frequency: bool,
     /// EM sessions: the pairs meeting `when` (SQL over the
     /// `<comparison>_level` columns) estimate m for the comparisons in
     /// `estimates`. Without sessions one EM runs over all candidate pairs.

@@ -753,9 +753,26 @@ fn records_without_an_id_are_decided_by_what_records_with_one_show() {
             correct > none["correct"].as_i64().unwrap(),
             "{world}: some are unique: {e}"
         );
+        // The best a linker can expect from what they show: at least
+        // leaving them all, and never all of them found where two roster
+        // people share a name.
+        let best = &e["link_best_bound"];
+        let f1 = |b: &serde_json::Value| b["f1"].as_f64().unwrap();
+        assert!(f1(best) >= f1(none), "{world}: {e}");
+        assert!(
+            best["correct"].as_i64().unwrap() < all["correct"].as_i64().unwrap(),
+            "{world}: {e}"
+        );
         let text = ok(bin()
             .args(["eval", "--lake", &lake, "--source", "health", "--truth"])
             .arg(data.join("truth_health.csv")));
+        assert!(
+            text.contains(&format!(
+                "deciding them by name, place and gender can do 仅凭姓名、地区和性别可达的最优: F1 {:.4}",
+                f1(best)
+            )),
+            "{text}"
+        );
         assert!(
             text.contains(&format!(
                 "F1 {:.4} linking them all",
