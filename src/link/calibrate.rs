@@ -320,15 +320,8 @@ pub(crate) async fn calibrate(
     // Its own session: the blocking rules read `l` and `r`.
     let ctx = lake.session().await?;
     ctx.register_table("r", sides.ctx.table_provider("r").await?)?;
-    // Who the whole source knows by each name, for the patterns of the
-    // labelled records here and of the records without an ID number in
-    // the run's decision.
+    // Who the whole source knows by each name (made with the sides).
     if sides.settings.patterns_by_name_frequency {
-        sides
-            .scratch
-            .materialise(&sides.ctx, plan::NAME_IDS, &[plan::name_ids_sql()], None)
-            .await
-            .context("counting the people the records show under each name")?;
         ctx.register_table(
             plan::NAME_IDS,
             sides.ctx.table_provider(plan::NAME_IDS).await?,

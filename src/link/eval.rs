@@ -246,9 +246,10 @@ pub async fn evaluate(
     let (link_all_bound, link_unique_bound, link_best_bound) = if registry_keys {
         (None, None, None)
     } else {
-        let alone = known_by_name_alone(&ctx, &schema).await?;
+        register_name_only(&ctx, &schema).await?;
+        let alone = known_by_name_alone(&ctx).await?;
         let found = true_matches - name_only + alone.unique_true;
-        let groups = shown_alike(&ctx, &schema).await?;
+        let groups = shown_alike(&ctx).await?;
         (
             Some(Scores::new(
                 true_matches + alone.namesakes,
@@ -338,65 +339,97 @@ struct NameOnly {
     unique_namesakes: i64,
 }
 
-async fn known_by_name_alone(
+/// Register, once, what every name-only bound reads: `name_only`, the
+/// records with no ID number and no birth date (their name key, place,
+/// county, gender and true ID), and `roster_names`, the roster people who
+/// carry one of those name keys.
+async fn register_name_only(
     ctx: &SessionContext,
     schema: &crate::config::SourceSchema,
-) -> Result<NameOnly> {
+) -> Result<()> {
     let records = super::prepare::source_view_sql(ctx, schema, false).await?;
     let roster = super::prepare::roster_view_sql();
-    let count = |who: &str, people: &str| {
-        format!(
-            "WITH sig AS (SELECT name_key, county_code, count(*) AS people
-                          FROM ({roster}) r GROUP BY name_key, county_code)
-             SELECT count(*) FROM judged j
-             JOIN ({records}) l ON CAST(l.record_key AS VARCHAR) = j.record_key
-             JOIN sig ON sig.name_key = l.name_key AND sig.county_code = l.county_code
-             WHERE j.staged_id IS NULL AND j.staged_birth IS NULL AND j.true_id IS {who}
-               AND sig.people {people}"
-        )
-    };
-    let n = |sql: String| async move {
-        scalar_i64(ctx, &sql)
+    for (name, sql) in [
+        (
+            "name_only",
+            format!(
+                "SELECT l.name_key, l.region_code, l.county_code, l.gender, j.true_id
+                 FROM judged j JOIN ({records}) l ON CAST(l.record_key AS VARCHAR) = j.record_key
+                 WHERE j.staged_id IS NULL AND j.staged_birth IS NULL"
+            ),
+        ),
+        (
+            "roster_names",
+            format!(
+                "SELECT r.name_key, r.region_code, r.county_code, r.gender, r.id_number FROM ({roster}) r
+                 WHERE r.name_key IN (SELECT name_key FROM name_only)"
+            ),
+        ),
+    ] {
+        let frame = ctx
+            .sql(&sql)
+            .await?
+            .cache()
             .await
-            .context("counting records known by name and county alone")
-    };
+            .context("reading the records known by name alone")?;
+        ctx.register_table(name, frame.into_view())?;
+    }
+    Ok(())
+}
+
+/// Of `name_only` (see [`register_name_only`]): the namesakes, and the
+/// true matches and namesakes whose name and county belong to exactly one
+/// roster person.
+async fn known_by_name_alone(ctx: &SessionContext) -> Result<NameOnly> {
+    let rows = rows_of(
+        &ctx.sql(
+            "WITH sig AS (SELECT name_key, county_code, count(*) AS people
+                          FROM roster_names GROUP BY name_key, county_code)
+             SELECT CAST(count(*) FILTER (WHERE l.true_id IS NULL) AS VARCHAR) AS namesakes,
+                    CAST(count(*) FILTER (WHERE l.true_id IS NOT NULL AND sig.people = 1) AS VARCHAR) AS unique_true,
+                    CAST(count(*) FILTER (WHERE l.true_id IS NULL AND sig.people = 1) AS VARCHAR) AS unique_namesakes
+             FROM name_only l
+             JOIN sig ON sig.name_key = l.name_key AND sig.county_code = l.county_code",
+        )
+        .await?
+        .collect()
+        .await
+        .context("counting records known by name and county alone")?,
+    )?;
+    let row = rows.into_iter().next().unwrap_or_default();
+    let int = |k: &str| row.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
     Ok(NameOnly {
-        namesakes: n(count("NULL", ">= 1")).await?,
-        unique_true: n(count("NOT NULL", "= 1")).await?,
-        unique_namesakes: n(count("NULL", "= 1")).await?,
+        namesakes: int("namesakes"),
+        unique_true: int("unique_true"),
+        unique_namesakes: int("unique_namesakes"),
     })
 }
 
-/// The records with no ID number and no birth date, grouped by what they
-/// show (name key, place as written, gender): per group, its records and
-/// how many of them a linker can expect to get right. The roster people
-/// who fit what the group shows equally (that name key and gender in that
-/// place) are alike to any linker, so a link to one of them is right, on
-/// average, for the group's records about any of them divided by how many
-/// there are. A group no roster person fits exactly (a damaged name) is
-/// credited with its most frequent true person, at best.
-async fn shown_alike(
-    ctx: &SessionContext,
-    schema: &crate::config::SourceSchema,
-) -> Result<Vec<(i64, f64)>> {
-    let records = super::prepare::source_view_sql(ctx, schema, false).await?;
-    let roster = super::prepare::roster_view_sql();
+/// The records of `name_only` (see [`register_name_only`]), grouped by
+/// what they show (name key, place as written, gender): per group, its
+/// records and how many of them a linker can expect to get right. The
+/// roster people who fit what the group shows equally (that name key and
+/// gender in that place) are alike to any linker, so a link to one of
+/// them is right, on average, for the group's records about any of them
+/// divided by how many there are. A group no roster person fits exactly
+/// (a damaged name) is credited with its most frequent true person, at
+/// best.
+async fn shown_alike(ctx: &SessionContext) -> Result<Vec<(i64, f64)>> {
     let batches = ctx
-        .sql(&format!(
-            "WITH name_only AS (
-               SELECT coalesce(l.name_key, '') AS name_key, coalesce(l.region_code, '') AS region_code,
-                      coalesce(l.gender, '') AS gender, l.county_code, j.true_id
-               FROM judged j JOIN ({records}) l ON CAST(l.record_key AS VARCHAR) = j.record_key
-               WHERE j.staged_id IS NULL AND j.staged_birth IS NULL),
-             shown AS (SELECT DISTINCT name_key, region_code, gender, county_code FROM name_only),
+        .sql(
+            "WITH shown_by AS (
+               SELECT coalesce(name_key, '') AS name_key, coalesce(region_code, '') AS region_code,
+                      coalesce(gender, '') AS gender, county_code, true_id
+               FROM name_only),
+             shown AS (SELECT DISTINCT name_key, region_code, gender, county_code FROM shown_by),
              fitting AS (
                SELECT s.name_key, s.region_code, s.gender, r.id_number
-               FROM shown s JOIN ({roster}) r ON r.name_key = s.name_key AND r.county_code = s.county_code
+               FROM shown s JOIN roster_names r ON r.name_key = s.name_key AND r.county_code = s.county_code
                WHERE (s.gender = '' OR r.gender = s.gender) AND starts_with(r.region_code, s.region_code)),
              fits AS (SELECT name_key, region_code, gender, count(*) AS people FROM fitting GROUP BY name_key, region_code, gender),
              by_person AS (
                SELECT name_key, region_code, gender, true_id, count(*) AS n
-               FROM name_only GROUP BY name_key, region_code, gender, true_id),
+               FROM shown_by GROUP BY name_key, region_code, gender, true_id),
              marked AS (
                SELECT b.*, f.id_number IS NOT NULL AS fits_record
                FROM by_person b LEFT JOIN fitting f ON f.name_key = b.name_key
@@ -407,8 +440,8 @@ async fn shown_alike(
                     CAST(coalesce(max(f.people), 0) AS VARCHAR) AS people
              FROM marked m LEFT JOIN fits f ON f.name_key = m.name_key
                AND f.region_code = m.region_code AND f.gender = m.gender
-             GROUP BY m.name_key, m.region_code, m.gender"
-        ))
+             GROUP BY m.name_key, m.region_code, m.gender",
+        )
         .await?
         .collect()
         .await

@@ -185,6 +185,15 @@ pub(crate) async fn prepare_sides(
         )
         .await
         .context("building candidate pairs")?;
+    // Who the whole source knows by each name, for the evidence patterns
+    // (of the labelled records in `calibrate`, and of the records without
+    // an ID number in the decision); an explanation uses none.
+    if settings.patterns_by_name_frequency && only_record.is_none() {
+        scratch
+            .materialise(&ctx, plan::NAME_IDS, &[plan::name_ids_sql()], None)
+            .await
+            .context("counting the people the records show under each name")?;
+    }
     Ok(Sides {
         ctx,
         schema,

@@ -258,7 +258,8 @@ pub fn register_pattern_decisions(
 /// name is in the population (see [`with_others_named_sql`]).
 pub const NAME_IDS: &str = "name_ids";
 
-/// The SQL of [`NAME_IDS`], over the whole source `l`.
+/// The SQL of [`NAME_IDS`], over the whole source `l` (materialised with
+/// the sides, `link::prepare_sides`).
 pub fn name_ids_sql() -> String {
     "SELECT name_key, county_code, id_number, count(*) AS records FROM l \
      WHERE id_number_valid AND name_key IS NOT NULL AND county_code IS NOT NULL \
@@ -266,8 +267,8 @@ pub fn name_ids_sql() -> String {
         .to_string()
 }
 
-/// The relation `decided` (best pairs of `records`, registered as `l`'s
-/// rows or a part of them) with `others_named`: how many people, besides
+/// The relation `decided` (the best pairs of `records`: `l`, or a part of
+/// it) with `others_named`: how many people, besides
 /// the candidate, the source's *other* records show by a valid ID number
 /// under the record's name in its county ([`NAME_IDS`]). Namesakes off the
 /// registry show here, and a record known by name alone is less often
@@ -276,12 +277,12 @@ pub fn name_ids_sql() -> String {
 /// Only other records count, so a record's own ID number never counts
 /// itself: a record with its ID hidden (`own_id` = its `labelled_id`) then
 /// sees what a record that never had one sees, as the calibration assumes.
-pub fn with_others_named_sql(decided: &str, records: &str, own_id: &str) -> String {
+pub fn with_others_named_sql(records: &str, own_id: &str) -> String {
     format!(
         "SELECT d.*, coalesce(g.ids, 0)
     - CASE WHEN c.records IS NULL THEN 0 ELSE 1 END
     - CASE WHEN o.records = 1 AND o.id_number IS DISTINCT FROM p.id_number THEN 1 ELSE 0 END AS others_named
-  FROM {decided} d
+  FROM decided d
   JOIN {records} x ON x.record_key = d.record_key
   LEFT JOIN r p ON p.record_key = d.person_key
   LEFT JOIN (SELECT name_key, county_code, count(*) AS ids FROM {NAME_IDS} GROUP BY name_key, county_code) g
@@ -295,7 +296,7 @@ pub fn with_others_named_sql(decided: &str, records: &str, own_id: &str) -> Stri
 /// `patterns_by_name_frequency`, [`with_others_named_sql`]; else itself.
 pub fn named_sql(settings: &Settings, records: &str, own_id: &str) -> String {
     if settings.patterns_by_name_frequency {
-        with_others_named_sql("decided", records, own_id)
+        with_others_named_sql(records, own_id)
     } else {
         "SELECT * FROM decided".to_string()
     }
@@ -306,8 +307,9 @@ pub fn named_sql(settings: &Settings, records: &str, own_id: &str) -> String {
 /// behind (`rival=clear`), close (`rival=close`) or absent (`rival=none`),
 /// with `patterns_by_name_frequency`, whether the source's other records
 /// show other people by the record's name in its county (`others_named=0`
-/// or `1+`, `b.others_named` of [`with_others_named_sql`]), and the band of the model's probability
-/// (`model=0.99+`, `0.9+`, `0.5+`, `below_0.5`). Records without an ID
+/// or `1+`, `b.others_named` of [`with_others_named_sql`]), and the band
+/// of the model's probability (`model=0.99+`, `0.9+`, `0.5+`,
+/// `below_0.5`). Records without an ID
 /// number are judged by how often records with one, their ID hidden,
 /// showing the same pattern were about the person (`link::calibrate`).
 pub fn pattern_sql(settings: &Settings, model: &Model) -> String {
@@ -524,7 +526,7 @@ mod tests {
         }
         let sql = format!(
             "SELECT record_key, CAST(others_named AS BIGINT) AS n FROM ({}) ORDER BY record_key",
-            with_others_named_sql("decided", "l", "x.labelled_id")
+            with_others_named_sql("l", "x.labelled_id")
         );
         let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
         let rows = crate::lake::query::rows_of(&batches).unwrap();
