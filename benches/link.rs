@@ -4,7 +4,7 @@
 //!
 //!   cargo bench --bench link -- --households 100000 [--households 2000] [--seeds 1,2,3] [--dir /tmp/bench] [--no-splink]
 //!
-//! Splink runs through benches/splink_health.py (pip install splink pypinyin pandas).
+//! Splink runs through benches/splink_departments.py (pip install splink pypinyin pandas).
 //!
 //! Generic linking on FEBRL4 (sample_data/febrl4, the example in
 //! pipelines/examples/febrl4), ingest and `link --train` timed beside
@@ -16,7 +16,7 @@
 //! worlds that differ in their namesakes, missing ID numbers, birth dates,
 //! how finely places are written and how names are damaged, with the
 //! run's own precision estimate beside the measured one, and Splink's
-//! health F1 beside safetynet's up to 2,000 households:
+//! F1 on each department beside safetynet's up to 2,000 households:
 //!
 //!   cargo bench --bench link -- --worlds default [--households 2000] [--households 100000]
 //!   cargo bench --bench link -- --worlds "namesake_share=0.25,no_id_share=0.3;no_id_share=0.03"
@@ -209,7 +209,7 @@ fn main() {
             e["name_and_region_only_share"].as_f64().unwrap_or(0.0) * 100.0
         );
         if splink {
-            let (seconds, peak, s) = run_splink(root, "splink_health.py", &data);
+            let (seconds, peak, s) = run_splink(root, "splink_departments.py", &[&data, &"health"]);
             let best = &s["best"];
             println!(
                 "| {households} | {people} | {records} | Splink 5 + DuckDB, seed {seed} (best threshold {}) | {:.2} (own timer {}) | {peak:.0} | {} | {} | {} |",
@@ -271,7 +271,7 @@ fn febrl4(bin: &str, root: &str, dir: &std::path::Path, rounds: usize, splink: b
             f(&e["f1"])
         );
         if splink {
-            let (seconds, peak, s) = run_splink(root, "splink_febrl4.py", &data);
+            let (seconds, peak, s) = run_splink(root, "splink_febrl4.py", &[&data]);
             println!(
                 "| {round} | Splink 5 + DuckDB (own timer {}) | {seconds:.2} | {peak:.0} | {} | {} | {} | {} |",
                 s["seconds"],
@@ -286,11 +286,15 @@ fn febrl4(bin: &str, root: &str, dir: &std::path::Path, rounds: usize, splink: b
 
 /// Run a Splink script of benches/ on a data directory: (seconds, peak
 /// MiB, the JSON object it prints last).
-fn run_splink(root: &str, script: &str, data: &std::path::Path) -> (f64, f64, serde_json::Value) {
+fn run_splink(
+    root: &str,
+    script: &str,
+    args: &[&dyn AsRef<std::ffi::OsStr>],
+) -> (f64, f64, serde_json::Value) {
     let (seconds, peak, out) = measure(
         Command::new("python3")
             .arg(format!("{root}/benches/{script}"))
-            .arg(data)
+            .args(args.iter().map(|a| a.as_ref()))
             .stderr(Stdio::null()),
     );
     let printed = serde_json::from_str(out.lines().last().unwrap_or("{}")).unwrap_or_default();
@@ -361,8 +365,8 @@ fn eval_json(
 /// leaving the name-only records unlinked, of linking them all, and of
 /// linking those whose name and county belong to one roster person, and
 /// the best any linker deciding them by name, place and gender can do; the
-/// review share, and the run's precision estimate beside the measured
-/// precision.
+/// review share, the run's precision estimate beside the measured
+/// precision, and Splink's best F1 on the same department's files.
 fn sweep(
     bin: &str,
     root: &str,
@@ -415,14 +419,14 @@ fn sweep(
             eprintln!(
                 "{world} at {households} households: link --train {seconds:.1} s, peak {peak:.0} MiB"
             );
-            // Splink's script covers health only, and takes minutes at 100,000.
-            let splink_f1 = if splink && households <= 2_000 {
-                let (_, _, s) = run_splink(root, "splink_health.py", &data);
-                f(&s["best"]["f1"])
-            } else {
-                "-".to_string()
-            };
             for source in DEPARTMENTS {
+                // Splink takes minutes per department at 100,000.
+                let splink_f1 = if splink && households <= 2_000 {
+                    let (_, _, s) = run_splink(root, "splink_departments.py", &[&data, &source]);
+                    f(&s["best"]["f1"])
+                } else {
+                    "-".to_string()
+                };
                 let e = eval_json(
                     bin,
                     root,
@@ -444,11 +448,7 @@ fn sweep(
                     f(&e["recall"]),
                     f(&e["f1"]),
                     f(&e["model_estimate"]["expected_precision"]),
-                    if source == "health" {
-                        splink_f1.as_str()
-                    } else {
-                        ""
-                    },
+                    splink_f1,
                 );
             }
         }

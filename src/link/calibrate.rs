@@ -50,10 +50,21 @@ use crate::lake::tables::LINK_CALIBRATION;
 /// patterns of a few hundred records, cheap beside the run itself.
 pub const SAMPLE_RECORDS: i64 = 20_000;
 
-/// A pattern seen on fewer labelled records than this says too little:
-/// records showing it are decided by the model's thresholds and
-/// `link_requires`, as without calibration.
+/// A pattern seen on fewer labelled records than this says too little by
+/// itself: it borrows from a pool of like patterns ([`POOLED_PARTS`]), or,
+/// when no pool has this many either, records showing it are decided by
+/// the model's thresholds and `link_requires`, as without calibration.
 pub const MIN_PATTERN_RECORDS: i64 = 20;
+
+/// A pattern seen on fewer than [`MIN_PATTERN_RECORDS`] is pooled with the
+/// patterns that differ from it only in these parts, the least telling
+/// first: the model's band (what it adds to the levels is mostly how
+/// common the name is), then the runner-up. The first pool with enough
+/// records lends its share to the pattern's own (see
+/// [`Calibration::decide`]); a small county's name-and-village patterns,
+/// split by band and rival into a dozen records each, are decided by the
+/// data rather than left to the thresholds.
+pub const POOLED_PARTS: [&str; 2] = ["model=", "rival="];
 
 /// A pattern links only when its candidate is more often the person than
 /// not. Below that, each link adds more wrong links than right ones, so
@@ -97,6 +108,54 @@ impl Pattern {
     pub fn smoothed_share(&self) -> f64 {
         (self.right as f64 + self.model_probability) / (self.records as f64 + 1.0)
     }
+
+    /// The pattern with the first `parts` of [`POOLED_PARTS`] left out:
+    /// the key of the pool it shares with the patterns that differ from it
+    /// only there.
+    fn pool_key(&self, parts: usize) -> String {
+        self.pattern
+            .split(' ')
+            .filter(|part| !POOLED_PARTS[..parts].iter().any(|p| part.starts_with(p)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// The share each pattern is decided by, in the order of `patterns`: its
+/// [`Pattern::smoothed_share`] when seen on [`MIN_PATTERN_RECORDS`] or
+/// more; for a rarer one, its own records made up to that many with the
+/// share of its first pool (see [`POOLED_PARTS`]) that has them; None when
+/// no pool has, and the thresholds decide it.
+fn decision_shares(patterns: &[Pattern]) -> Vec<Option<f64>> {
+    let min = MIN_PATTERN_RECORDS as f64;
+    let pools: Vec<std::collections::HashMap<String, Pattern>> = (1..=POOLED_PARTS.len())
+        .map(|parts| {
+            let mut pools = std::collections::HashMap::<String, Pattern>::new();
+            for p in patterns {
+                let pool = pools.entry(p.pool_key(parts)).or_default();
+                pool.model_probability = (pool.model_probability * pool.records as f64
+                    + p.model_probability * p.records as f64)
+                    / (pool.records + p.records).max(1) as f64;
+                pool.records += p.records;
+                pool.right += p.right;
+            }
+            pools
+        })
+        .collect();
+    patterns
+        .iter()
+        .map(|p| {
+            if p.records >= MIN_PATTERN_RECORDS {
+                return Some(p.smoothed_share());
+            }
+            pools.iter().enumerate().find_map(|(level, pools)| {
+                let pool = &pools[&p.pool_key(level + 1)];
+                (pool.records >= MIN_PATTERN_RECORDS).then(|| {
+                    (p.right as f64 + pool.smoothed_share() * (min - p.records as f64)) / min
+                })
+            })
+        })
+        .collect()
 }
 
 /// What the labelled records say.
@@ -194,7 +253,9 @@ impl Calibration {
     /// Decide the patterns for records without an ID number, and note the
     /// decision on each (see [`Pattern::decision`]).
     ///
-    /// Patterns are taken from the most often right (smoothed share): they
+    /// Patterns are taken from the most often right (the share of
+    /// [`decision_shares`]: smoothed, or for a rare pattern borrowed in
+    /// part from its pool): they
     /// link while they are right at least [`MIN_LINK_SHARE`] of the time
     /// and the whole link set — the `id_links` made on an agreeing
     /// ID number, taken as right, and the links by pattern so far — keeps
@@ -202,8 +263,9 @@ impl Calibration {
     /// review while the review queue stays within `review_budget` of the
     /// source's `records`; the rest stay unlinked. A pattern's records in
     /// the sample stand for their share of the source's
-    /// [`Self::without_id`] records. Patterns seen on fewer than [`MIN_PATTERN_RECORDS`] are
-    /// left to the model's thresholds: their links count in the link set's
+    /// [`Self::without_id`] records. Patterns seen on fewer than
+    /// [`MIN_PATTERN_RECORDS`] with no pool that has as many are left to
+    /// the model's thresholds: their links count in the link set's
     /// precision and their reviews in the budget from the start, like
     /// `id_review` (records whose ID number is in doubt). Returns (pattern,
     /// decision) for the decided patterns.
@@ -221,18 +283,24 @@ impl Calibration {
         id_review: f64,
     ) -> Vec<(String, String)> {
         let scale = self.without_id as f64 / (self.labelled.max(1) as f64);
-        let mut order: Vec<usize> = (0..self.patterns.len()).collect();
+        let shares = decision_shares(&self.patterns);
+        let mut order: Vec<usize> = (0..self.patterns.len())
+            .filter(|&i| shares[i].is_some())
+            .collect();
         order.sort_by(|&a, &b| {
+            let (share_a, share_b) = (shares[a].unwrap_or(0.0), shares[b].unwrap_or(0.0));
             let (a, b) = (&self.patterns[a], &self.patterns[b]);
-            b.smoothed_share()
-                .total_cmp(&a.smoothed_share())
+            share_b
+                .total_cmp(&share_a)
                 .then(b.records.cmp(&a.records))
                 .then(a.pattern.cmp(&b.pattern))
         });
         let rare = || {
             self.patterns
                 .iter()
-                .filter(|p| p.records < MIN_PATTERN_RECORDS)
+                .zip(&shares)
+                .filter(|(_, share)| share.is_none())
+                .map(|(p, _)| p)
         };
         let mut right = id_links + scale * rare().map(|p| p.linked_right as f64).sum::<f64>();
         let mut links = id_links + scale * rare().map(|p| p.linked as f64).sum::<f64>();
@@ -241,11 +309,8 @@ impl Calibration {
         let mut out = Vec::new();
         for i in order {
             let p = &mut self.patterns[i];
-            if p.records < MIN_PATTERN_RECORDS {
-                continue;
-            }
             let n = p.records as f64 * scale;
-            let share = p.smoothed_share();
+            let share = shares[i].unwrap_or(0.0);
             let decision = if linking
                 && share >= MIN_LINK_SHARE
                 && (right + n * share) / (links + n) >= target_precision
@@ -758,6 +823,54 @@ mod tests {
         // Seen twice, right twice, is not certain; seen 200 times nearly is.
         assert!(pattern("x", 2, 2, 0.5).smoothed_share() < 0.9);
         assert!(pattern("y", 200, 200, 1.0).smoothed_share() > 0.999);
+    }
+
+    /// A small county's name-and-village pattern, split by the model's
+    /// band into a dozen records, is decided by its pool: right 11 times in
+    /// 12 beside siblings right every time, it links. A rare pattern whose
+    /// siblings are as rare is still left to the thresholds, and one that
+    /// is itself often wrong does not link on its pool's good name.
+    #[test]
+    fn rare_patterns_borrow_from_their_pool() {
+        let village = "name=exact birth_date=missing region=same_village";
+        let mut c = calibration(vec![
+            pattern("sure", 500, 500, 1.0),
+            pattern(&format!("{village} rival=clear model=0.9+"), 12, 11, 0.95),
+            pattern(&format!("{village} rival=clear model=0.99+"), 9, 9, 0.99),
+            pattern(&format!("{village} rival=close model=0.9+"), 10, 2, 0.9),
+            pattern(
+                "name=same_pinyin region=same_village rival=none model=0.9+",
+                6,
+                6,
+                0.9,
+            ),
+        ]);
+        let shares = decision_shares(&c.patterns);
+        // "rival=clear" pools 21 records across the bands, 20 right: the
+        // rare pattern's 12 are made up to 20 with the pool's share.
+        let mean_model = (0.95 * 12.0 + 0.99 * 9.0) / 21.0;
+        let clear = (20.0 + mean_model) / 22.0;
+        assert!((shares[1].unwrap() - (11.0 + 8.0 * clear) / 20.0).abs() < 1e-12);
+        // "rival=close" has 10 records alone, so it pools with every rival
+        // (31 records, 22 right); its own 2 right of 10 keep it below half.
+        assert!(shares[3].unwrap() < MIN_LINK_SHARE, "{:?}", shares[3]);
+        assert_eq!(shares[4], None);
+        decide(&mut c, 0.99, 0.0, 20_000.0, 537, 10_000.0, 0.0);
+        assert_eq!(
+            decision(&c, &format!("{village} rival=clear model=0.9+")).as_deref(),
+            Some("linked")
+        );
+        assert_eq!(
+            decision(&c, &format!("{village} rival=close model=0.9+")).as_deref(),
+            Some("unlinked")
+        );
+        assert_eq!(
+            decision(
+                &c,
+                "name=same_pinyin region=same_village rival=none model=0.9+"
+            ),
+            None
+        );
     }
 
     /// Links and reviews the thresholds make on rare patterns, and the

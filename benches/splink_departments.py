@@ -1,12 +1,15 @@
 """Splink on DuckDB, on the files `safetynet generate` wrote, for BENCHMARKS.md.
 
-    python3 benches/splink_health.py DATA_DIR
+    python3 benches/splink_departments.py DATA_DIR [DEPARTMENT]
 
-Prepared by hand as a careful analyst would (NFKC, a pinyin column, birth
-date and gender from the ID number, county codes), trained with EM, then
-the best candidate per health record above a threshold is taken as the
-link. Prints one JSON object: seconds (preparation, training and
-prediction) and the best F1 over thresholds. Needs: pip install splink pypinyin.
+DEPARTMENT is health (the default), civil_affairs, education or
+social_insurance. Prepared by hand as a careful analyst would (NFKC, a
+pinyin column, birth date and gender from the ID number, county codes,
+and village codes where the extract writes them), trained with EM, then
+the best candidate per department record above a threshold is taken as
+the link. Prints one JSON object: seconds (preparation, training and
+prediction) and the best F1 over thresholds. Needs: pip install splink
+pypinyin.
 """
 
 import json
@@ -49,6 +52,23 @@ def gender_from_id(id_number):
     return None
 
 
+# Each department's columns as `safetynet generate` writes them: key, name,
+# ID number, region code, gender, birth date.
+DEPARTMENTS = {
+    "health": ("结算流水号", "姓名", "证件号码", "参保地区划", "性别", "出生日期"),
+    "civil_affairs": ("业务编号", "姓名", "身份证号", "行政区划代码", "性别", "出生日期"),
+    "education": ("学籍号", "学生姓名", "身份证号", "学校所在地区划", "性别", "出生日期"),
+    "social_insurance": ("业务流水号", "姓名", "公民身份号码", "参保地区划", "性别", "出生日期"),
+}
+
+
+def clean_date(text):
+    """1951年7月8日 and 2017-09-24 00:00:00 alike, as pandas reads them."""
+    if not isinstance(text, str):
+        return None
+    return text.replace("年", "-").replace("月", "-").replace("日", "").split(" ")[0]
+
+
 def prepare(frame, key, name, id_col, region, gender=None, birth=None):
     out = pd.DataFrame({"unique_id": frame[key].astype(str)})
     out["name"] = frame[name].map(clean)
@@ -57,22 +77,26 @@ def prepare(frame, key, name, id_col, region, gender=None, birth=None):
     out["id_number"] = frame[id_col].map(clean_id)
     birth_col = out["id_number"].map(birth_from_id)
     if birth is not None:
-        own = pd.to_datetime(frame[birth], errors="coerce", format="mixed").dt.strftime("%Y-%m-%d")
+        own = pd.to_datetime(frame[birth].map(clean_date), errors="coerce", format="mixed").dt.strftime("%Y-%m-%d")
         birth_col = birth_col.fillna(own)
     out["birth_date"] = birth_col
     gender_col = out["id_number"].map(gender_from_id)
     if gender is not None:
         gender_col = gender_col.fillna(frame[gender].map({"男": "男", "女": "女", "1": "男", "2": "女"}))
     out["gender"] = gender_col
-    out["county"] = frame[region].astype(str).str[:6]
+    codes = frame[region].astype(str)
+    out["county"] = codes.str[:6]
+    # A village code has 12 digits; a county-only extract compares none.
+    out["village"] = codes.where(codes.str.len() >= 12)
     return out
 
 
-def main(data_dir):
+def main(data_dir, department):
     started = time.time()
     roster = pd.read_csv(f"{data_dir}/roster.csv", dtype=str)
-    health = pd.read_csv(f"{data_dir}/health.csv", dtype=str)
-    left = prepare(health, "结算流水号", "姓名", "证件号码", "参保地区划", gender="性别", birth="出生日期")
+    records = pd.read_csv(f"{data_dir}/{department}.csv", dtype=str)
+    key, name, id_col, region, gender, birth = DEPARTMENTS[department]
+    left = prepare(records, key, name, id_col, region, gender=gender, birth=birth)
     right = prepare(roster, "成员编号", "姓名", "证件号码", "村(社区)代码", gender="性别", birth="出生日期")
 
     db_api = DuckDBAPI()
@@ -85,6 +109,7 @@ def main(data_dir):
             cl.ExactMatch("birth_date"),
             cl.ExactMatch("gender"),
             cl.ExactMatch("county"),
+            cl.ExactMatch("village"),
         ],
         blocking_rules_to_generate_predictions=[
             block_on("id_number"),
@@ -95,7 +120,7 @@ def main(data_dir):
         retain_intermediate_calculation_columns=False,
     )
     linker = Linker(
-        [db_api.register(left, dataset_display_name="health"), db_api.register(right, dataset_display_name="roster")],
+        [db_api.register(left, dataset_display_name="department"), db_api.register(right, dataset_display_name="roster")],
         settings,
         log_level=40,
     )
@@ -106,13 +131,13 @@ def main(data_dir):
     predictions = linker.inference.predict(threshold_match_probability=0.5).as_pandas_dataframe()
     seconds = time.time() - started
 
-    # Best candidate per health record.
-    health_side = predictions["source_dataset_l"] == "health"
-    predictions["record"] = predictions["unique_id_l"].where(health_side, predictions["unique_id_r"])
-    predictions["member"] = predictions["unique_id_r"].where(health_side, predictions["unique_id_l"])
+    # Best candidate per department record.
+    left_side = predictions["source_dataset_l"] == "department"
+    predictions["record"] = predictions["unique_id_l"].where(left_side, predictions["unique_id_r"])
+    predictions["member"] = predictions["unique_id_r"].where(left_side, predictions["unique_id_l"])
     best = predictions.sort_values("match_probability", ascending=False).drop_duplicates("record")
     member_id = dict(zip(roster["成员编号"], roster["证件号码"]))
-    truth = pd.read_csv(f"{data_dir}/truth_health.csv", dtype=str).fillna("")
+    truth = pd.read_csv(f"{data_dir}/truth_{department}.csv", dtype=str).fillna("")
     true_id = dict(zip(truth["record_key"], truth["true_id_number"]))
     true_matches = sum(1 for v in true_id.values() if v)
     results = []
@@ -128,4 +153,4 @@ def main(data_dir):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "health")
