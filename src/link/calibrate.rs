@@ -128,16 +128,19 @@ impl Pattern {
 /// no pool has, and the thresholds decide it.
 fn decision_shares(patterns: &[Pattern]) -> Vec<Option<f64>> {
     let min = MIN_PATTERN_RECORDS as f64;
+    // Per level of pooling, each pool as one pattern: its records, right
+    // ones and the model's mean probability over them.
     let pools: Vec<std::collections::HashMap<String, Pattern>> = (1..=POOLED_PARTS.len())
         .map(|parts| {
             let mut pools = std::collections::HashMap::<String, Pattern>::new();
             for p in patterns {
                 let pool = pools.entry(p.pool_key(parts)).or_default();
-                pool.model_probability = (pool.model_probability * pool.records as f64
-                    + p.model_probability * p.records as f64)
-                    / (pool.records + p.records).max(1) as f64;
                 pool.records += p.records;
                 pool.right += p.right;
+                pool.model_probability += p.model_probability * p.records as f64;
+            }
+            for pool in pools.values_mut() {
+                pool.model_probability /= pool.records.max(1) as f64;
             }
             pools
         })
@@ -284,11 +287,13 @@ impl Calibration {
     ) -> Vec<(String, String)> {
         let scale = self.without_id as f64 / (self.labelled.max(1) as f64);
         let shares = decision_shares(&self.patterns);
-        let mut order: Vec<usize> = (0..self.patterns.len())
-            .filter(|&i| shares[i].is_some())
+        // The patterns to decide, with their shares.
+        let mut order: Vec<(usize, f64)> = shares
+            .iter()
+            .enumerate()
+            .filter_map(|(i, share)| share.map(|share| (i, share)))
             .collect();
-        order.sort_by(|&a, &b| {
-            let (share_a, share_b) = (shares[a].unwrap_or(0.0), shares[b].unwrap_or(0.0));
+        order.sort_by(|&(a, share_a), &(b, share_b)| {
             let (a, b) = (&self.patterns[a], &self.patterns[b]);
             share_b
                 .total_cmp(&share_a)
@@ -307,10 +312,9 @@ impl Calibration {
         let mut reviewed = id_review + scale * rare().map(|p| p.review as f64).sum::<f64>();
         let (mut linking, mut reviewing) = (true, true);
         let mut out = Vec::new();
-        for i in order {
+        for (i, share) in order {
             let p = &mut self.patterns[i];
             let n = p.records as f64 * scale;
-            let share = shares[i].unwrap_or(0.0);
             let decision = if linking
                 && share >= MIN_LINK_SHARE
                 && (right + n * share) / (links + n) >= target_precision
