@@ -366,7 +366,11 @@ fn eval_json(
 /// linking those whose name and county belong to one roster person, and
 /// the best any linker deciding them by name, place and gender can do; the
 /// review share, the run's precision estimate beside the measured
-/// precision, and Splink's best F1 on the same department's files.
+/// precision, and Splink's best F1 on the same department's files. The
+/// last column is the bound on the estimate's bar: how likely the
+/// measured precision is to land within ±0.005 of an estimate that is
+/// exactly right, when the wrong links it expects are counted on a few
+/// hundred links ([`chance_within`]).
 fn sweep(
     bin: &str,
     root: &str,
@@ -377,9 +381,10 @@ fn sweep(
     splink: bool,
 ) {
     println!(
-        "| world | households | source | records | precision | recall | F1 | F1 bound, name-only unlinked | F1 bound, name-only linked | F1 bound, name-only linked where unique | F1 bound, best by name, place and gender | review % | estimated precision | Splink F1 |"
+        "| world | households | source | records | precision | recall | F1 | F1 bound, name-only unlinked | F1 bound, name-only linked | F1 bound, name-only linked where unique | F1 bound, best by name, place and gender | review % | estimated precision | Splink F1 | chance a right estimate is within ±0.005 |"
     );
-    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let (mut rows, mut within, mut expected_within) = (0, 0, 0.0);
     let f = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.4}"));
     for world in worlds {
         for &households in sizes {
@@ -442,8 +447,27 @@ fn sweep(
                 let link_best = f(&e["link_best_bound"]["f1"]);
                 let records = e["records"].as_f64().unwrap_or(0.0);
                 let review = e["review"].as_f64().unwrap_or(0.0) / records.max(1.0) * 100.0;
+                let links = e["linker"]["links"].as_f64().unwrap_or(0.0);
+                let chance = chance_within(
+                    links,
+                    e["model_estimate"]["expected_wrong_links"]
+                        .as_f64()
+                        .unwrap_or(0.0),
+                    ESTIMATE_BAR,
+                );
+                let (measured, estimated) = (
+                    e["precision"].as_f64(),
+                    e["model_estimate"]["expected_precision"].as_f64(),
+                );
+                rows += 1;
+                expected_within += chance;
+                if let (Some(m), Some(est)) = (measured, estimated)
+                    && (m - est).abs() <= ESTIMATE_BAR
+                {
+                    within += 1;
+                }
                 println!(
-                    "| {world} | {households} | {source} | {records} | {} | {} | {} | {link_none} | {link_all} | {link_unique} | {link_best} | {review:.2} | {} | {} |",
+                    "| {world} | {households} | {source} | {records} | {} | {} | {} | {link_none} | {link_all} | {link_unique} | {link_best} | {review:.2} | {} | {} | {chance:.3} |",
                     f(&e["precision"]),
                     f(&e["recall"]),
                     f(&e["f1"]),
@@ -453,4 +477,37 @@ fn sweep(
             }
         }
     }
+    println!(
+        "\nestimated precision within ±{ESTIMATE_BAR} of measured: {within} of {rows} rows; \
+         an estimate exactly right would be expected within in {expected_within:.1} of {rows}"
+    );
+}
+
+/// The bar on the precision estimate: within this of the measured figure.
+const ESTIMATE_BAR: f64 = 0.005;
+
+/// How likely the measured precision of `links` links is to fall within
+/// `margin` of an estimate that expects `expected_wrong` of them wrong and
+/// is exactly right. The wrong links are counted as a Poisson variable:
+/// each link is wrong with a small chance of its own, so their number
+/// varies about its mean by about its square root. With 250 links and
+/// half a wrong one expected, the margin is 1.25 links, and two wrong
+/// links (one time in ten) miss the bar with no fault in the estimate.
+fn chance_within(links: f64, expected_wrong: f64, margin: f64) -> f64 {
+    if links <= 0.0 || expected_wrong <= 0.0 {
+        return 1.0;
+    }
+    let (low, high) = (
+        (expected_wrong - margin * links).ceil().max(0.0) as u64,
+        (expected_wrong + margin * links).floor() as u64,
+    );
+    let mut term = (-expected_wrong).exp();
+    let mut sum = 0.0;
+    for k in 0..=high {
+        if k >= low {
+            sum += term;
+        }
+        term *= expected_wrong / (k + 1) as f64;
+    }
+    sum.min(1.0)
 }

@@ -297,6 +297,7 @@ pub enum Command {
     },
     /// Serve as a worker of the distributed engine: run the query stages a
     /// coordinator (any command given --workers) sends here (分布式计算节点).
+    /// On SIGTERM or Ctrl-C it prints the bytes it sent and received.
     Worker {
         /// Address to listen on (port 0: any free port, printed at start).
         #[arg(long, default_value = "127.0.0.1:7700")]

@@ -424,7 +424,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         } => deliver(pipeline, lake, url, retry_within, requeue, status).await,
         Command::Token { action } => token(action).await,
         Command::Worker { listen } => {
-            crate::distributed::worker::serve(listen).await?;
+            crate::distributed::worker::serve(listen, shutdown_signal()?).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Runs { lake, limit } => {

@@ -14,6 +14,7 @@
 //! Workers are `safetynet worker` processes ([`worker`]).
 
 mod per_query;
+pub mod wire;
 pub mod worker;
 pub mod writes;
 

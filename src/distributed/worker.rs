@@ -7,6 +7,7 @@
 //! buckets reached with the same `AWS_*` environment as the coordinator).
 //! It holds no state between queries and never writes to the lake.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -16,12 +17,20 @@ use datafusion::execution::SessionState;
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion_distributed::{Worker, WorkerQueryContext};
+use futures::StreamExt;
 use object_store::ObjectStore;
 use tonic::transport::server::TcpIncoming;
 use url::Url;
 
-/// Serve as a worker on `listen` until the process is stopped.
-pub async fn serve(listen: SocketAddr) -> Result<()> {
+use super::wire::Traffic;
+
+/// Serve as a worker on `listen` until `shutdown` completes (the CLI
+/// passes SIGTERM or Ctrl-C), then print the bytes it sent and received
+/// ([`wire`]).
+pub async fn serve(
+    listen: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
     let runtime = RuntimeEnvBuilder::new()
         .with_object_store_registry(Arc::new(LakeStores::default()))
         .build_arc()?;
@@ -35,11 +44,26 @@ pub async fn serve(listen: SocketAddr) -> Result<()> {
     // Tests and scripts wait for this line to know the worker is up.
     println!("worker listening on http://{bound}");
     tracing::info!(%bound, "worker listening");
+    let traffic = Arc::new(Traffic::default());
+    let counted = {
+        let traffic = Arc::clone(&traffic);
+        TcpIncoming::from(listener)
+            .map(move |accepted| accepted.map(|stream| traffic.count(stream)))
+    };
     tonic::transport::Server::builder()
         .add_service(worker.into_worker_server())
-        .serve_with_incoming(TcpIncoming::from(listener))
+        .serve_with_incoming_shutdown(counted, shutdown)
         .await
-        .with_context(|| format!("worker on {bound} stopped"))
+        .with_context(|| format!("worker on {bound} stopped"))?;
+    let totals = traffic.totals();
+    tracing::info!(%bound, sent = totals.sent, received = totals.received, "worker stopped");
+    // Scripts that measure a run read this line; a closed stdout must not
+    // turn a clean stop into a failure.
+    let _ = writeln!(
+        std::io::stdout(),
+        "worker on http://{bound} stopped: {totals}"
+    );
+    Ok(())
 }
 
 /// The session one task runs in: DataFusion's defaults, as the worker

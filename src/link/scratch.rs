@@ -12,6 +12,13 @@
 //! temporary directory); `SAFETYNET_SCRATCH_ROWS` moves the threshold
 //! (0: always files). Runs on disk decide a million records at a time
 //! (`SAFETYNET_PART_RECORDS`).
+//!
+//! With workers the tables are always files, whatever their size: a table
+//! held in memory travels inside every plan that reads it, so at a
+//! million roster people each worker was sent 0.9–1.1 GB of plans and
+//! timed out waiting for them. Files travel as their paths, which the
+//! workers must be able to open: on several machines the scratch
+//! directory has to be shared at the same path (docs/distributed.md).
 
 use std::path::Path;
 
@@ -58,10 +65,9 @@ impl Scratch {
             .prefix("safetynet-link-")
             .tempdir_in(&base)
             .with_context(|| format!("cannot create scratch directory in {}", base.display()))?;
-        Ok(Self {
-            dir,
-            on_disk: rows >= rows_from_env("SAFETYNET_SCRATCH_ROWS", ON_DISK_ROWS)?,
-        })
+        let on_disk = crate::distributed::current()?.is_distributed()
+            || rows >= rows_from_env("SAFETYNET_SCRATCH_ROWS", ON_DISK_ROWS)?;
+        Ok(Self { dir, on_disk })
     }
 
     /// The directory.

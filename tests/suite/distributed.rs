@@ -4,8 +4,8 @@
 //! workers; and a worker stopped mid-run stops the run with an error naming
 //! it, never with wrong rows.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::io::{BufRead, BufReader, Lines};
+use std::process::{Child, ChildStdout, Stdio};
 
 use crate::backends::{object_exists, start_s3, upload, with_s3_env};
 use crate::common::*;
@@ -28,6 +28,8 @@ fn coordinator(workers: &str) -> std::process::Command {
 struct WorkerProcess {
     child: Child,
     url: String,
+    /// Its stdout after the "listening" line, kept open for its report.
+    stdout: Lines<BufReader<ChildStdout>>,
 }
 
 impl WorkerProcess {
@@ -43,21 +45,38 @@ impl WorkerProcess {
             .stdout(Stdio::piped())
             .spawn()
             .expect("the worker starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = stdout.next().unwrap().unwrap();
         let url = line
             .trim()
             .strip_prefix("worker listening on ")
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
             .to_string();
-        WorkerProcess { child, url }
+        WorkerProcess { child, url, stdout }
     }
 
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Stop it as an operator would (SIGTERM) and return what it said it
+    /// sent and received: `(sent, received)` bytes.
+    fn stop_and_report(&mut self) -> (u64, u64) {
+        // SAFETY: kill(2) on our own child's pid, which has not been reaped.
+        let signalled = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(signalled, 0, "SIGTERM to the worker");
+        let said: Vec<String> = self.stdout.by_ref().map(Result::unwrap).collect();
+        assert!(self.child.wait().unwrap().success(), "{said:?}");
+        let report = said
+            .iter()
+            .find(|l| l.starts_with(&format!("worker on {} stopped: sent ", self.url)))
+            .unwrap_or_else(|| panic!("no traffic report in {said:?}"));
+        let number_after = |word: &str| -> u64 {
+            let rest = &report[report.find(word).unwrap() + word.len()..];
+            rest.split(' ').next().unwrap().parse().unwrap()
+        };
+        (number_after("sent "), number_after("received "))
     }
 }
 
@@ -215,6 +234,15 @@ fn two_workers_link_and_warn_as_the_local_engine_does() {
         vec![vec!["100".to_string()]]
     );
     assert_eq!(sql(&local, extra), vec![vec!["100".to_string()]]);
+    // Stopped as an operator stops it, the worker that served the whole
+    // rerun says what went over its connections: megabytes of stage
+    // results sent, and the plans it was given.
+    let (sent, received) = workers[0].stop_and_report();
+    assert!(
+        sent > 1_000_000 && received > 1_000,
+        "sent {sent}, received {received}"
+    );
+    workers[0] = WorkerProcess::start();
     // Only the queries that read it stay here: the others of the same lake
     // still go to the workers (two again: one alone takes no stages),
     // without a word about county_extra.
