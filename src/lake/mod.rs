@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod files;
+pub mod kept;
 pub mod query;
 pub mod schemas;
 mod store;

@@ -136,9 +136,8 @@ async fn cache(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
 /// Cache `name` as the result of `sql` with its `$1`, … bound to `values`.
 async fn cache_bound(ctx: &SessionContext, name: &str, sql: &str, values: &[&str]) -> Result<()> {
     let _ = ctx.deregister_table(name);
-    let df = bound(ctx, sql, values).await?.cache().await?;
-    ctx.register_table(name, df.into_view())?;
-    Ok(())
+    let frame = bound(ctx, sql, values).await?;
+    crate::lake::kept::keep(ctx, name, frame).await
 }
 
 /// (text, count) rows of a two-column query, in its order.

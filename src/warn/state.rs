@@ -158,9 +158,7 @@ SELECT warning_id, household_id, village_code, kind, risk_type, severity, score,
   change, before, added_keys
 FROM ranked"
     );
-    let df = ctx.sql(&merged).await?.cache().await?;
-    let _ = ctx.deregister_table("next_all");
-    ctx.register_table("next_all", df.into_view())?;
+    crate::lake::kept::keep(ctx, "next_all", ctx.sql(&merged).await?).await?;
 
     let next = ctx
         .sql(
@@ -209,8 +207,6 @@ FROM ranked"
         actor = text(step.actor),
         payload = payload_sql(),
     );
-    let df = ctx.sql(&events).await?.cache().await?;
-    let _ = ctx.deregister_table("next_events");
-    ctx.register_table("next_events", df.into_view())?;
+    crate::lake::kept::keep(ctx, "next_events", ctx.sql(&events).await?).await?;
     Ok(())
 }

@@ -88,8 +88,7 @@ pub async fn register_stored(ctx: &SessionContext) -> Result<()> {
                 .join(", ")
         )
     };
-    let df = ctx.sql(&sql).await?.cache().await?;
-    ctx.register_table("stored_warnings", df.into_view())?;
+    crate::lake::kept::keep(ctx, "stored_warnings", ctx.sql(&sql).await?).await?;
     let evidence = if ctx.table_exist(WARNING_EVIDENCE)? {
         format!("SELECT * FROM {WARNING_EVIDENCE}")
     } else {
