@@ -62,19 +62,24 @@ fn files_of(ctx: &SessionContext) -> Result<Arc<KeptFiles>> {
     if let Some(files) = state.config().get_extension::<KeptFiles>() {
         return Ok(files);
     }
+    let files = Arc::new(KeptFiles {
+        dir: scratch_dir("safetynet-kept-")?,
+        writes: AtomicUsize::new(0),
+    });
+    state.config_mut().set_extension(Arc::clone(&files));
+    Ok(files)
+}
+
+/// A new directory named `prefix…` under `SAFETYNET_SCRATCH_DIR` (else the
+/// system's temporary directory), removed when dropped.
+pub fn scratch_dir(prefix: &str) -> Result<TempDir> {
     let base = std::env::var_os("SAFETYNET_SCRATCH_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
     std::fs::create_dir_all(&base)
         .with_context(|| format!("cannot create scratch directory {}", base.display()))?;
-    let dir = tempfile::Builder::new()
-        .prefix("safetynet-kept-")
+    tempfile::Builder::new()
+        .prefix(prefix)
         .tempdir_in(&base)
-        .with_context(|| format!("cannot create scratch directory in {}", base.display()))?;
-    let files = Arc::new(KeptFiles {
-        dir,
-        writes: AtomicUsize::new(0),
-    });
-    state.config_mut().set_extension(Arc::clone(&files));
-    Ok(files)
+        .with_context(|| format!("cannot create scratch directory in {}", base.display()))
 }

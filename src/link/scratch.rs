@@ -56,15 +56,7 @@ pub struct Scratch {
 impl Scratch {
     /// `rows`: the records and registry people of the run.
     pub fn new(rows: i64) -> Result<Self> {
-        let base = std::env::var_os("SAFETYNET_SCRATCH_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
-        std::fs::create_dir_all(&base)
-            .with_context(|| format!("cannot create scratch directory {}", base.display()))?;
-        let dir = tempfile::Builder::new()
-            .prefix("safetynet-link-")
-            .tempdir_in(&base)
-            .with_context(|| format!("cannot create scratch directory in {}", base.display()))?;
+        let dir = crate::lake::kept::scratch_dir("safetynet-link-")?;
         let on_disk = crate::distributed::current()?.is_distributed()
             || rows >= rows_from_env("SAFETYNET_SCRATCH_ROWS", ON_DISK_ROWS)?;
         Ok(Self { dir, on_disk })
