@@ -99,6 +99,18 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
     }
 }
 
+impl<S> Counted<S> {
+    /// Add what a write reports written to the bytes sent.
+    fn count_sent(&self, polled: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(Ok(written)) = polled {
+            self.traffic
+                .sent
+                .fetch_add(written as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
@@ -106,12 +118,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(written)) = polled {
-            self.traffic
-                .sent
-                .fetch_add(written as u64, Ordering::Relaxed);
-        }
-        polled
+        self.count_sent(polled)
     }
 
     fn poll_write_vectored(
@@ -120,12 +127,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(written)) = polled {
-            self.traffic
-                .sent
-                .fetch_add(written as u64, Ordering::Relaxed);
-        }
-        polled
+        self.count_sent(polled)
     }
 
     fn is_write_vectored(&self) -> bool {
